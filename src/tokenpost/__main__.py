@@ -1,0 +1,3 @@
+from tokenpost.cli.main import main
+
+main()

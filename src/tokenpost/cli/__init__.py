@@ -1,0 +1,1 @@
+"""The command line: the contract in DESIGN.md."""

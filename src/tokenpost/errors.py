@@ -1,0 +1,137 @@
+"""The one exception tree. Every failure tokenpost reports is one of these.
+
+    TokenpostError                      message is safe to show: it never holds a secret
+    ├── UsageError                      exit 2: the caller asked for something impossible
+    │   └── ValidationError             one or more (field, rule) problems in settings
+    └── OperationError                  exit 1: a well-formed request failed
+        ├── StoreError                  the local store
+        │   ├── HomeError               home missing, not ours, or wrong permissions
+        │   ├── KeyFileError            key file missing or not the key the store was written with
+        │   ├── StoreCorruptError       unreadable rows or database file
+        │   └── ConflictError           a compare-and-set lost against a newer write
+        ├── TransportError              no usable HTTP exchange happened (DNS, refused, TLS, timeout)
+        │   └── TlsVerifyError          the peer's certificate did not verify
+        ├── RemoteProtocolError         the peer answered outside the protocol (non-JSON, oversized,
+        │                               missing fields, wrong state or iss on a redirect)
+        └── OAuthError                  the provider answered with an OAuth error (RFC 6749 §5.2)
+            ├── TransientOAuthError     retry later; never makes a token invalid
+            ├── GrantInvalidError       the grant is gone: the token becomes invalid
+            ├── ClientConfigError       the app registration or scopes are wrong: fix configuration
+            └── AuthorizationEndedError the pending authorization ended without a token
+                                        (denied, expired, bad verification code, cancelled)
+
+`Transient` failures (`TransportError`, `TransientOAuthError`, HTTP 408/429/5xx) leave a token as
+it is; callers find them with `is_transient`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+class TokenpostError(Exception):
+    """Base of every tokenpost error. `str(error)` is safe to print and log."""
+
+    exit_code: int = 1
+
+
+class UsageError(TokenpostError):
+    """Bad usage or invalid input: exit 2."""
+
+    exit_code = 2
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One invalid field and the rule it breaks, e.g. ("port", "must be 1-65535")."""
+
+    field: str
+    rule: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.rule}"
+
+
+class ValidationError(UsageError):
+    """Settings that break one or more rules; every problem is reported at once."""
+
+    def __init__(self, problems: Sequence[FieldProblem], *, subject: str = "") -> None:
+        self.problems = tuple(problems)
+        self.subject = subject
+        prefix = f"{subject}: " if subject else ""
+        super().__init__(prefix + "; ".join(str(p) for p in self.problems))
+
+
+class OperationError(TokenpostError):
+    """A well-formed request that failed: exit 1."""
+
+
+class StoreError(OperationError):
+    """The local store cannot be used."""
+
+
+class HomeError(StoreError):
+    """The home directory is missing, unsafe or unusable."""
+
+
+class KeyFileError(StoreError):
+    """The key file is missing, malformed, or not the key this store was written with."""
+
+
+class StoreCorruptError(StoreError):
+    """The database or one of its rows cannot be read."""
+
+
+class ConflictError(StoreError):
+    """A compare-and-set write found a newer version: re-read and decide again."""
+
+
+class NotFoundError(UsageError):
+    """A named provider or setting does not exist."""
+
+
+class TransportError(OperationError):
+    """No usable HTTP exchange: DNS, connection, TLS or timeout. Always transient."""
+
+
+class TlsVerifyError(TransportError):
+    """The server's certificate did not verify. Transient for retries, but reported plainly."""
+
+
+class RemoteProtocolError(OperationError):
+    """The peer answered outside the protocol: non-JSON, oversized, missing or wrong fields."""
+
+
+class OAuthError(OperationError):
+    """An OAuth error response (RFC 6749 §5.2, RFC 8628 §3.5).
+
+    `error` is the RFC error code; `description` is the provider's text, cut short and stripped of
+    control characters, for the administrator (never parsed: Microsoft says AADSTS texts change).
+    """
+
+    def __init__(self, message: str, *, error: str = "", description: str = "") -> None:
+        self.error = error
+        self.description = description
+        super().__init__(message)
+
+
+class TransientOAuthError(OAuthError):
+    """`temporarily_unavailable`, HTTP 408/429/5xx: retry with back-off, keep the token."""
+
+
+class GrantInvalidError(OAuthError):
+    """`invalid_grant`, `consent_required`, `interaction_required`…: the token becomes invalid."""
+
+
+class ClientConfigError(OAuthError):
+    """`invalid_client`, `unauthorized_client`, `invalid_scope`…: fix the provider settings."""
+
+
+class AuthorizationEndedError(OAuthError):
+    """A pending authorization ended without a token: denied, expired, bad code, cancelled."""
+
+
+def is_transient(error: BaseException) -> bool:
+    """True for failures that must never make a token invalid."""
+    return isinstance(error, TransportError | TransientOAuthError)

@@ -1,0 +1,1 @@
+"""OAuth 2.0 client cores, one module per RFC. No I/O: requests out, responses in, `now` given."""

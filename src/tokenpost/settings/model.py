@@ -1,0 +1,141 @@
+"""The settings an administrator edits: providers, the SMTP setting, POP settings.
+
+Settings are frozen values; only the store persists them and only tokenpost writes token state
+(DESIGN invariant 5). Secrets (client secret, mail passwords) are `Secret`s here and encrypted at
+rest by the store.
+
+If you add a field to `Provider`, `SmtpSetting` or `PopSetting`, also update: `settings.validate`,
+`settings.toml_io`, the store's tables and a migration, and `tokens.binding` when the field can
+change where a token goes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+from tokenpost.secret import Secret
+
+SMTP_ID: Final = "smtp"
+POP_PREFIX: Final = "pop:"
+_POP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class Preset(StrEnum):
+    MICROSOFT = "microsoft"
+    GOOGLE = "google"
+    GENERIC = "generic"
+
+
+class Flow(StrEnum):
+    """How a token is obtained: device authorization grant, browser (auth code + PKCE), app-only."""
+
+    DEVICE = "device"
+    BROWSER = "browser"
+    APP = "app"
+
+
+class Security(StrEnum):
+    STARTTLS = "starttls"
+    TLS = "tls"
+    NONE = "none"
+
+
+class AuthMethod(StrEnum):
+    NONE = "none"
+    PASSWORD = "password"
+    APOP = "apop"  # POP only (RFC 1939 §7)
+    OAUTH2 = "oauth2"
+
+
+class Use(StrEnum):
+    """What a token is for; presets request different scopes per use."""
+
+    SMTP = "smtp"
+    POP = "pop"
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """Where tokens come from. Endpoint fields override what the preset or discovery gives."""
+
+    name: str
+    preset: Preset
+    client_id: str
+    client_secret: Secret | None = None
+    flow: Flow | None = None  # None: the preset's default
+    tenant: str | None = None  # microsoft: common | organizations | consumers | GUID | domain
+    issuer: str | None = None  # generic: discovery by RFC 8414 / OpenID Connect
+    authorization_endpoint: str | None = None
+    token_endpoint: str | None = None
+    device_authorization_endpoint: str | None = None
+    revocation_endpoint: str | None = None
+    scope: tuple[str, ...] | None = None  # both uses unless overridden below
+    smtp_scope: tuple[str, ...] | None = None
+    pop_scope: tuple[str, ...] | None = None
+    ca_file: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSetting:
+    """The one SMTP setting; its token is shared by every function that sends mail."""
+
+    server: str
+    port: int
+    security: Security
+    timeout: int  # seconds
+    sender_name: str
+    sender_address: str
+    auth: AuthMethod
+    provider: str | None = None
+    account: str | None = None
+    password: Secret | None = None
+    ca_file: str | None = None
+
+    @property
+    def setting_id(self) -> str:
+        return SMTP_ID
+
+
+@dataclass(frozen=True, slots=True)
+class PopSetting:
+    """A named POP setting; each has its own token, even for the same provider and account."""
+
+    name: str
+    server: str
+    port: int
+    security: Security
+    check_interval: int  # seconds
+    auth: AuthMethod
+    deliver_to: str
+    provider: str | None = None
+    account: str | None = None
+    password: Secret | None = None
+    ca_file: str | None = None
+
+    @property
+    def setting_id(self) -> str:
+        return POP_PREFIX + self.name
+
+
+MailSetting = SmtpSetting | PopSetting
+
+
+def use_of(setting: MailSetting) -> Use:
+    return Use.SMTP if isinstance(setting, SmtpSetting) else Use.POP
+
+
+def is_valid_pop_name(name: str) -> bool:
+    """POP setting names: 1-63 of letters, digits, '_', '.', '-', starting alphanumeric."""
+    return bool(_POP_NAME.match(name))
+
+
+def parse_setting_id(text: str) -> str:
+    """Normalise ``smtp`` / ``pop:NAME``; raise ValueError with the rule otherwise."""
+    if text == SMTP_ID:
+        return SMTP_ID
+    if text.startswith(POP_PREFIX) and is_valid_pop_name(text[len(POP_PREFIX) :]):
+        return text
+    raise ValueError("a setting is 'smtp' or 'pop:NAME'")
