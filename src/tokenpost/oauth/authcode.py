@@ -1,10 +1,38 @@
-"""Authorization code grant with PKCE on a loopback redirect (RFC 6749 §4.1, 7636, 8252, 9207)."""
+"""Authorization code grant with PKCE on a loopback redirect (RFC 6749 §4.1, 7636, 8252, 9207).
+
+`start_browser_flow` builds the authorization URL (§4.1.1) with a fresh `state` and S256 code
+challenge; `parse_redirect` checks what the browser brings back to the loopback listener
+(§4.1.2, RFC 8252 §7.3) and returns the code; `code_exchange_request` redeems it (§4.1.3) with
+the code verifier (RFC 7636 §4.5).
+
+`parse_redirect` checks in this order (pizauth's): size; repeated parameters; `state` (constant
+time), so a forged redirect cannot even report an error; `iss` against the known issuer
+(RFC 9207 mix-up defence); `error`; `code`. Neither `state` nor `code` ever appears in a message.
+"""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from typing import Final
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from tokenpost.errors import AuthorizationEndedError, RemoteProtocolError, UsageError
+from tokenpost.oauth.http import FormValue, HttpRequest
+from tokenpost.oauth.rfc6749 import (
+    JSON_HEADERS,
+    ClientAuth,
+    action_for,
+    describe_error,
+    sanitize_text,
+)
+from tokenpost.oauth.rfc7636 import TokenBytes, new_state, new_verifier, s256_challenge
 from tokenpost.secret import Secret
+
+BROWSER_FLOW_LIFETIME: Final = 600  # seconds; Microsoft's codes live ~10 minutes too
+MAX_REDIRECT_QUERY: Final = 8 * 1024
+_MAX_FIELDS: Final = 32
+_REDIRECT: Final = "authorization redirect"
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,3 +49,124 @@ class BrowserPending:
     verifier: Secret
     expires_at: float
     issuer: str | None = None
+
+
+def start_browser_flow(
+    *,
+    authorization_endpoint: str,
+    client_id: str,
+    redirect_uri: str,
+    scope: tuple[str, ...],
+    now: float,
+    issuer: str | None = None,
+    extra_params: tuple[tuple[str, str], ...] = (),
+    token_bytes: TokenBytes = secrets.token_bytes,
+) -> BrowserPending:
+    """A new browser flow: the authorization URL to open and what the redirect must match.
+
+    Parameters already in the endpoint's query are kept (§3.1), then come `response_type`,
+    `client_id`, `redirect_uri`, `scope`, `state`, `code_challenge`, `code_challenge_method`
+    and `extra_params`, in that order.
+
+    Raises:
+        UsageError: the endpoint has a fragment (§3.1 forbids it) or is not an absolute URL.
+    """
+    parts = urlsplit(authorization_endpoint)
+    if parts.fragment or not parts.scheme or not parts.netloc:
+        raise UsageError(
+            "authorization endpoint: must be an absolute URL without a fragment (RFC 6749 §3.1)"
+        )
+    state = new_state(token_bytes)
+    verifier = new_verifier(token_bytes)
+    params: tuple[tuple[str, str], ...] = (
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", " ".join(scope)),
+        ("state", state.reveal()),  # it must go into the URL the browser opens
+        ("code_challenge", s256_challenge(verifier)),
+        ("code_challenge_method", "S256"),
+        *extra_params,
+    )
+    added = urlencode(params, quote_via=quote)  # spaces as %20, as the providers document
+    query = f"{parts.query}&{added}" if parts.query else added
+    return BrowserPending(
+        authorization_url=urlunsplit(parts._replace(query=query)),
+        redirect_uri=redirect_uri,
+        state=state,
+        verifier=verifier,
+        expires_at=now + BROWSER_FLOW_LIFETIME,
+        issuer=issuer,
+    )
+
+
+def _redirect_params(query: str) -> dict[str, str]:
+    if len(query) > MAX_REDIRECT_QUERY:
+        raise RemoteProtocolError(f"{_REDIRECT}: query longer than {MAX_REDIRECT_QUERY} bytes")
+    try:
+        pairs = parse_qsl(
+            query.removeprefix("?"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=_MAX_FIELDS,
+        )
+    except ValueError:  # too many fields, or percent-escapes that are not UTF-8
+        raise RemoteProtocolError(f"{_REDIRECT}: the query is malformed") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise RemoteProtocolError(
+                f"{_REDIRECT}: parameter {sanitize_text(name, limit=40)!r} is repeated"
+            )
+        params[name] = value
+    return params
+
+
+def parse_redirect(pending: BrowserPending, query: str) -> Secret:
+    """The authorization code from the redirect's query string (§4.1.2, §4.1.2.1).
+
+    Raises:
+        RemoteProtocolError: oversized or malformed query, repeated parameter, missing or wrong
+            `state`, `iss` of another issuer, or no `code`.
+        AuthorizationEndedError: the provider redirected with an `error` (e.g. access_denied).
+    """
+    params = _redirect_params(query)
+    state = params.get("state")
+    if state is None or Secret(state) != pending.state:
+        raise RemoteProtocolError(
+            f"{_REDIRECT}: state mismatch (the redirect does not belong to this authorization; "
+            "start again)"
+        )
+    iss = params.get("iss")
+    if iss is not None and pending.issuer is not None and iss != pending.issuer:
+        raise RemoteProtocolError(
+            f"{_REDIRECT}: iss is not the expected issuer {pending.issuer} "
+            "(RFC 9207 mix-up defence; start again)"
+        )
+    error = params.get("error")
+    if error is not None:
+        code = sanitize_text(error, limit=64) or "error"
+        description = sanitize_text(params.get("error_description"))
+        action = action_for(code) or "the authorization ended without a code"
+        raise AuthorizationEndedError(
+            describe_error(_REDIRECT, code, description, action),
+            error=code,
+            description=description,
+        )
+    code_value = params.get("code")
+    if not code_value:
+        raise RemoteProtocolError(f"{_REDIRECT}: no code and no error in the redirect")
+    return Secret(code_value)
+
+
+def code_exchange_request(
+    token_endpoint: str, client: ClientAuth, pending: BrowserPending, code: Secret
+) -> HttpRequest:
+    """The access token request for an authorization code (§4.1.3, RFC 7636 §4.5)."""
+    form: tuple[tuple[str, FormValue], ...] = (
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", pending.redirect_uri),
+        ("code_verifier", pending.verifier),
+    )
+    return HttpRequest("POST", token_endpoint, form + client.form(), JSON_HEADERS)

@@ -1,0 +1,270 @@
+"""Authorization code + PKCE on a loopback redirect: URL, redirect checks in order, exchange."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenpost.errors import AuthorizationEndedError, RemoteProtocolError, UsageError
+from tokenpost.oauth.authcode import (
+    BROWSER_FLOW_LIFETIME,
+    BrowserPending,
+    code_exchange_request,
+    parse_redirect,
+    start_browser_flow,
+)
+from tokenpost.oauth.rfc6749 import ClientAuth
+from tokenpost.oauth.rfc7636 import s256_challenge
+from tokenpost.secret import Secret
+
+NOW = 1_700_000_000.0
+AUTHORIZE = "https://login.microsoftonline.com/organizations/oauth2/v2.0/authorize"
+REDIRECT = "http://127.0.0.1:49152/tokenpost/m365"
+ISSUER = "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"
+CODE = "M.C105_SN1.2.U.auth-code-value"
+STATE_BYTES = bytes(range(100, 116))
+VERIFIER_BYTES = bytes(range(32))
+STATE = base64.urlsafe_b64encode(STATE_BYTES).decode().rstrip("=")
+VERIFIER = base64.urlsafe_b64encode(VERIFIER_BYTES).decode().rstrip("=")
+
+
+def scripted() -> Callable[[int], bytes]:
+    """State first (16 bytes), then the verifier (32 bytes), as start_browser_flow asks."""
+    queue = [STATE_BYTES, VERIFIER_BYTES]
+
+    def token_bytes(size: int) -> bytes:
+        data = queue.pop(0)
+        assert len(data) == size
+        return data
+
+    return token_bytes
+
+
+def start(**overrides: object) -> BrowserPending:
+    kwargs: dict[str, object] = {
+        "authorization_endpoint": AUTHORIZE,
+        "client_id": "00001111-aaaa-2222-bbbb-3333cccc4444",
+        "redirect_uri": REDIRECT,
+        "scope": ("https://outlook.office.com/SMTP.Send", "offline_access"),
+        "now": NOW,
+        "issuer": ISSUER,
+        "token_bytes": scripted(),
+    }
+    kwargs.update(overrides)
+    return start_browser_flow(**kwargs)  # type: ignore[arg-type]
+
+
+def query(*pairs: tuple[str, str]) -> str:
+    return urlencode(pairs)
+
+
+# -- the authorization URL ---------------------------------------------------------------------
+
+
+def test_authorization_url_golden() -> None:
+    pending = start()
+    parts = urlsplit(pending.authorization_url)
+    assert f"{parts.scheme}://{parts.netloc}{parts.path}" == AUTHORIZE
+    assert parse_qsl(parts.query) == [
+        ("response_type", "code"),
+        ("client_id", "00001111-aaaa-2222-bbbb-3333cccc4444"),
+        ("redirect_uri", REDIRECT),
+        ("scope", "https://outlook.office.com/SMTP.Send offline_access"),
+        ("state", STATE),
+        ("code_challenge", s256_challenge(Secret(VERIFIER))),
+        ("code_challenge_method", "S256"),
+    ]
+    assert "scope=https%3A%2F%2Foutlook.office.com%2FSMTP.Send%20offline_access" in parts.query
+    assert pending.state == Secret(STATE)
+    assert pending.verifier == Secret(VERIFIER)
+    assert pending.redirect_uri == REDIRECT
+    assert pending.issuer == ISSUER
+    assert pending.expires_at == NOW + BROWSER_FLOW_LIFETIME
+    assert VERIFIER not in pending.authorization_url  # only its challenge travels
+
+
+def test_existing_query_and_extra_params_are_kept_in_order() -> None:
+    pending = start(
+        authorization_endpoint="https://accounts.example/auth?hd=example.com",
+        extra_params=(("access_type", "offline"), ("prompt", "consent")),
+        issuer=None,
+    )
+    names = [k for k, _ in parse_qsl(urlsplit(pending.authorization_url).query)]
+    assert names == [
+        "hd",
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "scope",
+        "state",
+        "code_challenge",
+        "code_challenge_method",
+        "access_type",
+        "prompt",
+    ]
+    assert pending.issuer is None
+
+
+@pytest.mark.parametrize("endpoint", ["https://a.example/auth#frag", "/relative", "a.example"])
+def test_bad_authorization_endpoint(endpoint: str) -> None:
+    with pytest.raises(UsageError, match="authorization endpoint"):
+        start(authorization_endpoint=endpoint)
+
+
+def test_default_randomness_gives_fresh_state_and_verifier() -> None:
+    a = start(token_bytes=secrets.token_bytes)
+    b = start(token_bytes=secrets.token_bytes)
+    assert a.state != b.state
+    assert a.verifier != b.verifier
+
+
+# -- the redirect ------------------------------------------------------------------------------
+
+
+def test_code_is_returned() -> None:
+    assert parse_redirect(start(), query(("code", CODE), ("state", STATE))) == Secret(CODE)
+
+
+def test_leading_question_mark_and_matching_iss_are_fine() -> None:
+    text = "?" + query(("code", CODE), ("state", STATE), ("iss", ISSUER))
+    assert parse_redirect(start(), text) == Secret(CODE)
+
+
+def test_iss_is_ignored_when_the_issuer_is_unknown() -> None:
+    text = query(("code", CODE), ("state", STATE), ("iss", "https://other.example"))
+    assert parse_redirect(start(issuer=None), text) == Secret(CODE)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("a=" + "x" * 8200, "longer than"),
+        (query(("code", CODE)), "state mismatch"),
+        (query(("code", CODE), ("state", STATE + "x")), "state mismatch"),
+        (query(("code", CODE), ("state", "")), "state mismatch"),
+        (query(("code", CODE), ("state", STATE), ("state", STATE)), "repeated"),
+        (query(("code", CODE), ("code", "other"), ("state", STATE)), "repeated"),
+        (query(("code", CODE), ("state", STATE), ("iss", "https://evil.example")), "RFC 9207"),
+        (query(("state", STATE)), "no code"),
+        (query(("code", ""), ("state", STATE)), "no code"),
+        ("code=%ff%fe&state=" + STATE, "malformed"),
+        ("&".join(f"p{i}=1" for i in range(40)), "malformed"),
+    ],
+)
+def test_redirect_protocol_errors(text: str, words: str) -> None:
+    with pytest.raises(RemoteProtocolError, match=words) as caught:
+        parse_redirect(start(), text)
+    for shown in (str(caught.value), repr(caught.value)):
+        assert STATE not in shown
+        assert CODE not in shown
+        assert VERIFIER not in shown
+
+
+def test_state_is_checked_before_error() -> None:
+    # A forged redirect cannot end the authorization by claiming an error.
+    text = query(("error", "access_denied"), ("state", "forged"))
+    with pytest.raises(RemoteProtocolError, match="state mismatch"):
+        parse_redirect(start(), text)
+
+
+def test_iss_is_checked_before_error() -> None:
+    text = query(("error", "access_denied"), ("state", STATE), ("iss", "https://evil.example"))
+    with pytest.raises(RemoteProtocolError, match="RFC 9207"):
+        parse_redirect(start(), text)
+
+
+def test_access_denied() -> None:
+    text = query(
+        ("error", "access_denied"),
+        ("error_description", "AADSTS65004: User declined to consent.\r\nTrace ID: x"),
+        ("state", STATE),
+    )
+    with pytest.raises(AuthorizationEndedError, match="denied") as caught:
+        parse_redirect(start(), text)
+    assert caught.value.error == "access_denied"
+    assert caught.value.description == "AADSTS65004: User declined to consent."
+    assert str(caught.value) == (
+        "authorization redirect: access_denied: AADSTS65004: User declined to consent.; "
+        "the authorization was denied"
+    )
+
+
+def test_other_redirect_errors_end_with_advice() -> None:
+    text = query(("error", "invalid_scope"), ("state", STATE), ("error_description", "\x1bbad"))
+    with pytest.raises(AuthorizationEndedError, match="check the provider's scopes") as caught:
+        parse_redirect(start(), text)
+    assert caught.value.description == "bad"
+
+
+def test_unknown_redirect_error() -> None:
+    text = query(("error", "weird\nthing"), ("state", STATE))
+    with pytest.raises(AuthorizationEndedError, match="ended without a code") as caught:
+        parse_redirect(start(), text)
+    assert "\n" not in str(caught.value)
+
+
+def outcome(text: str) -> Secret | Exception:
+    try:
+        return parse_redirect(start(), text)
+    except (RemoteProtocolError, AuthorizationEndedError) as error:
+        return error
+
+
+@given(st.text(max_size=300))
+def test_any_query_gives_a_code_or_a_known_error(text: str) -> None:
+    result = outcome(text)
+    assert isinstance(result, Secret | RemoteProtocolError | AuthorizationEndedError)
+    if isinstance(result, Exception):
+        assert STATE not in str(result)
+
+
+@given(st.text(min_size=1, max_size=200))
+def test_any_code_with_the_right_state_is_returned(code: str) -> None:
+    assert parse_redirect(start(), query(("state", STATE), ("code", code))) == Secret(code)
+
+
+# -- the exchange ------------------------------------------------------------------------------
+
+
+def test_code_exchange_request_golden_public_client() -> None:
+    pending = start()
+    request = code_exchange_request(
+        "https://login.microsoftonline.com/organizations/oauth2/v2.0/token",
+        ClientAuth("00001111-aaaa-2222-bbbb-3333cccc4444"),
+        pending,
+        Secret(CODE),
+    )
+    assert request.method == "POST"
+    assert [(k, v.reveal() if isinstance(v, Secret) else v) for k, v in request.form] == [
+        ("grant_type", "authorization_code"),
+        ("code", CODE),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", "00001111-aaaa-2222-bbbb-3333cccc4444"),
+    ]
+    assert CODE not in repr(request)
+    assert VERIFIER not in repr(request)
+
+
+def test_code_exchange_request_google_sends_the_secret() -> None:
+    request = code_exchange_request(
+        "https://oauth2.googleapis.com/token",
+        ClientAuth("x.apps.googleusercontent.com", Secret("GOCSPX-secret")),
+        start(),
+        Secret(CODE),
+    )
+    assert request.form[-1][0] == "client_secret"
+    assert "GOCSPX-secret" not in repr(request)
+
+
+def test_pending_repr_hides_state_and_verifier() -> None:
+    pending = start()
+    text = repr(pending).replace(pending.authorization_url, "")
+    assert STATE not in text
+    assert VERIFIER not in text
