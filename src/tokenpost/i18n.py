@@ -1,0 +1,146 @@
+"""Translations: gettext catalogs for English and German (domain ``tokenpost``).
+
+English is the source language, so its translator is a `gettext.NullTranslations`; German comes
+from ``locale/de/LC_MESSAGES/tokenpost.mo``, compiled from the ``.po`` in git by the build hook
+(``hatch_build.py``) at install time.
+
+Convention for code that shows text: ``_ = translator(lang).gettext`` and then ``_("...")``, with
+the literal string inside the call, so babel's extractor finds every msgid (the tests check that
+the German catalog translates all of them). A msgid that must be written where no language is known
+yet (a constant, a table) is marked with `N_` and translated where it is shown.
+
+`state_label` gives the four token state labels: they are a contract (DESIGN.md) and live here,
+below `tokenpost.tokens` in the layers, so every entry point can show them.
+
+Language choice follows POSIX: the first of ``LC_ALL``, ``LC_MESSAGES``, ``LANG`` that is set and
+non-empty is the locale (``de_DE.UTF-8`` → ``de``); ``C`` and ``POSIX`` are English. ``LANGUAGE``
+(a GNU priority list) is not consulted.
+"""
+
+from __future__ import annotations
+
+import functools
+import gettext
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Final
+
+from tokenpost.errors import OperationError, UsageError
+
+DOMAIN: Final = "tokenpost"
+SUPPORTED: Final = ("en", "de")
+DEFAULT: Final = "en"
+LANG_VARIABLE: Final = "TOKENPOST_LANG"
+LOCALE_DIR: Final = Path(__file__).parent / "locale"
+
+# POSIX precedence: LC_ALL overrides LC_MESSAGES, which overrides LANG.
+_LOCALE_VARIABLES: Final = ("LC_ALL", "LC_MESSAGES", "LANG")
+
+
+def N_(message: str) -> str:
+    """Mark `message` as a msgid for extraction without translating it (gettext's ``N_``)."""
+    return message
+
+
+# The four token state labels (DESIGN.md "Token state"), keyed by `tokens.state.StateId` value.
+# Ids are spelled out because i18n sits below tokens in the layers; a test checks they match.
+_STATE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "not_acquired": N_("Not acquired"),
+        "waiting_for_authorization": N_("Waiting for authorization"),
+        "acquired": N_("Acquired"),
+        "invalid": N_("Invalid"),
+    }
+)
+
+
+def state_label(state_id: str, lang: str) -> str:
+    """The device manual's label of a token state in `lang` ("Acquired", "Abgerufen", …).
+
+    Args:
+        state_id: a `tokens.state.StateId` (or its value).
+        lang: one of `SUPPORTED`.
+
+    Raises:
+        ValueError: `state_id` is not one of the four states.
+        UsageError: `lang` is not supported.
+    """
+    label = _STATE_LABELS.get(state_id)
+    if label is None:
+        raise ValueError(f"unknown token state {state_id!r}")
+    return translator(lang).gettext(label)
+
+
+def resolve_language(flag: str | None, environ: Mapping[str, str]) -> str:
+    """The language to show text in: one of `SUPPORTED`.
+
+    Args:
+        flag: the ``--lang`` option, or None when it was not given.
+        environ: the process environment (``TOKENPOST_LANG``, ``LC_ALL``, ``LC_MESSAGES``,
+            ``LANG``).
+
+    Returns:
+        ``--lang`` if given; else ``TOKENPOST_LANG``; else the language of the POSIX locale; else
+        ``"en"``. A language from the environment that tokenpost does not support gives ``"en"``.
+
+    Raises:
+        UsageError: ``--lang`` names a language that is not supported.
+    """
+    if flag is not None:
+        lang = flag.strip().lower()
+        if lang not in SUPPORTED:
+            raise UsageError(f"--lang must be one of: {', '.join(SUPPORTED)}")
+        return lang
+    if chosen := environ.get(LANG_VARIABLE):
+        return _supported_or_default(chosen)
+    for name in _LOCALE_VARIABLES:
+        if value := environ.get(name):
+            return _supported_or_default(value)
+    return DEFAULT
+
+
+def _supported_or_default(locale_name: str) -> str:
+    lang = language_of_locale(locale_name)
+    return lang if lang in SUPPORTED else DEFAULT
+
+
+def language_of_locale(locale_name: str) -> str:
+    """The language part of a locale name, lower case: ``de_DE.UTF-8@euro`` → ``de``.
+
+    BCP 47 tags (``de-AT``) are accepted too. ``C`` and ``POSIX`` give ``c`` and ``posix``.
+    """
+    for separator in (".", "@", "_", "-"):
+        locale_name = locale_name.split(separator, 1)[0]
+    return locale_name.strip().lower()
+
+
+@functools.cache
+def translator(lang: str) -> gettext.NullTranslations:
+    """The translations for `lang` from the installed catalogs, loaded once per process.
+
+    Raises:
+        UsageError: `lang` is not one of `SUPPORTED`.
+        OperationError: the compiled catalog is missing (tokenpost was not installed properly).
+    """
+    return load_translations(lang, LOCALE_DIR)
+
+
+def load_translations(lang: str, localedir: Path) -> gettext.NullTranslations:
+    """The translations for `lang` from the catalogs under `localedir`, read now (not cached).
+
+    Raises:
+        UsageError: `lang` is not one of `SUPPORTED`.
+        OperationError: `localedir` has no compiled catalog for `lang`.
+    """
+    if lang not in SUPPORTED:
+        raise UsageError(f"language {lang!r} is not supported; use one of: {', '.join(SUPPORTED)}")
+    if lang == DEFAULT:
+        return gettext.NullTranslations()
+    try:
+        return gettext.translation(DOMAIN, localedir=localedir, languages=[lang])
+    except FileNotFoundError:
+        # Falling back to English here would ship untranslated pages without anyone noticing.
+        raise OperationError(
+            f"the {lang} message catalog is missing under {localedir}; reinstall tokenpost"
+        ) from None
