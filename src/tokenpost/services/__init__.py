@@ -1,1 +1,1 @@
-"""services"""
+"""Use cases: authorize, refresh, delete, settings, scheduling. Async; they receive ports."""

@@ -1,0 +1,336 @@
+"""Obtaining a token: the device authorization grant, the browser flow, or app-only credentials.
+
+Theory of operation. Starting a flow persists `WaitingForAuthorization` with the flow's own data
+(device code, PKCE verifier…, encrypted), so any process sharing the store can see it and the
+scheduler of `tokenpost serve` can go on polling a device flow that `token get` started. Every
+poll happens under the token's flight lock after re-reading the record, and respects the flow's
+`next_poll_at`: two pollers together never poll faster than RFC 8628 allows. A flow that ends
+without a token (denied, expired, cancelled) restores the state it replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from tokenpost.clock import Clock
+from tokenpost.errors import (
+    AuthorizationEndedError,
+    ClientConfigError,
+    OAuthError,
+    RemoteProtocolError,
+    TransportError,
+)
+from tokenpost.oauth import authcode, rfc6749, rfc8628
+from tokenpost.oauth.authcode import BrowserPending
+from tokenpost.oauth.grant import TokenGrant
+from tokenpost.oauth.providers import Endpoints, authorization_extra_params
+from tokenpost.oauth.rfc8628 import DevicePending
+from tokenpost.ports import (
+    FlightLock,
+    HttpClient,
+    RedirectListener,
+    RedirectListenerFactory,
+    Store,
+    TokenRecord,
+)
+from tokenpost.settings.model import Flow
+from tokenpost.tokens.machine import (
+    AuthorizationEnded,
+    AuthorizationStarted,
+    Granted,
+    PollScheduled,
+)
+from tokenpost.tokens.state import Acquired, PendingFlow, TokenState, WaitingForAuthorization
+
+from tokenpost.services.endpoints import EndpointResolver
+from tokenpost.services.refresh import EventHook, _no_hook
+from tokenpost.services.targets import Target, current_record, load_target, transition
+
+log = logging.getLogger("tokenpost.authorize")
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePrompt:
+    """What the administrator must do for a device flow (RFC 8628 §3.3)."""
+
+    user_code: str
+    verification_uri: str
+    verification_uri_complete: str | None
+    expires_at: float
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BrowserPrompt:
+    """The address to open in a browser on this host (RFC 8252)."""
+
+    authorization_url: str
+    expires_at: float
+
+
+Prompt = DevicePrompt | BrowserPrompt
+PromptHook = Callable[[Prompt], Awaitable[None]]
+
+
+@dataclass
+class Authorizer:
+    store: Store
+    http: HttpClient
+    lock: FlightLock
+    clock: Clock
+    resolver: EndpointResolver
+    listeners: RedirectListenerFactory
+    on_event: EventHook = _no_hook
+
+    async def obtain(self, setting_id: str, on_prompt: PromptHook) -> Acquired:
+        """Run the provider's flow for the setting until it has a token.
+
+        Raises:
+            UsageError: the setting does not use OAuth 2.0.
+            AuthorizationEndedError: denied, expired, or cancelled; the previous state is restored.
+            ClientConfigError, TransportError, RemoteProtocolError: the provider could not be used.
+        """
+        target = await load_target(self.store, setting_id)
+        endpoints = await self.resolver.resolve(target.provider)
+        if target.flow is Flow.APP:
+            return await self._app_only(target, endpoints)
+        if target.flow is Flow.DEVICE:
+            return await self._device(target, endpoints, on_prompt)
+        return await self._browser(target, endpoints, on_prompt)
+
+    async def poll_due(self, setting_id: str) -> None:
+        """For the scheduler: one poll of a pending device flow if it is due; never raises
+        for provider answers (they are recorded in the state)."""
+        target = await load_target(self.store, setting_id)
+        async with self.lock.hold(setting_id):
+            record = current_record(await self.store.load_token(setting_id), target)
+            state = record.state
+            if not isinstance(state, WaitingForAuthorization):
+                return
+            flow = state.flow
+            if isinstance(flow, BrowserPending):
+                if self.clock.now() >= flow.expires_at:
+                    await self._end_locked(target, record, "the authorization expired")
+                return
+            if rfc8628.seconds_until_poll(flow, self.clock.now()) > 0:
+                return
+            try:
+                await self._poll_once(target, record, flow)
+            except OAuthError as error:
+                log.warning("authorization of %s ended: %s", setting_id, error)
+
+    # -- app-only ------------------------------------------------------------------------------
+
+    async def _app_only(self, target: Target, endpoints: Endpoints) -> Acquired:
+        async with self.lock.hold(target.setting_id):
+            record = current_record(await self.store.load_token(target.setting_id), target)
+            request = rfc6749.client_credentials_request(
+                endpoints.token, target.client, target.scope
+            )
+            response = await self.http.send(request, ca_file=target.provider.ca_file)
+            grant = rfc6749.parse_token_response(response, now=self.clock.now())
+            return await self._granted(target, record, grant)
+
+    # -- device authorization grant (RFC 8628) -------------------------------------------------
+
+    async def _device(self, target: Target, endpoints: Endpoints, on_prompt: PromptHook) -> Acquired:
+        if not endpoints.device_authorization:
+            raise ClientConfigError(
+                f"provider {target.provider.name} has no device authorization endpoint: "
+                "use --flow browser"
+            )
+        async with self.lock.hold(target.setting_id):
+            record = current_record(await self.store.load_token(target.setting_id), target)
+            request = rfc8628.device_authorization_request(
+                endpoints.device_authorization, target.client, target.scope
+            )
+            response = await self.http.send(request, ca_file=target.provider.ca_file)
+            pending = rfc8628.parse_device_authorization(response, now=self.clock.now())
+            await transition(
+                self.store,
+                record,
+                AuthorizationStarted(pending, self.clock.now()),
+                binding=target.binding,
+            )
+        self.on_event("authorization_required", target.setting_id, pending.verification_uri)
+        try:
+            await on_prompt(
+                DevicePrompt(
+                    pending.user_code,
+                    pending.verification_uri,
+                    pending.verification_uri_complete,
+                    pending.expires_at,
+                    pending.message,
+                )
+            )
+            return await self._poll_until_done(target, pending)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await self._abandon(target, pending, "the authorization was cancelled")
+            raise
+
+    async def _poll_until_done(self, target: Target, mine: DevicePending) -> Acquired:
+        while True:
+            async with self.lock.hold(target.setting_id):
+                record = current_record(await self.store.load_token(target.setting_id), target)
+                state = record.state
+                if not _is_pending(state, mine):
+                    return _outcome(state)
+                assert isinstance(state, WaitingForAuthorization)  # noqa: S101 - _is_pending
+                assert isinstance(state.flow, DevicePending)  # noqa: S101 - _is_pending
+                wait = rfc8628.seconds_until_poll(state.flow, self.clock.now())
+                if wait <= 0:
+                    done = await self._poll_once(target, record, state.flow)
+                    if done is not None:
+                        return done
+                    continue
+            await self.clock.sleep(wait)
+
+    async def _poll_once(
+        self, target: Target, record: TokenRecord, flow: DevicePending
+    ) -> Acquired | None:
+        """One token request for a pending device flow, its outcome persisted. Lock held."""
+        endpoints = await self.resolver.resolve(target.provider)
+        now = self.clock.now()
+        try:
+            response = await self.http.send(
+                rfc8628.poll_request(endpoints.token, target.client, flow),
+                ca_file=target.provider.ca_file,
+            )
+            outcome = rfc8628.on_poll_response(flow, response, now=now)
+        except (TransportError, RemoteProtocolError) as error:
+            log.info("polling for %s failed, backing off: %s", target.setting_id, error)
+            try:
+                later = rfc8628.on_transport_error(flow, now=now)
+            except AuthorizationEndedError as ended:
+                await self._end_locked(target, record, str(ended))
+                raise
+            await transition(self.store, record, PollScheduled(later), binding=target.binding)
+            return None
+        except OAuthError as error:
+            await self._end_locked(target, record, str(error))
+            raise
+        if isinstance(outcome, rfc8628.KeepPolling):
+            await transition(
+                self.store, record, PollScheduled(outcome.pending), binding=target.binding
+            )
+            return None
+        return await self._granted(target, record, outcome.grant)
+
+    # -- authorization code + PKCE on a loopback redirect (RFC 8252) ---------------------------
+
+    async def _browser(
+        self, target: Target, endpoints: Endpoints, on_prompt: PromptHook
+    ) -> Acquired:
+        if not endpoints.authorization:
+            raise ClientConfigError(
+                f"provider {target.provider.name} has no authorization endpoint: "
+                "use --flow device"
+            )
+        # A redirect path per provider: a mix-up between providers shows as a wrong path
+        # (RFC 9700 §4.4), in addition to the `iss` check.
+        listener = await self.listeners(f"/tokenpost/{target.provider.name}")
+        try:
+            pending = authcode.start_browser_flow(
+                authorization_endpoint=endpoints.authorization,
+                client_id=target.provider.client_id,
+                redirect_uri=listener.redirect_uri,
+                scope=target.scope,
+                now=self.clock.now(),
+                issuer=endpoints.issuer,
+                extra_params=authorization_extra_params(target.provider),
+            )
+            async with self.lock.hold(target.setting_id):
+                record = current_record(await self.store.load_token(target.setting_id), target)
+                await transition(
+                    self.store,
+                    record,
+                    AuthorizationStarted(pending, self.clock.now()),
+                    binding=target.binding,
+                )
+            try:
+                await on_prompt(BrowserPrompt(pending.authorization_url, pending.expires_at))
+                return await self._await_redirect(target, endpoints, pending, listener)
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                await self._abandon(target, pending, "the authorization was cancelled")
+                raise
+        finally:
+            await listener.close()
+
+    async def _await_redirect(
+        self,
+        target: Target,
+        endpoints: Endpoints,
+        pending: BrowserPending,
+        listener: RedirectListener,
+    ) -> Acquired:
+        remaining = max(0.0, pending.expires_at - self.clock.now())
+        try:
+            async with asyncio.timeout(remaining):
+                query = await listener.wait_for_redirect()
+        except TimeoutError:
+            await self._abandon(target, pending, "the authorization expired")
+            raise AuthorizationEndedError(
+                "the authorization expired before the browser came back", error="expired_token"
+            ) from None
+        try:
+            code = authcode.parse_redirect(pending, query)
+            request = authcode.code_exchange_request(
+                endpoints.token, target.client, pending, code
+            )
+            response = await self.http.send(request, ca_file=target.provider.ca_file)
+            grant = rfc6749.parse_token_response(response, now=self.clock.now())
+        except (OAuthError, RemoteProtocolError, TransportError) as error:
+            await self._abandon(target, pending, str(error))
+            raise
+        async with self.lock.hold(target.setting_id):
+            record = current_record(await self.store.load_token(target.setting_id), target)
+            if not _is_pending(record.state, pending):
+                return _outcome(record.state)
+            return await self._granted(target, record, grant)
+
+    # -- shared --------------------------------------------------------------------------------
+
+    async def _granted(self, target: Target, record: TokenRecord, grant: TokenGrant) -> Acquired:
+        saved = await transition(
+            self.store, record, Granted(grant, self.clock.now()), binding=target.binding
+        )
+        assert isinstance(saved.state, Acquired)  # noqa: S101 - Granted always yields Acquired
+        self.on_event("token_acquired", target.setting_id, "")
+        log.info("acquired a token for %s", target.setting_id)
+        return saved.state
+
+    async def _abandon(self, target: Target, mine: PendingFlow, reason: str) -> None:
+        """End our flow if it is still the pending one (another may have replaced it)."""
+        async with self.lock.hold(target.setting_id):
+            record = current_record(await self.store.load_token(target.setting_id), target)
+            if _is_pending(record.state, mine):
+                await self._end_locked(target, record, reason)
+
+    async def _end_locked(self, target: Target, record: TokenRecord, reason: str) -> None:
+        await transition(self.store, record, AuthorizationEnded(reason), binding=target.binding)
+        log.info("authorization of %s ended: %s", target.setting_id, reason)
+
+
+def _is_pending(state: TokenState, mine: PendingFlow) -> bool:
+    """True while `mine` is still the flow the token waits for."""
+    if not isinstance(state, WaitingForAuthorization):
+        return False
+    flow = state.flow
+    if isinstance(flow, DevicePending) and isinstance(mine, DevicePending):
+        return flow.device_code == mine.device_code
+    if isinstance(flow, BrowserPending) and isinstance(mine, BrowserPending):
+        return flow.state == mine.state
+    return False
+
+
+def _outcome(state: TokenState) -> Acquired:
+    """The result of a flow that finished elsewhere (another process, or a newer flow)."""
+    if isinstance(state, Acquired):
+        return state
+    note = getattr(state, "note", None) or getattr(state, "reason", None)
+    raise AuthorizationEndedError(
+        f"the authorization ended: {note or 'another authorization replaced it'}"
+    )

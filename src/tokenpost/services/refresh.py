@@ -1,0 +1,174 @@
+"""Fresh access tokens, with at most one refresh in flight per token.
+
+Theory of operation. A caller asks for a setting's access token. If the stored one is usable
+and not yet due, it is returned without locking. Otherwise the caller takes the token's flight
+lock (coroutines and processes sharing the home), re-reads the record, and refreshes only if the
+token is still due: everyone who waited behind the lock finds the new token and returns it, so N
+concurrent callers cause one request at the token endpoint.
+
+The new grant is persisted (compare-and-set) before its access token is returned: a rotated
+refresh token is never used before it is on disk, and the old one is never presented again
+(RFC 9700 §4.14 replay detection would revoke the whole grant).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tokenpost.clock import Clock
+from tokenpost.errors import (
+    ClientConfigError,
+    GrantInvalidError,
+    OAuthError,
+    OperationError,
+    RemoteProtocolError,
+    TokenpostError,
+    is_transient,
+)
+from tokenpost.oauth import rfc6749
+from tokenpost.oauth.http import HttpRequest
+from tokenpost.ports import FlightLock, HttpClient, Store, TokenRecord
+from tokenpost.secret import Secret
+from tokenpost.settings.model import Flow
+from tokenpost.tokens.machine import GrantRevoked, Refreshed, RefreshFailed
+from tokenpost.tokens.policy import (
+    DEFAULT_REFRESH_MARGIN,
+    is_usable,
+    needs_refresh,
+    retry_delay,
+)
+from tokenpost.tokens.state import Acquired
+
+from tokenpost.services.endpoints import EndpointResolver
+from tokenpost.services.targets import Target, current_record, load_target, transition
+
+log = logging.getLogger("tokenpost.refresh")
+
+EventHook = Callable[[str, str, str], None]  # (event name, setting id, detail)
+
+
+def _no_hook(event: str, setting_id: str, detail: str) -> None:
+    del event, setting_id, detail
+
+
+class TokenUnavailableError(OperationError):
+    """The setting has no usable token: not acquired, waiting, or invalid."""
+
+
+@dataclass
+class Refresher:
+    store: Store
+    http: HttpClient
+    lock: FlightLock
+    clock: Clock
+    resolver: EndpointResolver
+    margin: float = DEFAULT_REFRESH_MARGIN
+    on_event: EventHook = _no_hook
+
+    async def access_token(self, setting_id: str) -> Secret:
+        """A usable access token for the setting, refreshed first when due.
+
+        Raises:
+            TokenUnavailableError: the token is not acquired or became invalid.
+            TransportError, TransientOAuthError: refreshing failed for now and the stored token
+                has expired (while it is still usable, it is returned despite the failure).
+        """
+        target = await load_target(self.store, setting_id)
+        record = current_record(await self.store.load_token(setting_id), target)
+        state = record.state
+        if isinstance(state, Acquired) and not self._due(state):
+            return state.access_token
+        async with self.lock.hold(setting_id):
+            record = current_record(await self.store.load_token(setting_id), target)
+            state = record.state
+            if not isinstance(state, Acquired):
+                raise TokenUnavailableError(_unavailable(setting_id, record))
+            if not self._due(state):
+                return state.access_token
+            return await self._refresh_locked(target, record, state)
+
+    async def refresh_if_due(self, setting_id: str) -> None:
+        """For the scheduler: refresh when due; failures are recorded in the state, not raised."""
+        try:
+            await self.access_token(setting_id)
+        except TokenUnavailableError:
+            return
+        except TokenpostError as error:
+            log.warning("refresh of %s failed: %s", setting_id, error)
+
+    def _due(self, state: Acquired) -> bool:
+        return needs_refresh(state, self.clock.now(), self.margin)
+
+    async def _refresh_locked(self, target: Target, record: TokenRecord, state: Acquired) -> Secret:
+        now = self.clock.now()
+        try:
+            grant = await self._request_grant(target, state, now)
+        except OAuthError as error:
+            if not is_transient(error) and isinstance(error, GrantInvalidError | ClientConfigError):
+                await self._invalidate(target, record, str(error))
+                raise TokenUnavailableError(f"{target.setting_id}: {error}") from error
+            return await self._failed(target, record, state, error)
+        except TokenpostError as error:
+            if isinstance(error, RemoteProtocolError) or is_transient(error):
+                return await self._failed(target, record, state, error)
+            raise
+        await transition(self.store, record, Refreshed(grant, now), binding=target.binding)
+        self.on_event("token_refreshed", target.setting_id, "")
+        log.info("refreshed the token of %s", target.setting_id)
+        return grant.access_token
+
+    async def _request_grant(
+        self, target: Target, state: Acquired, now: float
+    ) -> rfc6749.TokenGrant:
+        endpoints = await self.resolver.resolve(target.provider)
+        request: HttpRequest
+        if target.flow is Flow.APP:
+            request = rfc6749.client_credentials_request(
+                endpoints.token, target.client, target.scope
+            )
+        elif state.refresh_token is None:
+            raise GrantInvalidError(
+                "the provider gave no refresh token and the access token expired: "
+                "obtain the token again",
+                error="no_refresh_token",
+            )
+        else:
+            request = rfc6749.refresh_request(
+                endpoints.token, target.client, state.refresh_token, target.scope
+            )
+        response = await self.http.send(request, ca_file=target.provider.ca_file)
+        return rfc6749.parse_token_response(response, now=now)
+
+    async def _invalidate(self, target: Target, record: TokenRecord, reason: str) -> None:
+        await transition(
+            self.store, record, GrantRevoked(reason, self.clock.now()), binding=target.binding
+        )
+        self.on_event("token_invalid", target.setting_id, reason)
+        log.warning("the token of %s is invalid: %s", target.setting_id, reason)
+
+    async def _failed(
+        self, target: Target, record: TokenRecord, state: Acquired, error: TokenpostError
+    ) -> Secret:
+        """A transient failure: keep the token, schedule a retry, use it while it lasts."""
+        now = self.clock.now()
+        retry_at = now + retry_delay(state.failures)
+        await transition(
+            self.store, record, RefreshFailed(str(error), retry_at), binding=target.binding
+        )
+        log.warning("refresh of %s failed, retrying later: %s", target.setting_id, error)
+        if is_usable(state, now):
+            return state.access_token
+        raise error
+
+
+def _unavailable(setting_id: str, record: TokenRecord) -> str:
+    from tokenpost.tokens.state import Invalid, WaitingForAuthorization
+
+    state = record.state
+    if isinstance(state, Invalid):
+        return f"the token of {setting_id} is invalid: {state.reason}"
+    if isinstance(state, WaitingForAuthorization):
+        return f"the token of {setting_id} is waiting for authorization"
+    return f"{setting_id} has no token: run 'tokenpost token get {setting_id}'"

@@ -1,0 +1,85 @@
+"""The background work of `tokenpost serve`: refresh ahead of expiry, poll pending device flows.
+
+One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. Everything a pass does
+goes through the same single-flight paths as the CLI, so `serve` and a concurrent `token get` or
+`send` never refresh or poll the same token at once. The next tick comes at the earliest due time
+of any setting, but at least every `max_tick` seconds so new settings and tokens are picked up.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from tokenpost.clock import Clock
+from tokenpost.errors import TokenpostError
+from tokenpost.oauth import rfc8628
+from tokenpost.oauth.rfc8628 import DevicePending
+from tokenpost.ports import Store
+from tokenpost.settings.model import AuthMethod, MailSetting
+from tokenpost.tokens.policy import refresh_due_at
+from tokenpost.tokens.state import Acquired, WaitingForAuthorization
+
+from tokenpost.services.authorize import Authorizer
+from tokenpost.services.refresh import Refresher
+from tokenpost.services.targets import current_record, target_of
+
+log = logging.getLogger("tokenpost.scheduler")
+
+
+@dataclass
+class Scheduler:
+    store: Store
+    clock: Clock
+    refresher: Refresher
+    authorizer: Authorizer
+    max_tick: float = 30.0
+    min_tick: float = 0.2
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        log.info("scheduler started")
+        while True:
+            wait = await self.tick()
+            await self.clock.sleep(wait)
+
+    async def tick(self) -> float:
+        """One pass over all settings; returns the seconds until the next one is due."""
+        now = self.clock.now()
+        next_due = now + self.max_tick
+        for setting in await self._oauth_settings():
+            try:
+                due = await self._serve_one(setting)
+            except TokenpostError as error:
+                log.warning("%s: %s", setting.setting_id, error)
+                continue
+            if due is not None:
+                next_due = min(next_due, due)
+        return max(self.min_tick, next_due - self.clock.now())
+
+    async def _serve_one(self, setting: MailSetting) -> float | None:
+        """Do what the setting is due for; return when it is next due (None: nothing pending)."""
+        target = await target_of(self.store, setting)
+        state = current_record(await self.store.load_token(setting.setting_id), target).state
+        now = self.clock.now()
+        if isinstance(state, Acquired):
+            due = refresh_due_at(state, self.refresher.margin)
+            if due <= now:
+                await self.refresher.refresh_if_due(setting.setting_id)
+                return None
+            return due
+        if isinstance(state, WaitingForAuthorization):
+            flow = state.flow
+            if isinstance(flow, DevicePending) and rfc8628.seconds_until_poll(flow, now) > 0:
+                return flow.next_poll_at
+            if not isinstance(flow, DevicePending) and now < flow.expires_at:
+                return flow.expires_at
+            await self.authorizer.poll_due(setting.setting_id)
+        return None
+
+    async def _oauth_settings(self) -> list[MailSetting]:
+        settings: list[MailSetting] = list(await self.store.list_pop())
+        smtp = await self.store.get_smtp()
+        if smtp is not None:
+            settings.insert(0, smtp)
+        return [s for s in settings if s.auth is AuthMethod.OAUTH2]

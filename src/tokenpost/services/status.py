@@ -1,0 +1,82 @@
+"""What `token status` shows: every setting's token state, read without network or writes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from tokenpost.errors import TokenpostError
+from tokenpost.ports import Store
+from tokenpost.settings.model import AuthMethod, MailSetting
+from tokenpost.tokens.state import (
+    Acquired,
+    Invalid,
+    NotAcquired,
+    StateId,
+    TokenState,
+    WaitingForAuthorization,
+)
+from tokenpost.oauth.rfc8628 import DevicePending
+
+from tokenpost.services.targets import current_record, target_of
+
+
+@dataclass(frozen=True, slots=True)
+class SettingStatus:
+    """One row of `token status`. `state` is None for settings that do not use OAuth 2.0."""
+
+    setting_id: str
+    auth: AuthMethod
+    account: str | None
+    provider: str | None
+    state: StateId | None
+    expires_at: float | None = None
+    reason: str | None = None
+    user_code: str | None = None
+    verification_uri: str | None = None
+    failures: int = 0
+
+
+async def status(store: Store) -> list[SettingStatus]:
+    """Every setting, SMTP first, then POP settings by name."""
+    settings: list[MailSetting] = []
+    smtp = await store.get_smtp()
+    if smtp is not None:
+        settings.append(smtp)
+    pops = sorted(await store.list_pop(), key=lambda p: p.name)
+    settings.extend(pops)
+    return [await _row(store, s) for s in settings]
+
+
+async def _row(store: Store, setting: MailSetting) -> SettingStatus:
+    row = SettingStatus(
+        setting.setting_id, setting.auth, setting.account, setting.provider, state=None
+    )
+    if setting.auth is not AuthMethod.OAUTH2:
+        return row
+    try:
+        target = await target_of(store, setting)
+    except TokenpostError as error:
+        return replace(row, state=StateId.NOT_ACQUIRED, reason=str(error))
+    state = current_record(await store.load_token(setting.setting_id), target).state
+    return _with_details(replace(row, state=state.id), state)
+
+
+def _with_details(row: SettingStatus, state: TokenState) -> SettingStatus:
+    match state:
+        case Acquired():
+            return replace(
+                row, expires_at=state.expires_at, reason=state.last_error, failures=state.failures
+            )
+        case Invalid():
+            return replace(row, reason=state.reason)
+        case NotAcquired():
+            return replace(row, reason=state.note)
+        case WaitingForAuthorization(flow=DevicePending() as flow):
+            return replace(
+                row,
+                expires_at=flow.expires_at,
+                user_code=flow.user_code,
+                verification_uri=flow.verification_uri,
+            )
+        case WaitingForAuthorization():
+            return replace(row, expires_at=state.flow.expires_at)

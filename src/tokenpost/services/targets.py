@@ -1,0 +1,119 @@
+"""A mail setting resolved to everything its token depends on: provider, endpoints, flow, scope.
+
+The binding computed here is the token's identity. A stored token whose binding differs from the
+setting's current one was obtained for another provider, account, scope, endpoint or server: it is
+never used, and reads as Not acquired (a token must never reach a server it was not obtained for).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tokenpost.errors import NotFoundError, UsageError
+from tokenpost.oauth.providers import Endpoints, effective_flow, scopes_for
+from tokenpost.oauth.rfc6749 import ClientAuth
+from tokenpost.ports import SettingsStore, TokenRecord, TokenStore
+from tokenpost.settings.model import (
+    SMTP_ID,
+    AuthMethod,
+    Flow,
+    MailSetting,
+    POP_PREFIX,
+    Provider,
+    use_of,
+)
+from tokenpost.tokens.binding import binding_of
+from tokenpost.tokens.machine import BindingChanged, TokenEvent, apply
+from tokenpost.tokens.state import NotAcquired
+
+from tokenpost.services.endpoints import EndpointResolver
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An OAuth 2.0 mail setting with its provider resolved."""
+
+    setting: MailSetting
+    provider: Provider
+    flow: Flow
+    scope: tuple[str, ...]
+    binding: str
+
+    @property
+    def setting_id(self) -> str:
+        return self.setting.setting_id
+
+    @property
+    def account(self) -> str:
+        return self.setting.account or ""
+
+    @property
+    def client(self) -> ClientAuth:
+        return ClientAuth(self.provider.client_id, self.provider.client_secret)
+
+
+async def load_setting(store: SettingsStore, setting_id: str) -> MailSetting:
+    """The SMTP setting or the named POP setting. Raises NotFoundError."""
+    if setting_id == SMTP_ID:
+        smtp = await store.get_smtp()
+        if smtp is None:
+            raise NotFoundError("no SMTP setting: run 'tokenpost smtp set' first")
+        return smtp
+    pop = await store.get_pop(setting_id.removeprefix(POP_PREFIX))
+    if pop is None:
+        raise NotFoundError(f"no POP setting {setting_id.removeprefix(POP_PREFIX)!r}")
+    return pop
+
+
+async def load_target(store: SettingsStore, setting_id: str) -> Target:
+    """Resolve an OAuth 2.0 setting.
+
+    Raises:
+        NotFoundError: no such setting, or its provider is gone.
+        UsageError: the setting does not use OAuth 2.0 (exit 2, as for `token get` on it).
+    """
+    setting = await load_setting(store, setting_id)
+    return await target_of(store, setting)
+
+
+async def target_of(store: SettingsStore, setting: MailSetting) -> Target:
+    if setting.auth is not AuthMethod.OAUTH2 or not setting.provider:
+        raise UsageError(
+            f"{setting.setting_id} uses authentication '{setting.auth}', not oauth2: "
+            "it has no token"
+        )
+    provider = await store.get_provider(setting.provider)
+    if provider is None:
+        raise NotFoundError(f"{setting.setting_id}: provider {setting.provider!r} does not exist")
+    scope = scopes_for(provider, use_of(setting))
+    flow = effective_flow(provider)
+    binding = binding_of(provider, setting, scope=scope)
+    return Target(setting, provider, flow, scope, binding)
+
+
+async def endpoints_of(resolver: EndpointResolver, target: Target) -> Endpoints:
+    return await resolver.resolve(target.provider)
+
+
+def current_record(record: TokenRecord, target: Target) -> TokenRecord:
+    """The record as it must be read for `target`: a token bound to other settings reads as
+    Not acquired (without writing: reads never write)."""
+    if isinstance(record.state, NotAcquired) or record.binding == target.binding:
+        return record
+    return TokenRecord(
+        record.setting_id,
+        apply(record.state, BindingChanged()),
+        target.binding,
+        record.version,
+        record.updated_at,
+    )
+
+
+async def transition(
+    store: TokenStore, record: TokenRecord, event: TokenEvent, *, binding: str
+) -> TokenRecord:
+    """Apply `event` and persist it with compare-and-set against `record.version`."""
+    state = apply(record.state, event)
+    return await store.save_token(
+        record.setting_id, state, binding=binding, expected_version=record.version
+    )

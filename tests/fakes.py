@@ -1,0 +1,131 @@
+"""Fakes of tokenpost's own ports (never of libraries): for service tests without I/O."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from tokenpost.errors import ConflictError, UsageError
+from tokenpost.oauth.http import HttpRequest, HttpResponse
+from tokenpost.ports import TokenRecord
+from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
+from tokenpost.tokens.state import NotAcquired, TokenState
+
+
+@dataclass
+class FakeClock:
+    """Time stands still until a sleep advances it; sleeps yield to other tasks."""
+
+    t: float = 1_800_000_000.0
+
+    def now(self) -> float:
+        return self.t
+
+    async def sleep(self, seconds: float) -> None:
+        self.t += max(0.0, seconds)
+        await asyncio.sleep(0)
+
+
+@dataclass
+class MemoryStore:
+    providers: dict[str, Provider] = field(default_factory=dict)
+    smtp: SmtpSetting | None = None
+    pops: dict[str, PopSetting] = field(default_factory=dict)
+    tokens: dict[str, TokenRecord] = field(default_factory=dict)
+    writes: int = 0
+
+    async def list_providers(self) -> list[Provider]:
+        return list(self.providers.values())
+
+    async def get_provider(self, name: str) -> Provider | None:
+        return self.providers.get(name)
+
+    async def put_provider(self, provider: Provider) -> None:
+        self.providers[provider.name] = provider
+
+    async def delete_provider(self, name: str) -> None:
+        if self.smtp and self.smtp.provider == name:
+            raise UsageError("in use")
+        self.providers.pop(name)
+
+    async def get_smtp(self) -> SmtpSetting | None:
+        return self.smtp
+
+    async def put_smtp(self, setting: SmtpSetting) -> None:
+        self.smtp = setting
+
+    async def list_pop(self) -> list[PopSetting]:
+        return list(self.pops.values())
+
+    async def get_pop(self, name: str) -> PopSetting | None:
+        return self.pops.get(name)
+
+    async def put_pop(self, setting: PopSetting) -> None:
+        self.pops[setting.name] = setting
+
+    async def delete_pop(self, name: str) -> None:
+        self.pops.pop(name)
+        self.tokens.pop("pop:" + name, None)
+
+    async def load_token(self, setting_id: str) -> TokenRecord:
+        await asyncio.sleep(0)
+        return self.tokens.get(setting_id) or TokenRecord(setting_id, NotAcquired(), "", 0, 0.0)
+
+    async def save_token(
+        self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
+    ) -> TokenRecord:
+        await asyncio.sleep(0)
+        current = self.tokens.get(setting_id)
+        version = current.version if current else 0
+        if version != expected_version:
+            raise ConflictError(f"{setting_id}: version {version}, expected {expected_version}")
+        record = TokenRecord(setting_id, state, binding, version + 1, 0.0)
+        self.tokens[setting_id] = record
+        self.writes += 1
+        return record
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class MemoryLock:
+    locks: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        async with self.locks[key]:
+            yield
+
+
+Responder = Callable[[HttpRequest], HttpResponse]
+
+
+@dataclass
+class ScriptedHttp:
+    """Answers each request with the responder for its URL; records every request."""
+
+    routes: dict[str, Responder] = field(default_factory=dict)
+    requests: list[HttpRequest] = field(default_factory=list)
+    delay: float = 0.0
+
+    async def send(
+        self, request: HttpRequest, *, ca_file: str | None = None, timeout: float = 30.0
+    ) -> HttpResponse:
+        self.requests.append(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        else:
+            await asyncio.sleep(0)
+        return self.routes[request.url](request)
+
+    def count(self, url: str) -> int:
+        return sum(1 for r in self.requests if r.url == url)
+
+
+def json_response(status: int, body: object) -> HttpResponse:
+    return HttpResponse(status, json.dumps(body).encode(), (("content-type", "application/json"),))
