@@ -1,0 +1,446 @@
+"""Settings validation: every rule a provider, the SMTP setting or a POP setting breaks, at once.
+
+Problems are `FieldProblem(field, rule)`; the field is the CLI option without dashes ("port",
+"sender_address", "client_id") so the administrator knows what to change. `*_problems` return the
+problems; `validate_*` raise one `ValidationError` holding all of them. No rule text contains a
+field's value when the field can hold a secret.
+
+Rules come from: RFC 1123 §2.1 (host names; IDNA via the stdlib codec), RFC 5321 §4.5.3.1
+(address lengths), RFC 6749 §3.1/§3.2 (endpoints carry no fragment) and §3.3 (scope-token),
+RFC 8414 §2 (issuer: https, no query, no fragment), RFC 6750 §5.3 and DESIGN invariant 3 (bearer
+tokens only over TLS), and the provider facts in reference/protocols.md (Google's device flow and
+Gmail, §2.3; Microsoft's AADSTS9001023 for app-only on shared tenants, §1.1).
+
+`require_secrets=False` skips only "secret missing" rules, so a document exported without secrets
+can be parsed, merged with the stored secrets, and then validated in full.
+
+The one filesystem access: `ca_file` must name an existing file (os.path.isfile), checked here so an
+administrator learns of a typo when saving the setting, not at the first TLS handshake.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Final
+from urllib.parse import urlsplit
+
+from tokenpost.errors import FieldProblem, ValidationError
+from tokenpost.secret import Secret
+from tokenpost.settings.model import (
+    AuthMethod,
+    Flow,
+    PopSetting,
+    Preset,
+    Provider,
+    Security,
+    SmtpSetting,
+    Use,
+    is_valid_pop_name,
+)
+
+_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+_LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+_SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")  # RFC 6749 §3.3
+_GUID: Final = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
+# RFC 5322 §3.2.3 atext, plus any non-ASCII character (RFC 6531 SMTPUTF8 local parts).
+_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010FFFF]+"
+_LOCAL_PART: Final = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
+_SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LINE_BREAK_OR_NUL: Final = re.compile(r"[\r\n\x00]")
+
+_SHARED_TENANTS: Final = frozenset({"common", "organizations", "consumers"})
+_GOOGLE_MAIL_SCOPE: Final = ("https://mail.google.com/",)
+_GMAIL_SCOPE_PREFIXES: Final = (
+    "https://mail.google.com/",
+    "https://www.googleapis.com/auth/gmail.",
+)
+# Keep in step with oauth.providers.default_flow (not imported: settings rules must not depend on
+# the OAuth client code). Google's device grant cannot carry Gmail scopes (protocols.md §2.3).
+_DEFAULT_FLOW: Final = {
+    Preset.MICROSOFT: Flow.DEVICE,
+    Preset.GOOGLE: Flow.BROWSER,
+    Preset.GENERIC: Flow.DEVICE,
+}
+
+NAME_RULE: Final = "must be 1-63 letters, digits, '_', '.' or '-', starting with a letter or digit"
+PORT_RULE: Final = "must be an integer from 1 to 65535"
+SERVER_RULE: Final = "must be a host name (RFC 1123, IDNA allowed) or an IPv4/IPv6 address"
+BEARER_RULE: Final = "a bearer token is never sent unencrypted; use starttls or tls"
+
+
+# -- providers ------------------------------------------------------------------------------------
+
+
+def provider_problems(p: Provider, *, require_secrets: bool = True) -> tuple[FieldProblem, ...]:
+    """Every rule `p` breaks, in field order."""
+    return _one_per_field(
+        [
+            *_name_problems(p.name),
+            *_client_id_problems(p.client_id),
+            *_tenant_problems(p),
+            *_issuer_problems(p),
+            *_endpoint_problems(p),
+            *_scope_problems(p),
+            *_flow_problems(p, require_secrets=require_secrets),
+            *_ca_file_problems(p.ca_file),
+        ]
+    )
+
+
+def validate_provider(p: Provider, *, require_secrets: bool = True) -> None:
+    """Raise `ValidationError` listing every rule `p` breaks."""
+    _raise_if(provider_problems(p, require_secrets=require_secrets), subject=f"provider {p.name}")
+
+
+def _name_problems(name: str) -> Iterator[FieldProblem]:
+    if not _NAME.fullmatch(name):
+        yield FieldProblem("name", NAME_RULE)
+
+
+def _client_id_problems(client_id: str) -> Iterator[FieldProblem]:
+    if not client_id or _SPACE_OR_CONTROL.search(client_id):
+        yield FieldProblem("client_id", "required; no spaces or control characters")
+
+
+def _tenant_problems(p: Provider) -> Iterator[FieldProblem]:
+    if p.tenant is None:
+        return
+    if p.preset is not Preset.MICROSOFT:
+        yield FieldProblem("tenant", "only a microsoft provider has a tenant")
+    elif not _is_tenant(p.tenant):
+        yield FieldProblem(
+            "tenant",
+            "must be common, organizations, consumers, a tenant ID (GUID) or a domain name",
+        )
+
+
+def _is_tenant(tenant: str) -> bool:
+    return (
+        tenant.lower() in _SHARED_TENANTS
+        or bool(_GUID.fullmatch(tenant))
+        or ("." in tenant and _is_hostname(tenant))
+    )
+
+
+def _issuer_problems(p: Provider) -> Iterator[FieldProblem]:
+    if p.issuer is not None:
+        if p.preset is not Preset.GENERIC:
+            yield FieldProblem("issuer", "only a generic provider uses --issuer (discovery)")
+        elif not _is_https_url(p.issuer, allow_query=False):
+            yield FieldProblem(
+                "issuer", "must be an https URL with a host and no query or fragment (RFC 8414 §2)"
+            )
+    if p.preset is Preset.GENERIC and p.issuer is None and p.token_endpoint is None:
+        yield FieldProblem("issuer", "a generic provider needs --issuer or --token-endpoint")
+
+
+def _endpoint_problems(p: Provider) -> Iterator[FieldProblem]:
+    # Tokens, codes and client secrets cross these: https only, even on loopback.
+    endpoints = {
+        "authorization_endpoint": p.authorization_endpoint,
+        "token_endpoint": p.token_endpoint,
+        "device_authorization_endpoint": p.device_authorization_endpoint,
+        "revocation_endpoint": p.revocation_endpoint,
+    }
+    for field, url in endpoints.items():
+        if url is not None and not _is_https_url(url, allow_query=True):
+            yield FieldProblem(
+                field, "must be an https URL with a host, no user:password@ and no #fragment"
+            )
+
+
+def _scope_problems(p: Provider) -> Iterator[FieldProblem]:
+    for field, scope in (
+        ("scope", p.scope),
+        ("smtp_scope", p.smtp_scope),
+        ("pop_scope", p.pop_scope),
+    ):
+        if scope is None:
+            continue
+        if not scope:
+            yield FieldProblem(field, "must name at least one scope")
+        elif not all(_SCOPE_TOKEN.fullmatch(token) for token in scope):
+            yield FieldProblem(
+                field,
+                "each scope must be visible ASCII without spaces, '\"' or '\\' (RFC 6749 §3.3)",
+            )
+    if p.preset is Preset.GENERIC and any(_explicit_scope(p, use) is None for use in Use):
+        yield FieldProblem(
+            "scope", "a generic provider needs --scope (or --smtp-scope/--pop-scope)"
+        )
+
+
+def _explicit_scope(p: Provider, use: Use) -> tuple[str, ...] | None:
+    specific = p.smtp_scope if use is Use.SMTP else p.pop_scope
+    return specific if specific is not None else p.scope
+
+
+def _flow_problems(p: Provider, *, require_secrets: bool) -> Iterator[FieldProblem]:
+    flow = p.flow if p.flow is not None else _DEFAULT_FLOW[p.preset]
+    if flow is Flow.APP:
+        if require_secrets and p.client_secret is None:
+            yield FieldProblem("client_secret", "the app flow needs --client-secret")
+        # Client credentials need a tenant-specific authority (protocols.md §1.10, AADSTS9001023).
+        if p.preset is Preset.MICROSOFT and (
+            p.tenant is None or p.tenant.lower() in _SHARED_TENANTS
+        ):
+            yield FieldProblem(
+                "tenant",
+                "the app flow needs your tenant ID or domain, not common, organizations or "
+                "consumers",
+            )
+        if p.preset is Preset.GOOGLE:
+            yield FieldProblem("flow", "Google has no app-only grant for mail; use --flow browser")
+    if flow is Flow.DEVICE and p.preset is Preset.GOOGLE and _asks_for_gmail(p):
+        yield FieldProblem(
+            "flow", "Google's device flow refuses the Gmail scope; use --flow browser"
+        )
+    if p.preset is Preset.GENERIC and p.issuer is None:
+        yield from _generic_endpoint_problems(flow, p)
+    if p.client_secret is not None and not p.client_secret:
+        yield FieldProblem("client_secret", "must not be empty")
+
+
+def _asks_for_gmail(p: Provider) -> bool:
+    for use in Use:
+        scope = _explicit_scope(p, use)
+        for token in _GOOGLE_MAIL_SCOPE if scope is None else scope:
+            if token.startswith(_GMAIL_SCOPE_PREFIXES):
+                return True
+    return False
+
+
+def _generic_endpoint_problems(flow: Flow, p: Provider) -> Iterator[FieldProblem]:
+    # Without discovery, the endpoint the flow starts at must be given explicitly.
+    if flow is Flow.DEVICE and p.device_authorization_endpoint is None:
+        yield FieldProblem(
+            "device_authorization_endpoint", "the device flow needs it when there is no --issuer"
+        )
+    if flow is Flow.BROWSER and p.authorization_endpoint is None:
+        yield FieldProblem(
+            "authorization_endpoint", "the browser flow needs it when there is no --issuer"
+        )
+
+
+# -- mail settings --------------------------------------------------------------------------------
+
+
+def smtp_problems(
+    s: SmtpSetting, providers: Mapping[str, Provider], *, require_secrets: bool = True
+) -> tuple[FieldProblem, ...]:
+    """Every rule the SMTP setting breaks; `providers` are the known providers by name."""
+    problems = list(_address_problems(s.server, s.port))
+    if not 1 <= s.timeout <= 600:
+        problems.append(FieldProblem("timeout", "must be an integer from 1 to 600 seconds"))
+    if len(s.sender_name) > 200 or _CONTROL.search(s.sender_name):
+        problems.append(
+            FieldProblem(
+                "sender_name", "at most 200 characters, no line breaks or control characters"
+            )
+        )
+    if not _is_addr_spec(s.sender_address):
+        problems.append(
+            FieldProblem(
+                "sender_address",
+                "must be an e-mail address local@domain, no spaces, at most 254 characters",
+            )
+        )
+    if s.auth is AuthMethod.APOP:
+        problems.append(
+            FieldProblem("auth", "apop is POP3 only; SMTP takes none, password or oauth2")
+        )
+    else:
+        problems.extend(_auth_problems(s, providers, require_secrets=require_secrets))
+    problems.extend(_ca_file_problems(s.ca_file))
+    return _one_per_field(problems)
+
+
+def validate_smtp(
+    s: SmtpSetting, providers: Mapping[str, Provider], *, require_secrets: bool = True
+) -> None:
+    """Raise `ValidationError` listing every rule the SMTP setting breaks."""
+    _raise_if(smtp_problems(s, providers, require_secrets=require_secrets), subject=s.setting_id)
+
+
+def pop_problems(
+    p: PopSetting, providers: Mapping[str, Provider], *, require_secrets: bool = True
+) -> tuple[FieldProblem, ...]:
+    """Every rule the POP setting breaks; `providers` are the known providers by name."""
+    problems: list[FieldProblem] = []
+    if not is_valid_pop_name(p.name):
+        problems.append(FieldProblem("name", NAME_RULE))
+    problems.extend(_address_problems(p.server, p.port))
+    if not 60 <= p.check_interval <= 86400:
+        problems.append(
+            FieldProblem("check_interval", "must be an integer from 60 to 86400 seconds")
+        )
+    if not p.deliver_to or not os.path.isabs(p.deliver_to) or _CONTROL.search(p.deliver_to):
+        problems.append(
+            FieldProblem("deliver_to", "must be an absolute directory path, no control characters")
+        )
+    problems.extend(_auth_problems(p, providers, require_secrets=require_secrets))
+    problems.extend(_ca_file_problems(p.ca_file))
+    return _one_per_field(problems)
+
+
+def validate_pop(
+    p: PopSetting, providers: Mapping[str, Provider], *, require_secrets: bool = True
+) -> None:
+    """Raise `ValidationError` listing every rule the POP setting breaks."""
+    _raise_if(pop_problems(p, providers, require_secrets=require_secrets), subject=p.setting_id)
+
+
+def _address_problems(server: str, port: int) -> Iterator[FieldProblem]:
+    if not _is_host(server):
+        yield FieldProblem("server", SERVER_RULE)
+    if not 1 <= port <= 65535:
+        yield FieldProblem("port", PORT_RULE)
+
+
+def _auth_problems(
+    s: SmtpSetting | PopSetting, providers: Mapping[str, Provider], *, require_secrets: bool
+) -> Iterator[FieldProblem]:
+    """Each auth method takes exactly its own companion fields; stray ones are problems too."""
+    auth = s.auth.value
+    if s.auth is AuthMethod.NONE:
+        for field, value in (("provider", s.provider), ("account", s.account)):
+            if value is not None:
+                yield FieldProblem(field, "must not be set with auth none")
+        if s.password is not None:
+            yield FieldProblem("password", "must not be set with auth none")
+        return
+    yield from _account_problems(s.account, auth)
+    if s.auth is AuthMethod.OAUTH2:
+        yield from _provider_ref_problems(s.provider, providers)
+        if s.password is not None:
+            yield FieldProblem("password", "only auth password or apop uses a password")
+        yield from _bearer_transport_problems(s.security)
+    else:
+        if s.provider is not None:
+            yield FieldProblem("provider", "only auth oauth2 uses a provider")
+        yield from _password_problems(s.password, auth, require_secrets=require_secrets)
+
+
+def _account_problems(account: str | None, auth: str) -> Iterator[FieldProblem]:
+    if not account:
+        yield FieldProblem(
+            "account", f"required with auth {auth} (the e-mail address or user name)"
+        )
+    elif len(account) > 256 or _SPACE_OR_CONTROL.search(account):
+        yield FieldProblem("account", "at most 256 characters, no spaces or control characters")
+
+
+def _provider_ref_problems(
+    provider: str | None, providers: Mapping[str, Provider]
+) -> Iterator[FieldProblem]:
+    if provider is None:
+        yield FieldProblem("provider", "required with auth oauth2")
+    elif provider not in providers:
+        # The name is not secret; quoting it helps spot a typo.
+        yield FieldProblem("provider", f"unknown provider {provider!r}")
+
+
+def _password_problems(
+    password: Secret | None, auth: str, *, require_secrets: bool
+) -> Iterator[FieldProblem]:
+    if password is None:
+        if require_secrets:
+            yield FieldProblem("password", f"required with auth {auth}")
+    elif not password:
+        yield FieldProblem("password", "must not be empty")
+    elif _LINE_BREAK_OR_NUL.search(password.reveal()):
+        # USER/PASS and AUTH lines are CRLF-terminated protocol lines (RFC 1939 §3).
+        yield FieldProblem("password", "must not contain line breaks or NUL")
+
+
+def _bearer_transport_problems(security: Security) -> Iterator[FieldProblem]:
+    """DESIGN invariant 3: a bearer token never crosses an unencrypted connection (RFC 6750 §5.3).
+
+    This is the one place the rule lives. The planned --allow-plaintext exception for loopback
+    servers belongs here, as an explicit parameter with the server; nothing else may relax it.
+    """
+    if security is Security.NONE:
+        yield FieldProblem("security", BEARER_RULE)
+
+
+def _ca_file_problems(ca_file: str | None) -> Iterator[FieldProblem]:
+    if ca_file is not None and not os.path.isfile(ca_file):
+        yield FieldProblem("ca_file", "no such file (a PEM file of CA certificates)")
+
+
+# -- syntax ---------------------------------------------------------------------------------------
+
+
+def _is_host(text: str) -> bool:
+    return _is_ip_address(text) or _is_hostname(text)
+
+
+def _is_ip_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_hostname(text: str) -> bool:
+    """RFC 1123 §2.1 host name, after IDNA encoding; the last label is not all digits."""
+    if not text or text.endswith("."):
+        return False
+    try:
+        ascii_name = text.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    labels = ascii_name.split(".")
+    return (
+        len(ascii_name) <= 253
+        and all(_LABEL.fullmatch(label) for label in labels)
+        and not labels[-1].isdigit()
+    )
+
+
+def _is_https_url(url: str, *, allow_query: bool) -> bool:
+    # urlsplit silently drops tabs and newlines (WHATWG), so refuse them first.
+    if _SPACE_OR_CONTROL.search(url) or "#" in url or (not allow_query and "?" in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not 0-65535 raises ValueError
+    except ValueError:
+        return False
+    return (
+        parts.scheme.lower() == "https"
+        and parts.hostname is not None
+        and _is_host(parts.hostname)
+        and "@" not in parts.netloc
+    )
+
+
+def _is_addr_spec(text: str) -> bool:
+    """A practical RFC 5321 mailbox: dot-atom local part (UTF-8 allowed), host-name domain."""
+    if len(text) > 254 or _SPACE_OR_CONTROL.search(text):
+        return False
+    local, at, domain = text.rpartition("@")
+    return (
+        bool(at)
+        and len(local.encode()) <= 64
+        and bool(_LOCAL_PART.fullmatch(local))
+        and _is_hostname(domain)
+    )
+
+
+def _one_per_field(problems: Iterable[FieldProblem]) -> tuple[FieldProblem, ...]:
+    """The first problem of each field: the most basic rule it breaks, one message per field."""
+    first: dict[str, FieldProblem] = {}
+    for problem in problems:
+        first.setdefault(problem.field, problem)
+    return tuple(first.values())
+
+
+def _raise_if(problems: tuple[FieldProblem, ...], *, subject: str) -> None:
+    if problems:
+        raise ValidationError(problems, subject=subject)
