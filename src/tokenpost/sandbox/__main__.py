@@ -1,0 +1,118 @@
+"""``python -m tokenpost.sandbox authserver --dir DIR [--port N]``: run the authorization server.
+
+Creates ``DIR/ca.pem`` and a server certificate for 127.0.0.1 signed by it, listens with HTTPS,
+then writes ``DIR/ready.json`` atomically (so a reader never sees half of it)::
+
+    {"issuer": "https://127.0.0.1:PORT", "ca_file": ".../ca.pem", "pid": N,
+     "clients": {"public": "tokenpost-test",
+                 "app": {"id": "tokenpost-app", "secret": "..."},
+                 "mailserver": {"id": "mailserver", "secret": "..."}}}
+
+SIGTERM or SIGINT stops it cleanly (exit status 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from werkzeug.serving import make_server
+
+from tokenpost.sandbox.authserver import create_app
+from tokenpost.sandbox.store import (
+    APP_CLIENT_ID,
+    MAILSERVER_CLIENT_ID,
+    PUBLIC_CLIENT_ID,
+    SandboxStore,
+    make_clients,
+)
+from tokenpost.sandbox.tls import server_context, write_tls_files
+from tokenpost.secret import Secret
+
+READY_FILE = "ready.json"
+HOST = "127.0.0.1"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tokenpost.sandbox")
+    commands = parser.add_subparsers(dest="command", required=True)
+    auth = commands.add_parser("authserver", help="the OAuth 2.0 authorization server")
+    auth.add_argument("--dir", type=Path, required=True, help="where to write certs and ready.json")
+    auth.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    args = parser.parse_args(argv)
+    return run_authserver(args.dir, args.port)
+
+
+def run_authserver(directory: Path, port: int) -> int:
+    """Serve until SIGTERM or SIGINT; returns the exit status."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ready = directory / READY_FILE
+    ready.unlink(missing_ok=True)
+    tls = write_tls_files(directory, now=dt.datetime.now(dt.UTC))
+    app_secret, mail_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    store = SandboxStore(make_clients(Secret(app_secret), Secret(mail_secret)))
+
+    # Bind first: the issuer names the port, and the app needs the issuer.
+    listener = socket.create_server((HOST, port))
+    issuer = f"https://{HOST}:{listener.getsockname()[1]}"
+    server = make_server(
+        HOST,
+        listener.getsockname()[1],
+        create_app(store, issuer),
+        threaded=True,
+        ssl_context=server_context(tls),
+        fd=listener.fileno(),
+    )
+    listener.close()  # werkzeug serves on its own duplicate of the descriptor
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    thread = threading.Thread(target=server.serve_forever, name="sandbox-http", daemon=True)
+    thread.start()
+    _write_atomically(
+        ready,
+        {
+            "issuer": issuer,
+            "ca_file": str(tls.ca_file.resolve()),
+            "clients": {
+                "public": PUBLIC_CLIENT_ID,
+                "app": {"id": APP_CLIENT_ID, "secret": app_secret},
+                "mailserver": {"id": MAILSERVER_CLIENT_ID, "secret": mail_secret},
+            },
+            "pid": os.getpid(),
+        },
+    )
+    print(f"sandbox authorization server at {issuer}", file=sys.stderr, flush=True)  # noqa: T201  (the process's one status line)
+    stop.wait()
+    server.shutdown()
+    thread.join(timeout=5)
+    return 0
+
+
+def _write_atomically(path: Path, content: dict[str, object]) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(content, out, indent=2)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(temporary, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""The sandbox authorization server as a Flask app: the OAuth endpoints tokenpost talks to.
+
+    GET  /.well-known/oauth-authorization-server   RFC 8414 metadata (also at the OIDC path)
+    POST /device                                   RFC 8628 §3.1 device authorization
+    POST /token                                    RFC 6749 §3.2 (code, device, refresh, client)
+    GET  /authorize                                the "browser": decides at once, 302 back
+    POST /revoke                                   RFC 7009
+    POST /introspect                               RFC 7662 (the mail server's client only)
+    GET  /activate                                 verification_uri; approval is by control API
+
+Each endpoint first counts the request, then waits `response_delay`, then answers an injected
+fault if one is armed (see `control.py`), and only then runs the real logic.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Final
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from flask import Flask, Response, jsonify, request
+from markupsafe import escape
+
+from tokenpost.sandbox.control import control_blueprint
+from tokenpost.sandbox.grants import SandboxAuthorizationServer
+from tokenpost.sandbox.models import (
+    DEVICE_CODE_GRANT_TYPE,
+    BrowserDecision,
+    Endpoint,
+    FaultKind,
+    User,
+)
+from tokenpost.sandbox.store import SandboxStore
+
+# Far above tokenpost's response limit (64 KiB) so that only a client without one accepts it.
+OVERSIZED_BYTES: Final = 1024 * 1024
+_NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+View = Callable[[], Response]
+
+
+def create_app(store: SandboxStore, issuer: str) -> Flask:
+    """The whole sandbox (OAuth endpoints and the control API) for `issuer`."""
+    app = Flask("tokenpost.sandbox")
+    server = SandboxAuthorizationServer(app, store, issuer)
+    app.register_blueprint(control_blueprint(store))
+
+    def guarded(endpoint: Endpoint, view: View) -> View:
+        def run() -> Response:
+            fault = store.take_fault(endpoint)
+            if (delay := store.knobs.response_delay) > 0:
+                time.sleep(delay)
+            return view() if fault is None else fault_response(fault)
+
+        return run
+
+    def metadata() -> Response:
+        return jsonify(authorization_server_metadata(issuer))
+
+    for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
+        app.add_url_rule(
+            path, f"metadata{path}", guarded(Endpoint.METADATA, metadata), methods=["GET"]
+        )
+    routes: list[tuple[str, Endpoint, View, str]] = [
+        ("/device", Endpoint.DEVICE, _endpoint_view(server, "device_authorization"), "POST"),
+        ("/token", Endpoint.TOKEN, server.create_token_response, "POST"),
+        ("/revoke", Endpoint.REVOKE, _endpoint_view(server, "revocation"), "POST"),
+        ("/introspect", Endpoint.INTROSPECT, _endpoint_view(server, "introspection"), "POST"),
+        ("/authorize", Endpoint.AUTHORIZE, _authorize_view(server, store, issuer), "GET"),
+        ("/activate", Endpoint.ACTIVATE, _activate, "GET"),
+    ]
+    for path, endpoint, view, method in routes:
+        app.add_url_rule(path, endpoint.value, guarded(endpoint, view), methods=[method])
+    return app
+
+
+def authorization_server_metadata(issuer: str) -> dict[str, object]:
+    """RFC 8414 §2 metadata (plus RFC 8628 §4 and RFC 9207 §3 fields)."""
+    return {
+        "issuer": issuer,
+        "authorization_endpoint": issuer + "/authorize",
+        "token_endpoint": issuer + "/token",
+        "device_authorization_endpoint": issuer + "/device",
+        "revocation_endpoint": issuer + "/revoke",
+        "introspection_endpoint": issuer + "/introspect",
+        "response_types_supported": ["code"],
+        "grant_types_supported": [
+            "authorization_code",
+            "refresh_token",
+            "client_credentials",
+            DEVICE_CODE_GRANT_TYPE,
+        ],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "revocation_endpoint_auth_methods_supported": [
+            "none",
+            "client_secret_basic",
+            "client_secret_post",
+        ],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic"],
+        "authorization_response_iss_parameter_supported": True,
+    }
+
+
+def fault_response(kind: FaultKind) -> Response:
+    """The canned wrong answer for an injected fault."""
+    match kind:
+        case FaultKind.HTTP_503:
+            return Response(
+                "service unavailable\n", 503, {"Retry-After": "1"}, mimetype="text/plain"
+            )
+        case FaultKind.NON_JSON:
+            return Response("<html><body>maintenance</body></html>", 200, mimetype="text/html")
+        case FaultKind.OVERSIZED:
+            body: dict[str, object] = {"token_type": "Bearer", "access_token": "sbx_at_" + "x" * 40}
+            body["padding"] = "x" * OVERSIZED_BYTES
+            return _json(body, 200)
+        case FaultKind.MISSING_ACCESS_TOKEN:
+            return _json({"token_type": "Bearer", "expires_in": 3600}, 200)
+        case FaultKind.INVALID_CLIENT:
+            challenge = {"WWW-Authenticate": 'Basic realm="sandbox"'}
+            return _json({"error": "invalid_client"}, 401, challenge)
+        case FaultKind.INVALID_GRANT | FaultKind.SLOW_DOWN:
+            return _json({"error": kind.value}, 400)
+
+
+def _json(body: dict[str, object], status: int, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        json.dumps(body), status, {**_NO_STORE, **(headers or {})}, mimetype="application/json"
+    )
+
+
+def _endpoint_view(server: SandboxAuthorizationServer, name: str) -> View:
+    def view() -> Response:
+        response: Response = server.create_endpoint_response(name)
+        return response
+
+    return view
+
+
+def _authorize_view(server: SandboxAuthorizationServer, store: SandboxStore, issuer: str) -> View:
+    """RFC 6749 §4.1.1-4.1.2 as a browser that decides at once, per the knobs."""
+
+    def view() -> Response:
+        knobs = store.knobs
+        try:
+            grant = server.get_consent_grant(end_user=None)
+        except OAuth2Error as error:
+            if not error.redirect_uri:
+                # §4.1.2.1: never redirect to a client or redirect_uri that did not validate.
+                return _json({"error": error.error, "error_description": error.description}, 400)
+            response: Response = server.handle_error_response(None, error)
+        else:
+            user = User(knobs.browser_user)
+            approved = knobs.browser_decision is BrowserDecision.APPROVE
+            response = server.create_authorization_response(
+                grant_user=user if approved else None, grant=grant
+            )
+        return _finish_redirect(
+            response,
+            iss=knobs.redirect_iss_override or issuer,
+            state=knobs.redirect_state_override,
+        )
+
+    return view
+
+
+def _finish_redirect(response: Response, *, iss: str, state: str | None) -> Response:
+    """Add `iss` (RFC 9207 §2) to a redirect and, when a test asks, replace `state`."""
+    location = response.headers.get("Location")
+    if location is None:
+        return response
+    parts = urlsplit(location)
+    replaced = {"iss": iss} if state is None else {"iss": iss, "state": state}
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in replaced]
+    query.extend(replaced.items())
+    response.headers["Location"] = urlunsplit(parts._replace(query=urlencode(query)))
+    return response
+
+
+def _activate() -> Response:
+    user_code = request.args.get("user_code", "")
+    page = (
+        "<!doctype html><title>tokenpost sandbox</title>"
+        "<p>Sandbox verification page. Approve or deny a code through the control API "
+        f"(POST /control/approve). Code: <code>{escape(user_code)}</code></p>"
+    )
+    return Response(page, 200, mimetype="text/html")
