@@ -1,0 +1,193 @@
+"""The store's schema: the tables the code uses, and the Alembic migrations that build them.
+
+The migrations ship inside the package (`MIGRATIONS_DIR`), so an installed wheel migrates its
+own store; Alembic is configured here, without an alembic.ini. `sql_store.open_store` first reads
+the `SchemaState` without writing, then calls `migrate_to_head` in one write transaction, which
+also writes the key check (`crypto.Cipher.make_key_check`) of a new store.
+The migration scripts in versions/ are frozen snapshots and never import these tables; a test
+compares what they build with `METADATA`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.script import ScriptDirectory
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tokenpost.adapters.crypto import Cipher
+from tokenpost.errors import KeyFileError, StoreCorruptError
+
+MIGRATIONS_DIR: Final = Path(__file__).parent
+KEY_CHECK: Final = "key_check"  # the meta row holding the key check
+_PG_MIGRATION_LOCK: Final = 0x746F6B656E706F  # "tokenpo": the advisory lock id for migrations
+
+METADATA: Final = sa.MetaData(
+    naming_convention={
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# If you change a table, add a migration in versions/ (test_sql_store compares them).
+meta_table: Final = sa.Table(
+    "meta",
+    METADATA,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.LargeBinary, nullable=False),
+)
+providers_table: Final = sa.Table(
+    "providers",
+    METADATA,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("preset", sa.String(32), nullable=False),
+    sa.Column("client_id", sa.Text, nullable=False),
+    sa.Column("client_secret", sa.LargeBinary),
+    sa.Column("flow", sa.String(32)),
+    *(
+        sa.Column(name, sa.Text)
+        for name in (
+            "tenant",
+            "issuer",
+            "authorization_endpoint",
+            "token_endpoint",
+            "device_authorization_endpoint",
+            "revocation_endpoint",
+            "scope",
+            "smtp_scope",
+            "pop_scope",
+            "ca_file",
+        )
+    ),
+)
+
+
+def _mail_columns() -> list[sa.Column[Any]]:
+    """Columns SMTP and POP settings share; `provider` may only name an existing provider."""
+    return [
+        sa.Column("server", sa.Text, nullable=False),
+        sa.Column("port", sa.Integer, nullable=False),
+        sa.Column("security", sa.String(32), nullable=False),
+        sa.Column("auth", sa.String(32), nullable=False),
+        sa.Column("provider", sa.String(255), sa.ForeignKey("providers.name")),
+        sa.Column("account", sa.Text),
+        sa.Column("password", sa.LargeBinary),
+        sa.Column("ca_file", sa.Text),
+    ]
+
+
+smtp_table: Final = sa.Table(
+    "smtp",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("timeout", sa.Integer, nullable=False),
+    sa.Column("sender_name", sa.Text, nullable=False),
+    sa.Column("sender_address", sa.Text, nullable=False),
+    *_mail_columns(),
+    sa.CheckConstraint("id = 1", name="one_row"),
+)
+pop_table: Final = sa.Table(
+    "pop",
+    METADATA,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("check_interval", sa.Integer, nullable=False),
+    sa.Column("deliver_to", sa.Text, nullable=False),
+    *_mail_columns(),
+)
+tokens_table: Final = sa.Table(
+    "tokens",
+    METADATA,
+    sa.Column("setting_id", sa.String(255), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("public", sa.Text, nullable=False),
+    sa.Column("secrets", sa.LargeBinary),
+    sa.Column("binding", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+)
+
+
+def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+    config = AlembicConfig()
+    # configparser interpolation: a '%' in the install path must be doubled.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def known_revisions() -> frozenset[str]:
+    """Every schema revision this code has a migration for."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    return frozenset(revision.revision for revision in script.walk_revisions())
+
+
+def upgrade_to_head(connection: sa.Connection) -> None:
+    """Run every migration not yet applied, on `connection`, in its transaction."""
+    command.upgrade(_alembic_config(connection), "head")
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """What a read-only look at a store found: its schema revision and key check, if any."""
+
+    revision: str | None
+    key_check: bytes | None
+
+
+async def read_schema_state(conn: AsyncConnection, where: str) -> SchemaState:
+    """Read the revision and key check; writes nothing.
+
+    Raises:
+        StoreCorruptError: the revision is one this code has no migration for (a newer schema).
+    """
+    tables = await conn.run_sync(lambda sync: set(sa.inspect(sync).get_table_names()))
+    revision = None
+    if "alembic_version" in tables:
+        revision = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
+        if revision not in known_revisions():
+            raise StoreCorruptError(
+                f"the store {where} has schema revision {revision!r}, which this tokenpost does"
+                f" not know: it was written by a newer tokenpost; upgrade tokenpost to use it"
+            )
+    key_check = None
+    if meta_table.name in tables:
+        query = sa.select(meta_table.c.value).where(meta_table.c.key == KEY_CHECK)
+        key_check = (await conn.execute(query)).scalar()
+    return SchemaState(revision, None if key_check is None else bytes(key_check))
+
+
+async def migrate_to_head(
+    conn: AsyncConnection, cipher: Cipher, *, key_path: Path, where: str
+) -> None:
+    """Upgrade to head and write the key check of a new store, in the caller's transaction.
+
+    The key is checked again here, under the write lock (PostgreSQL: an advisory lock), so two
+    processes creating one store at once cannot write it with two keys.
+
+    Raises:
+        KeyFileError: the store's key check is not `cipher`'s key (nothing was changed).
+        StoreCorruptError: a newer schema.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
+    state = await read_schema_state(conn, where)
+    if state.key_check is not None and not cipher.matches_key_check(state.key_check):
+        raise wrong_key(key_path, where)
+    await conn.run_sync(upgrade_to_head)
+    if state.key_check is None:
+        check = cipher.make_key_check()
+        await conn.execute(sa.insert(meta_table).values(key=KEY_CHECK, value=check))
+
+
+def wrong_key(key_path: Path, where: str) -> KeyFileError:
+    return KeyFileError(
+        f"the key file {key_path} is not the key the store {where} was written with;"
+        f" restore the right key file (or set TOKENPOST_KEY_FILE to it)"
+    )

@@ -1,0 +1,346 @@
+"""How token states and settings become rows, and back (the store's only serialisation).
+
+Token states are split in two: `public`, a JSON object with every non-secret field (state id,
+expiries, user code, verification URIs, reasons, counters), and `secrets`, the revealed value of
+every `Secret` keyed by its path (``access_token``, ``previous.refresh_token``,
+``flow.device_code``…). The store encrypts `secrets` as one blob per row. In `public` a secret
+field holds only a reference, ``{"@secret": PATH}``, and a nested state or flow holds
+``{"@type": TAG, …fields}``.
+
+Both directions walk the dataclass fields, so a field added to a state or flow dataclass is stored
+without a change here; decoding follows the field's type hints and rejects anything else, and a
+field missing from an older row takes the dataclass default. Settings map field by field onto
+table columns of the same names (a new settings field needs a column and a migration).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import types
+import typing
+from collections.abc import Callable, Mapping
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
+
+from tokenpost.adapters.crypto import Cipher
+from tokenpost.errors import StoreCorruptError
+from tokenpost.oauth.authcode import BrowserPending
+from tokenpost.oauth.rfc8628 import DevicePending
+from tokenpost.secret import Secret
+from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
+from tokenpost.tokens.state import (
+    Acquired,
+    Invalid,
+    NotAcquired,
+    TokenState,
+    WaitingForAuthorization,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+JsonValue: TypeAlias = "str | int | float | bool | list[JsonValue] | dict[str, JsonValue] | None"
+JsonObject: TypeAlias = dict[str, JsonValue]
+
+TYPE_KEY: Final = "@type"
+SECRET_KEY: Final = "@secret"  # noqa: S105 - a JSON key naming a reference, not a secret
+
+# Stable tags: they are written to the store. The four states use their StateId values.
+STATE_TAGS: Final[Mapping[type, str]] = {
+    NotAcquired: "not_acquired",
+    WaitingForAuthorization: "waiting_for_authorization",
+    Acquired: "acquired",
+    Invalid: "invalid",
+    DevicePending: "device",
+    BrowserPending: "browser",
+}
+_CLASS_BY_TAG: Final = {tag: cls for cls, tag in STATE_TAGS.items()}
+_TOP_LEVEL: Final = (NotAcquired, WaitingForAuthorization, Acquired, Invalid)
+
+_T = TypeVar("_T")
+
+
+class _Mismatch(Exception):
+    """A stored value does not fit a type hint; the message names the field, never the value."""
+
+
+# --- token states -------------------------------------------------------------------------------
+
+
+def encode_state(state: TokenState) -> tuple[JsonObject, dict[str, str]]:
+    """Split `state` into its public JSON object and its revealed secrets (path → value)."""
+    secrets: dict[str, str] = {}
+    public = _encode_dataclass(state, "", secrets)
+    return public, secrets
+
+
+def decode_state(public: Mapping[str, Any], secrets: Mapping[str, str]) -> TokenState:
+    """Rebuild a state from `encode_state`'s output.
+
+    Raises:
+        StoreCorruptError: unknown tag or field, a value of the wrong type, or a missing secret.
+    """
+    try:
+        state = _decode_dataclass(public, _TOP_LEVEL, secrets, "state")
+    except _Mismatch as exc:
+        raise StoreCorruptError(f"a stored token state is unreadable: {exc}") from None
+    if not isinstance(state, _TOP_LEVEL):  # unreachable: _decode_dataclass checked the tag
+        raise StoreCorruptError("a stored token state has an unexpected type")
+    return state
+
+
+def dumps(value: JsonObject | Mapping[str, str]) -> str:
+    """Canonical JSON text for a column (sorted keys, no NaN)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def loads_object(text: str | bytes, what: str) -> dict[str, Any]:
+    """Parse a JSON object read from the store.
+
+    Raises:
+        StoreCorruptError: not JSON, or not an object.
+    """
+    try:
+        value = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise StoreCorruptError(f"{what} in the store is not valid JSON") from None
+    if not isinstance(value, dict):
+        raise StoreCorruptError(f"{what} in the store is not a JSON object")
+    return value
+
+
+def _encode_dataclass(value: DataclassInstance, path: str, secrets: dict[str, str]) -> JsonObject:
+    tag = STATE_TAGS.get(type(value))
+    if tag is None:
+        raise TypeError(f"{type(value).__name__} is not a token state or flow")
+    encoded: JsonObject = {TYPE_KEY: tag}
+    for field in dataclasses.fields(value):
+        field_path = f"{path}.{field.name}" if path else field.name
+        encoded[field.name] = _encode_value(getattr(value, field.name), field_path, secrets)
+    return encoded
+
+
+def _encode_value(value: object, path: str, secrets: dict[str, str]) -> JsonValue:
+    if isinstance(value, Secret):
+        secrets[path] = value.reveal()
+        return {SECRET_KEY: path}
+    if isinstance(value, StrEnum):
+        return value.value
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, tuple):
+        return [_encode_value(item, f"{path}[{i}]", secrets) for i, item in enumerate(value)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encode_dataclass(value, path, secrets)
+    raise TypeError(f"field {path} has a type the store cannot encode: {type(value).__name__}")
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    """Resolved field type hints (the dataclasses use postponed annotations)."""
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = _HINTS[cls] = typing.get_type_hints(cls)
+    return hints
+
+
+def _decode_dataclass(
+    raw: object, allowed: tuple[type, ...], secrets: Mapping[str, str], where: str
+) -> object:
+    if not isinstance(raw, dict):
+        raise _Mismatch(f"{where}: expected an object")
+    tag = raw.get(TYPE_KEY)
+    cls = _CLASS_BY_TAG.get(tag) if isinstance(tag, str) else None
+    if cls is None or cls not in allowed:
+        raise _Mismatch(f"{where}: unexpected type tag")
+    hints = _hints(cls)
+    unknown = set(raw) - set(hints) - {TYPE_KEY}
+    if unknown:
+        raise _Mismatch(f"{where}: unknown fields {sorted(unknown)}")
+    kwargs = {
+        name: _decode_value(raw[name], hints[name], secrets, f"{where}.{name}")
+        for name in hints
+        if name in raw
+    }
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        raise _Mismatch(f"{where}: required fields are missing") from None
+
+
+def _decode_value(raw: object, hint: Any, secrets: Mapping[str, str], where: str) -> object:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return _decode_union(raw, typing.get_args(hint), secrets, where)
+    if hint is Secret:
+        return _decode_secret(raw, secrets, where)
+    if origin is tuple:
+        item_hint, ellipsis = typing.get_args(hint)
+        if ellipsis is not Ellipsis or not isinstance(raw, list):
+            raise _Mismatch(f"{where}: expected a list")
+        return tuple(_decode_value(item, item_hint, secrets, f"{where}[]") for item in raw)
+    if hint in _CLASS_BY_TAG.values():
+        return _decode_dataclass(raw, (hint,), secrets, where)
+    return _decode_scalar(raw, hint, where)
+
+
+def _decode_union(
+    raw: object, arms: tuple[Any, ...], secrets: Mapping[str, str], where: str
+) -> object:
+    if raw is None and types.NoneType in arms:
+        return None
+    for arm in arms:
+        if arm is types.NoneType:
+            continue
+        try:
+            return _decode_value(raw, arm, secrets, where)
+        except _Mismatch:
+            continue
+    raise _Mismatch(f"{where}: value fits none of the expected types")
+
+
+def _decode_secret(raw: object, secrets: Mapping[str, str], where: str) -> Secret:
+    if not isinstance(raw, dict) or set(raw) != {SECRET_KEY}:
+        raise _Mismatch(f"{where}: expected a secret reference")
+    value = secrets.get(raw[SECRET_KEY])
+    if not isinstance(value, str):
+        raise _Mismatch(f"{where}: the encrypted part of the row lacks this secret")
+    return Secret(value)
+
+
+def _decode_scalar(raw: object, hint: Any, where: str) -> object:
+    if hint is float and isinstance(raw, int | float) and not isinstance(raw, bool):
+        return float(raw)
+    if hint is int and isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    if hint is str and isinstance(raw, str):
+        return raw
+    if hint is bool and isinstance(raw, bool):
+        return raw
+    if isinstance(hint, type) and issubclass(hint, StrEnum) and isinstance(raw, str):
+        try:
+            return hint(raw)
+        except ValueError:
+            raise _Mismatch(f"{where}: not a known {hint.__name__}") from None
+    if hint in (float, int, str, bool) or isinstance(hint, type):
+        raise _Mismatch(f"{where}: expected {getattr(hint, '__name__', hint)}")
+    raise TypeError(f"{where}: the store cannot decode fields of type {hint!r}")
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+Row: TypeAlias = dict[str, object]
+_AadFor: TypeAlias = Callable[[str], bytes]
+
+
+def provider_aad(name: str, field: str = "client_secret") -> bytes:
+    """Associated data for a provider's secret: ``provider:NAME`` (other fields get a suffix)."""
+    suffix = "" if field == "client_secret" else f":{field}"
+    return f"provider:{name}{suffix}".encode()
+
+
+def mail_aad(setting_id: str, field: str = "password") -> bytes:
+    """Associated data for a mail setting's secret: ``SETTING_ID:password``."""
+    return f"{setting_id}:{field}".encode()
+
+
+def provider_to_row(provider: Provider, cipher: Cipher) -> Row:
+    return _settings_to_row(provider, cipher, functools.partial(provider_aad, provider.name))
+
+
+def provider_from_row(row: Mapping[Any, Any], cipher: Cipher) -> Provider:
+    name = _row_key(row, "name", "provider")
+    aad = functools.partial(provider_aad, name)
+    return _settings_from_row(Provider, row, cipher, aad, f"provider {name!r}")
+
+
+def smtp_to_row(setting: SmtpSetting, cipher: Cipher) -> Row:
+    return _settings_to_row(setting, cipher, functools.partial(mail_aad, setting.setting_id))
+
+
+def smtp_from_row(row: Mapping[Any, Any], cipher: Cipher) -> SmtpSetting:
+    aad = functools.partial(mail_aad, "smtp")
+    return _settings_from_row(SmtpSetting, row, cipher, aad, "setting smtp")
+
+
+def pop_to_row(setting: PopSetting, cipher: Cipher) -> Row:
+    return _settings_to_row(setting, cipher, functools.partial(mail_aad, setting.setting_id))
+
+
+def pop_from_row(row: Mapping[Any, Any], cipher: Cipher) -> PopSetting:
+    setting_id = "pop:" + _row_key(row, "name", "POP setting")
+    aad = functools.partial(mail_aad, setting_id)
+    return _settings_from_row(PopSetting, row, cipher, aad, f"setting {setting_id}")
+
+
+def _row_key(row: Mapping[Any, Any], column: str, what: str) -> str:
+    value = row.get(column)
+    if not isinstance(value, str):
+        raise StoreCorruptError(f"a stored {what} has no {column}")
+    return value
+
+
+def _settings_to_row(
+    value: Provider | SmtpSetting | PopSetting, cipher: Cipher, aad: _AadFor
+) -> Row:
+    row: Row = {}
+    for field in dataclasses.fields(value):
+        item = getattr(value, field.name)
+        if isinstance(item, Secret):
+            row[field.name] = cipher.encrypt(item.reveal().encode(), aad=aad(field.name))
+        elif isinstance(item, tuple):
+            row[field.name] = _dumps_list(item)
+        elif isinstance(item, StrEnum):
+            row[field.name] = item.value
+        else:
+            row[field.name] = item
+    return row
+
+
+def _dumps_list(items: tuple[str, ...]) -> str:
+    return json.dumps(list(items), separators=(",", ":"))
+
+
+def _settings_from_row(
+    cls: type[_T], row: Mapping[Any, Any], cipher: Cipher, aad: _AadFor, label: str
+) -> _T:
+    kwargs: dict[str, object] = {}
+    for name, hint in _hints(cls).items():
+        raw = row.get(name)
+        try:
+            kwargs[name] = _column_value(raw, hint, cipher, aad(name), name)
+        except _Mismatch as exc:
+            raise StoreCorruptError(f"the stored {label} is unreadable: {exc}") from None
+    return cls(**kwargs)
+
+
+def _column_value(raw: object, hint: Any, cipher: Cipher, aad: bytes, where: str) -> object:
+    arms = typing.get_args(hint) if typing.get_origin(hint) is types.UnionType else (hint,)
+    if raw is None:
+        if types.NoneType in arms:
+            return None
+        raise _Mismatch(f"{where}: missing")
+    arm = next(a for a in arms if a is not types.NoneType)  # settings fields have one type
+    if arm is Secret:
+        if not isinstance(raw, bytes | bytearray | memoryview):
+            raise _Mismatch(f"{where}: expected an encrypted value")
+        try:
+            return Secret(cipher.decrypt(bytes(raw), aad=aad).decode())
+        except StoreCorruptError:
+            raise _Mismatch(
+                f"{where}: the encrypted value does not authenticate (altered, moved from another"
+                " row, or written with another key)"
+            ) from None
+    if typing.get_origin(arm) is tuple:
+        try:
+            items = json.loads(raw) if isinstance(raw, str) else None
+        except ValueError:
+            items = None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise _Mismatch(f"{where}: expected a JSON list of strings")
+        return tuple(items)
+    return _decode_scalar(raw, arm, where)

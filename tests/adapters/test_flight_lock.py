@@ -1,0 +1,252 @@
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import stat
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tokenpost.adapters.flight_lock import FileFlightLock, lock_file_name
+
+# Each process takes the lock ROUNDS times and logs "S|E <pid> <monotonic ns>" around a short
+# critical section; O_APPEND makes each line one atomic write.
+WORKER = textwrap.dedent(
+    """
+    import asyncio, os, sys, time
+    from pathlib import Path
+    from tokenpost.adapters.flight_lock import FileFlightLock
+
+    async def main(lock_dir, log, rounds):
+        lock = FileFlightLock(Path(lock_dir))
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        for _ in range(rounds):
+            async with lock.hold("pop:fax"):
+                os.write(fd, f"S {os.getpid()} {time.monotonic_ns()}\\n".encode())
+                await asyncio.sleep(0.005)
+                os.write(fd, f"E {os.getpid()} {time.monotonic_ns()}\\n".encode())
+            await asyncio.sleep(0)
+
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+    """
+)
+
+HOLDER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from pathlib import Path
+    from tokenpost.adapters.flight_lock import FileFlightLock
+
+    async def main():
+        async with FileFlightLock(Path(sys.argv[1])).hold("smtp"):
+            print("held", flush=True)
+            await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+@pytest.mark.parametrize(
+    ("key", "name"),
+    [
+        ("smtp", "smtp.lock"),
+        ("pop:fax", "pop%3Afax.lock"),
+        ("pop:a.b-c_d", "pop%3Aa.b-c_d.lock"),
+        ("../etc/passwd", "..%2Fetc%2Fpasswd.lock"),
+        (".", "..lock"),
+        ("refresh smtp", "refresh%20smtp.lock"),
+    ],
+)
+def test_lock_file_names(key: str, name: str) -> None:
+    assert lock_file_name(key) == name
+
+
+def test_long_keys_are_hashed_below_the_name_limit() -> None:
+    name = lock_file_name("pop:" + "x" * 400)
+    assert name.startswith("%sha256-")
+    assert len(name) < 255
+    assert name != lock_file_name("pop:" + "x" * 401)
+    assert lock_file_name(name.removesuffix(".lock")) != name
+
+
+def test_empty_key_is_refused() -> None:
+    with pytest.raises(ValueError, match="not empty"):
+        lock_file_name("")
+
+
+@given(st.text(min_size=1, max_size=60), st.text(min_size=1, max_size=60))
+def test_names_are_safe_and_distinct(a: str, b: str) -> None:
+    name = lock_file_name(a)
+    assert "/" not in name
+    assert "\0" not in name
+    assert name not in {".", ".."}
+    if a != b:
+        assert name != lock_file_name(b)
+
+
+async def test_coroutines_take_turns_per_key(tmp_path: Path) -> None:
+    lock = FileFlightLock(tmp_path / "locks")
+    inside = 0
+    most = 0
+
+    async def worker() -> None:
+        nonlocal inside, most
+        async with lock.hold("smtp"):
+            inside += 1
+            most = max(most, inside)
+            await asyncio.sleep(0.002)
+            inside -= 1
+
+    await asyncio.gather(*(worker() for _ in range(10)))
+    assert most == 1
+
+
+async def test_different_keys_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    lock = FileFlightLock(tmp_path / "locks")
+    async with lock.hold("smtp"), asyncio.timeout(1), lock.hold("pop:fax"):
+        pass
+
+
+async def test_two_instances_in_one_process_exclude_each_other(tmp_path: Path) -> None:
+    first = FileFlightLock(tmp_path)
+    second = FileFlightLock(tmp_path)
+    async with first.hold("smtp"):
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2), second.hold("smtp"):
+                pytest.fail("two holders at once")
+    async with asyncio.timeout(1), second.hold("smtp"):
+        pass
+
+
+async def test_lock_dir_is_created_private(tmp_path: Path) -> None:
+    lock_dir = tmp_path / "home" / "locks"
+    async with FileFlightLock(lock_dir).hold("pop:fax"):
+        assert (lock_dir / "pop%3Afax.lock").exists()
+    assert stat.S_IMODE(lock_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((lock_dir / "pop%3Afax.lock").stat().st_mode) == 0o600
+
+
+async def test_error_in_the_block_releases(tmp_path: Path) -> None:
+    lock = FileFlightLock(tmp_path)
+    with pytest.raises(RuntimeError, match="boom"):
+        async with lock.hold("smtp"):
+            raise RuntimeError("boom")
+    async with asyncio.timeout(1), FileFlightLock(tmp_path).hold("smtp"):
+        pass
+
+
+async def test_cancelling_the_holder_releases(tmp_path: Path) -> None:
+    lock = FileFlightLock(tmp_path)
+    fds = open_fds()
+    entered = asyncio.Event()
+
+    async def holder() -> None:
+        async with lock.hold("smtp"):
+            entered.set()
+            await asyncio.sleep(60)
+
+    task = asyncio.create_task(holder())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert open_fds() == fds
+    async with asyncio.timeout(1), FileFlightLock(tmp_path).hold("smtp"):
+        pass
+
+
+async def test_cancelling_a_waiter_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A waiter cancelled while polling the flock (held by another open file) never gets it."""
+    other = FileFlightLock(tmp_path)
+    lock = FileFlightLock(tmp_path)
+    fds = open_fds()
+    got_it = False
+
+    async def waiter() -> None:
+        nonlocal got_it
+        async with lock.hold("smtp"):
+            got_it = True
+
+    async with other.hold("smtp"):
+        task = asyncio.create_task(waiter())
+        await asyncio.sleep(0.05)  # the waiter is polling now
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert not got_it
+    assert open_fds() == fds
+    async with asyncio.timeout(1), lock.hold("smtp"):
+        pass
+
+
+async def test_cancelling_a_queued_coroutine_leaves_the_queue_working(tmp_path: Path) -> None:
+    lock = FileFlightLock(tmp_path)
+    async with lock.hold("smtp"):
+        queued = asyncio.create_task(_enter(lock))
+        await asyncio.sleep(0.01)
+        queued.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await queued
+    async with asyncio.timeout(1), lock.hold("smtp"):
+        pass
+
+
+async def _enter(lock: FileFlightLock) -> None:
+    async with lock.hold("smtp"):
+        pass
+
+
+async def test_two_processes_never_overlap(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    rounds = 15
+    processes = [
+        await asyncio.create_subprocess_exec(
+            sys.executable, "-c", WORKER, str(tmp_path / "locks"), str(log), str(rounds)
+        )
+        for _ in range(2)
+    ]
+    async with asyncio.timeout(60):
+        codes = [await process.wait() for process in processes]
+    assert codes == [0, 0]
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert len(lines) == 2 * 2 * rounds
+    intervals = []
+    for start, end in zip(lines[::2], lines[1::2], strict=True):
+        assert start[0] == "S"
+        assert end[0] == "E"
+        assert start[1] == end[1], "another process entered before this one left"
+        intervals.append((int(start[2]), int(end[2])))
+    intervals.sort()
+    for (_, end), (next_start, _) in itertools.pairwise(intervals):
+        assert end <= next_start
+    assert len({line[1] for line in lines}) == 2
+
+
+async def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(tmp_path), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            assert await process.stdout.readline() == b"held\n"
+        lock = FileFlightLock(tmp_path)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.2), lock.hold("smtp"):
+                pytest.fail("the lock was free while another process held it")
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    async with asyncio.timeout(2), lock.hold("smtp"):
+        pass
