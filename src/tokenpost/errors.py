@@ -2,14 +2,15 @@
 
     TokenpostError                      message is safe to show: it never holds a secret
     ├── UsageError                      exit 2: the caller asked for something impossible
-    │   └── ValidationError             one or more (field, rule) problems in settings
+    │   ├── ValidationError             one or more (field, rule) problems in settings
+    │   └── NotFoundError               a named provider or setting does not exist
     └── OperationError                  exit 1: a well-formed request failed
         ├── StoreError                  the local store
         │   ├── HomeError               home missing, not ours, or wrong permissions
         │   ├── KeyFileError            key file missing or not the key the store was written with
         │   ├── StoreCorruptError       unreadable rows or database file
         │   └── ConflictError           a compare-and-set lost against a newer write
-        ├── TransportError              no usable HTTP exchange happened (DNS, refused, TLS, timeout)
+        ├── TransportError              no usable HTTP exchange (DNS, refused, TLS, timeout)
         │   └── TlsVerifyError          the peer's certificate did not verify
         ├── RemoteProtocolError         the peer answered outside the protocol (non-JSON, oversized,
         │                               missing fields, wrong state or iss on a redirect)

@@ -15,8 +15,14 @@ from tokenpost.tokens.state import TokenState
 
 
 class HttpClient(Protocol):
+    # The timeout is per exchange and enforced by the adapter's HTTP client (connect, read,
+    # write, pool), which an outer asyncio.timeout could not split up.
     async def send(
-        self, request: HttpRequest, *, ca_file: str | None = None, timeout: float = 30.0
+        self,
+        request: HttpRequest,
+        *,
+        ca_file: str | None = None,
+        timeout: float = 30.0,  # noqa: ASYNC109
     ) -> HttpResponse:
         """One HTTP exchange; TLS is always verified (against `ca_file` when given).
 

@@ -67,7 +67,9 @@ class World:
         self.authorizer = Authorizer(
             self.store, self.http, self.lock, self.clock, resolver, _no_listener, on_event=hook
         )
-        self.deleter = Deleter(self.store, self.http, self.lock, self.clock, resolver, on_event=hook)
+        self.deleter = Deleter(
+            self.store, self.http, self.lock, self.clock, resolver, on_event=hook
+        )
         self.settings = SettingsService(self.store, self.lock)
 
 

@@ -23,7 +23,12 @@ DEVICE_ANSWER = {
     "expires_in": 600,
     "interval": 5,
 }
-TOKEN = {"access_token": "at-1", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "rt-1"}
+TOKEN = {
+    "access_token": "at-1",
+    "token_type": "Bearer",
+    "expires_in": 3600,
+    "refresh_token": "rt-1",
+}
 
 
 def provider_answers(world: World, answers: Iterator[HttpResponse]) -> list[float]:
@@ -74,7 +79,8 @@ async def test_denial_restores_not_acquired_with_the_reason(world: World) -> Non
         await world.authorizer.obtain("smtp", lambda p: asyncio.sleep(0))
     state = (await world.store.load_token("smtp")).state
     assert isinstance(state, NotAcquired)
-    assert state.note and "denied" in state.note
+    assert state.note
+    assert "denied" in state.note
 
 
 async def test_a_failed_reauthorization_keeps_the_previous_token(world: World) -> None:
@@ -103,7 +109,8 @@ async def test_cancellation_leaves_the_flow_cleanly(world: World) -> None:
         await task
     state = (await world.store.load_token("smtp")).state
     assert isinstance(state, NotAcquired)
-    assert state.note and "cancel" in state.note
+    assert state.note
+    assert "cancel" in state.note
 
 
 async def test_user_who_never_approves_ends_at_expires_in(world: World) -> None:

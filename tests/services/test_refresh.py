@@ -108,7 +108,8 @@ async def test_transient_failure_keeps_the_token_and_schedules_a_retry(
     state = (await world.store.load_token("smtp")).state
     assert isinstance(state, Acquired)
     assert state.failures == 1
-    assert state.retry_at is not None and state.retry_at > world.clock.now()
+    assert state.retry_at is not None
+    assert state.retry_at > world.clock.now()
     # Until retry_at, nobody asks the provider again.
     await world.refresher.access_token("smtp")
     assert world.http.count(TOKEN_URL) == 1
@@ -118,7 +119,9 @@ async def test_transient_failure_with_an_expired_token_raises_but_stays_acquired
     world: World,
 ) -> None:
     await seed(world, expires_in=-5)
-    world.http.routes[TOKEN_URL] = lambda r: json_response(503, {"error": "temporarily_unavailable"})
+    world.http.routes[TOKEN_URL] = lambda r: json_response(
+        503, {"error": "temporarily_unavailable"}
+    )
     with pytest.raises(TransientOAuthError):
         await world.refresher.access_token("smtp")
     assert isinstance((await world.store.load_token("smtp")).state, Acquired)

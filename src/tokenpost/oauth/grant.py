@@ -19,5 +19,5 @@ class TokenGrant:
     expires_at: float
     refresh_token: Secret | None = None
     scope: tuple[str, ...] = ()
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a token type name, not a secret
     id_token: Secret | None = None

@@ -36,6 +36,9 @@ from tokenpost.ports import (
     Store,
     TokenRecord,
 )
+from tokenpost.services.endpoints import EndpointResolver
+from tokenpost.services.refresh import EventHook, _no_hook
+from tokenpost.services.targets import Target, current_record, load_target, transition
 from tokenpost.settings.model import Flow
 from tokenpost.tokens.machine import (
     AuthorizationEnded,
@@ -44,10 +47,6 @@ from tokenpost.tokens.machine import (
     PollScheduled,
 )
 from tokenpost.tokens.state import Acquired, PendingFlow, TokenState, WaitingForAuthorization
-
-from tokenpost.services.endpoints import EndpointResolver
-from tokenpost.services.refresh import EventHook, _no_hook
-from tokenpost.services.targets import Target, current_record, load_target, transition
 
 log = logging.getLogger("tokenpost.authorize")
 
@@ -136,7 +135,9 @@ class Authorizer:
 
     # -- device authorization grant (RFC 8628) -------------------------------------------------
 
-    async def _device(self, target: Target, endpoints: Endpoints, on_prompt: PromptHook) -> Acquired:
+    async def _device(
+        self, target: Target, endpoints: Endpoints, on_prompt: PromptHook
+    ) -> Acquired:
         if not endpoints.device_authorization:
             raise ClientConfigError(
                 f"provider {target.provider.name} has no device authorization endpoint: "
@@ -226,8 +227,7 @@ class Authorizer:
     ) -> Acquired:
         if not endpoints.authorization:
             raise ClientConfigError(
-                f"provider {target.provider.name} has no authorization endpoint: "
-                "use --flow device"
+                f"provider {target.provider.name} has no authorization endpoint: use --flow device"
             )
         # A redirect path per provider: a mix-up between providers shows as a wrong path
         # (RFC 9700 §4.4), in addition to the `iss` check.
@@ -277,9 +277,7 @@ class Authorizer:
             ) from None
         try:
             code = authcode.parse_redirect(pending, query)
-            request = authcode.code_exchange_request(
-                endpoints.token, target.client, pending, code
-            )
+            request = authcode.code_exchange_request(endpoints.token, target.client, pending, code)
             response = await self.http.send(request, ca_file=target.provider.ca_file)
             grant = rfc6749.parse_token_response(response, now=self.clock.now())
         except (OAuthError, RemoteProtocolError, TransportError) as error:

@@ -15,12 +15,11 @@ from tokenpost.errors import TokenpostError
 from tokenpost.oauth import rfc7009
 from tokenpost.ports import FlightLock, HttpClient, Store
 from tokenpost.secret import Secret
-from tokenpost.tokens.machine import Deleted
-from tokenpost.tokens.state import Acquired, NotAcquired, TokenState, WaitingForAuthorization
-
 from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.services.refresh import EventHook, _no_hook
 from tokenpost.services.targets import Target, load_target, transition
+from tokenpost.tokens.machine import Deleted
+from tokenpost.tokens.state import Acquired, NotAcquired, TokenState, WaitingForAuthorization
 
 log = logging.getLogger("tokenpost.delete")
 

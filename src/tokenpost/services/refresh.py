@@ -31,6 +31,8 @@ from tokenpost.oauth import rfc6749
 from tokenpost.oauth.http import HttpRequest
 from tokenpost.ports import FlightLock, HttpClient, Store, TokenRecord
 from tokenpost.secret import Secret
+from tokenpost.services.endpoints import EndpointResolver
+from tokenpost.services.targets import Target, current_record, load_target, transition
 from tokenpost.settings.model import Flow
 from tokenpost.tokens.machine import GrantRevoked, Refreshed, RefreshFailed
 from tokenpost.tokens.policy import (
@@ -40,9 +42,6 @@ from tokenpost.tokens.policy import (
     retry_delay,
 )
 from tokenpost.tokens.state import Acquired
-
-from tokenpost.services.endpoints import EndpointResolver
-from tokenpost.services.targets import Target, current_record, load_target, transition
 
 log = logging.getLogger("tokenpost.refresh")
 

@@ -13,16 +13,14 @@ from dataclasses import dataclass
 
 from tokenpost.clock import Clock
 from tokenpost.errors import TokenpostError
-from tokenpost.oauth import rfc8628
 from tokenpost.oauth.rfc8628 import DevicePending
 from tokenpost.ports import Store
-from tokenpost.settings.model import AuthMethod, MailSetting
-from tokenpost.tokens.policy import refresh_due_at
-from tokenpost.tokens.state import Acquired, WaitingForAuthorization
-
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.refresh import Refresher
 from tokenpost.services.targets import current_record, target_of
+from tokenpost.settings.model import AuthMethod, MailSetting
+from tokenpost.tokens.policy import refresh_due_at
+from tokenpost.tokens.state import Acquired, WaitingForAuthorization
 
 log = logging.getLogger("tokenpost.scheduler")
 
@@ -59,22 +57,28 @@ class Scheduler:
 
     async def _serve_one(self, setting: MailSetting) -> float | None:
         """Do what the setting is due for; return when it is next due (None: nothing pending)."""
+        due = await self._next_due(setting)
+        if due is None or due > self.clock.now():
+            return due
         target = await target_of(self.store, setting)
         state = current_record(await self.store.load_token(setting.setting_id), target).state
-        now = self.clock.now()
         if isinstance(state, Acquired):
-            due = refresh_due_at(state, self.refresher.margin)
-            if due <= now:
-                await self.refresher.refresh_if_due(setting.setting_id)
-                return None
-            return due
+            await self.refresher.refresh_if_due(setting.setting_id)
+        else:
+            await self.authorizer.poll_due(setting.setting_id)
+        return await self._next_due(setting)
+
+    async def _next_due(self, setting: MailSetting) -> float | None:
+        """When the setting's token next needs work: a refresh, a poll, or an expiry."""
+        target = await target_of(self.store, setting)
+        state = current_record(await self.store.load_token(setting.setting_id), target).state
+        if isinstance(state, Acquired):
+            return refresh_due_at(state, self.refresher.margin)
         if isinstance(state, WaitingForAuthorization):
             flow = state.flow
-            if isinstance(flow, DevicePending) and rfc8628.seconds_until_poll(flow, now) > 0:
+            if isinstance(flow, DevicePending):
                 return flow.next_poll_at
-            if not isinstance(flow, DevicePending) and now < flow.expires_at:
-                return flow.expires_at
-            await self.authorizer.poll_due(setting.setting_id)
+            return flow.expires_at
         return None
 
     async def _oauth_settings(self) -> list[MailSetting]:

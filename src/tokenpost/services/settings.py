@@ -13,13 +13,12 @@ from dataclasses import dataclass
 
 from tokenpost.errors import NotFoundError, TokenpostError
 from tokenpost.ports import FlightLock, Store
+from tokenpost.services.targets import target_of, transition
 from tokenpost.settings.model import POP_PREFIX, MailSetting, PopSetting, Provider, SmtpSetting
 from tokenpost.settings.toml_io import ConfigDocument
 from tokenpost.settings.validate import validate_pop, validate_provider, validate_smtp
 from tokenpost.tokens.machine import BindingChanged
 from tokenpost.tokens.state import NotAcquired
-
-from tokenpost.services.targets import target_of, transition
 
 log = logging.getLogger("tokenpost.settings")
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tokenpost.errors import TokenpostError
+from tokenpost.oauth.rfc8628 import DevicePending
 from tokenpost.ports import Store
+from tokenpost.services.targets import current_record, target_of
 from tokenpost.settings.model import AuthMethod, MailSetting
 from tokenpost.tokens.state import (
     Acquired,
@@ -15,9 +17,6 @@ from tokenpost.tokens.state import (
     TokenState,
     WaitingForAuthorization,
 )
-from tokenpost.oauth.rfc8628 import DevicePending
-
-from tokenpost.services.targets import current_record, target_of
 
 
 @dataclass(frozen=True, slots=True)

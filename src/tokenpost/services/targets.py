@@ -13,20 +13,19 @@ from tokenpost.errors import NotFoundError, UsageError
 from tokenpost.oauth.providers import Endpoints, effective_flow, scopes_for
 from tokenpost.oauth.rfc6749 import ClientAuth
 from tokenpost.ports import SettingsStore, TokenRecord, TokenStore
+from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.settings.model import (
+    POP_PREFIX,
     SMTP_ID,
     AuthMethod,
     Flow,
     MailSetting,
-    POP_PREFIX,
     Provider,
     use_of,
 )
 from tokenpost.tokens.binding import binding_of
 from tokenpost.tokens.machine import BindingChanged, TokenEvent, apply
 from tokenpost.tokens.state import NotAcquired
-
-from tokenpost.services.endpoints import EndpointResolver
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ class Security(StrEnum):
 
 class AuthMethod(StrEnum):
     NONE = "none"
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105 - the name of a method, not a secret
     APOP = "apop"  # POP only (RFC 1939 §7)
     OAUTH2 = "oauth2"
 
