@@ -56,6 +56,13 @@ class Secret:
         # so all secrets share one bucket. Secrets are never dict keys in tokenpost anyway.
         return 0
 
+    # Immutable: a copy is the same object; pickling (which would write the value) is refused.
+    def __copy__(self) -> Secret:
+        return self
+
+    def __deepcopy__(self, memo: dict[int, object]) -> Secret:
+        return self
+
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Secret cannot be pickled")
 

@@ -1,7 +1,9 @@
 """The composition root: the one place adapters are built and handed to services.
 
-Every entry point (CLI commands, `serve`) opens an `App` with `open_app` and closes it when done.
-Imports of adapters happen here, lazily, so a command pays only for what it uses.
+Every entry point (CLI commands, `serve`) opens an `App` with `open_app` and closes it when done;
+a command that only reads settings and tokens (`token status`) opens just a store with
+`open_reader`. Imports of adapters and services happen here, lazily, so a command pays only for
+what it uses.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from tokenpost.clock import Clock, SystemClock
-from tokenpost.ports import FlightLock, HttpClient, Store
-from tokenpost.services.authorize import Authorizer
-from tokenpost.services.deletion import Deleter
-from tokenpost.services.endpoints import EndpointResolver
-from tokenpost.services.refresh import EventHook, Refresher
-from tokenpost.services.scheduler import Scheduler
-from tokenpost.services.settings import SettingsService
+if TYPE_CHECKING:
+    from tokenpost.clock import Clock
+    from tokenpost.ports import FlightLock, HttpClient, Store
+    from tokenpost.services.authorize import Authorizer
+    from tokenpost.services.deletion import Deleter
+    from tokenpost.services.endpoints import EndpointResolver
+    from tokenpost.services.refresh import EventHook, Refresher
+    from tokenpost.services.scheduler import Scheduler
+    from tokenpost.services.settings import SettingsService
 
 
 @dataclass
@@ -37,6 +41,8 @@ class App:
     deleter: Deleter
 
     def scheduler(self) -> Scheduler:
+        from tokenpost.services.scheduler import Scheduler
+
         return Scheduler(self.store, self.clock, self.refresher, self.authorizer)
 
 
@@ -66,6 +72,12 @@ async def open_app(
     from tokenpost.adapters.http_httpx import HttpxClient
     from tokenpost.adapters.loopback import open_redirect_listener
     from tokenpost.adapters.sql_store import open_store
+    from tokenpost.clock import SystemClock
+    from tokenpost.services.authorize import Authorizer
+    from tokenpost.services.deletion import Deleter
+    from tokenpost.services.endpoints import EndpointResolver
+    from tokenpost.services.refresh import Refresher
+    from tokenpost.services.settings import SettingsService
 
     opened = open_home(home, environ)
     store = await open_store(opened, url=environ.get("TOKENPOST_STORE_URL") or None)
@@ -88,5 +100,35 @@ async def open_app(
                 ),
                 deleter=Deleter(store, http, lock, clock, resolver, on_event=on_event),
             )
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def open_reader(home: Path | None, environ: Mapping[str, str]) -> AsyncIterator[Store]:
+    """Open the store for reading only; close it on exit. No HTTP client, lock or services.
+
+    The default SQLite store at the current schema is read with `SqliteReader` (stdlib sqlite3,
+    read-only: no SQLAlchemy, no Alembic, no write); its write methods raise UsageError. Any
+    other store (TOKENPOST_STORE_URL, a new or an older schema) is opened in full.
+
+    Raises:
+        HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
+    """
+    from tokenpost.adapters.home import open_home
+
+    opened = open_home(home, environ)
+    url = environ.get("TOKENPOST_STORE_URL") or None
+    store: Store | None = None
+    if url is None:
+        from tokenpost.adapters.sqlite_reader import open_sqlite_reader
+
+        store = open_sqlite_reader(opened)
+    if store is None:
+        from tokenpost.adapters.sql_store import open_store
+
+        store = await open_store(opened, url=url)
+    try:
+        yield store
     finally:
         await store.close()

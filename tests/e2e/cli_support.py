@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -65,6 +66,21 @@ class Cli:
         )
         return Spawned(process, self)
 
+    def spawn_with_input(self, *args: str, stdin: str) -> Spawned:
+        """Like `spawn`, with answers for the command's prompts on standard input."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tokenpost", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+        )
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        process.stdin.close()
+        return Spawned(process, self)
+
     def status(self) -> dict[str, dict[str, Any]]:
         data = json.loads(self.ok("token", "status", "--json"))
         assert data["format_version"] == 1
@@ -120,6 +136,20 @@ class Spawned:
             self.cli.outputs.append(line)
             if line.startswith("{"):
                 return dict(json.loads(line))
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float = 30) -> str:
+        """The first output line matching `pattern`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern.pattern} in time") from None
+            if line is None:
+                raise AssertionError(f"the CLI ended before a line matching {pattern.pattern}")
+            self.cli.outputs.append(line)
+            if pattern.search(line):
+                return line
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
         """Wait for exit; returns (exit status, stderr)."""

@@ -6,21 +6,22 @@ configured), HTTP/1.1, without redirects, with one timeout for connect/read/writ
 the response body bounded by `MAX_RESPONSE_BYTES`. httpx exceptions become tokenpost errors in one
 place, `_map_exceptions`; messages name the host and the kind of failure and never carry a request
 body or header, so form values (which may be `Secret`s) stay out of every message.
+
+httpx and certifi are imported on first use, not with this module: building an `HttpxClient`
+is free, so commands that never send a request (``token status``) do not pay for them.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import socket
 import ssl
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Final, Self
+from typing import TYPE_CHECKING, Final, Self
 from urllib.parse import quote_plus, urlencode
-
-import certifi
-import httpx
 
 from tokenpost import __version__
 from tokenpost.errors import (
@@ -33,39 +34,60 @@ from tokenpost.errors import (
 from tokenpost.oauth.http import MAX_RESPONSE_BYTES, HttpRequest, HttpResponse
 from tokenpost.secret import Secret
 
+if TYPE_CHECKING:
+    import httpx
+
 USER_AGENT: Final = f"tokenpost/{__version__}"
 
 _TOO_LARGE: Final = f"response larger than {MAX_RESPONSE_BYTES // 1024} KiB"
 
-# Kinds of failure, per httpx exception class, looked up along the MRO so the most specific entry
-# wins. Every subclass of httpx.RequestError has its own entry (a meta-test checks it): a new httpx
-# exception must be given a message here rather than fall through to a generic one. ConnectError
-# is refined by `_connect_failure` (certificate, refused, DNS...). `{host}` is the only field.
-_MESSAGES: Final[Mapping[type[Exception], tuple[type[TokenpostError], str]]] = {
-    httpx.RequestError: (TransportError, "the exchange with {host} failed"),
-    httpx.TransportError: (TransportError, "the exchange with {host} failed"),
-    httpx.TimeoutException: (TransportError, "{host} did not answer in time"),
-    httpx.ConnectTimeout: (TransportError, "cannot connect to {host}: connection timed out"),
-    httpx.ReadTimeout: (TransportError, "{host} did not answer in time (read timeout)"),
-    httpx.WriteTimeout: (TransportError, "cannot send the request to {host} in time"),
-    httpx.PoolTimeout: (TransportError, "no free connection to {host} in time (pool timeout)"),
-    httpx.NetworkError: (TransportError, "the connection to {host} failed"),
-    httpx.ConnectError: (TransportError, "cannot connect to {host}: connection failed"),
-    httpx.ReadError: (TransportError, "the connection to {host} broke while reading the answer"),
-    httpx.WriteError: (TransportError, "the connection to {host} broke while sending"),
-    httpx.CloseError: (TransportError, "the connection to {host} did not close cleanly"),
-    httpx.ProtocolError: (TransportError, "the HTTP/1.1 exchange with {host} failed"),
-    httpx.LocalProtocolError: (UsageError, "the request to {host} is not valid HTTP/1.1"),
-    httpx.RemoteProtocolError: (
-        TransportError,
-        "{host} broke HTTP/1.1 (for example closed the connection mid-response)",
-    ),
-    httpx.ProxyError: (TransportError, "the proxy refused the connection to {host}"),
-    httpx.UnsupportedProtocol: (UsageError, "the URL for {host} is not an https URL"),
-    httpx.DecodingError: (RemoteProtocolError, "the answer of {host} could not be decoded"),
-    httpx.TooManyRedirects: (RemoteProtocolError, "{host} answered with too many redirects"),
-    httpx.InvalidURL: (UsageError, "the URL for {host} is not valid"),
-}
+_MessageMap = Mapping[type[Exception], tuple[type[TokenpostError], str]]
+
+
+@functools.cache
+def exception_messages() -> _MessageMap:
+    """Kinds of failure, per httpx exception class, looked up along the MRO so the most specific
+    entry wins. Every subclass of httpx.RequestError has its own entry (a meta-test checks it): a
+    new httpx exception must be given a message here rather than fall through to a generic one.
+    ConnectError is refined by `_connect_failure` (certificate, refused, DNS...). `{host}` is the
+    only field. Built on first use so that importing this module does not import httpx."""
+    import httpx
+
+    return {
+        httpx.RequestError: (TransportError, "the exchange with {host} failed"),
+        httpx.TransportError: (TransportError, "the exchange with {host} failed"),
+        httpx.TimeoutException: (TransportError, "{host} did not answer in time"),
+        httpx.ConnectTimeout: (TransportError, "cannot connect to {host}: connection timed out"),
+        httpx.ReadTimeout: (TransportError, "{host} did not answer in time (read timeout)"),
+        httpx.WriteTimeout: (TransportError, "cannot send the request to {host} in time"),
+        httpx.PoolTimeout: (TransportError, "no free connection to {host} in time (pool timeout)"),
+        httpx.NetworkError: (TransportError, "the connection to {host} failed"),
+        httpx.ConnectError: (TransportError, "cannot connect to {host}: connection failed"),
+        httpx.ReadError: (
+            TransportError,
+            "the connection to {host} broke while reading the answer",
+        ),
+        httpx.WriteError: (TransportError, "the connection to {host} broke while sending"),
+        httpx.CloseError: (TransportError, "the connection to {host} did not close cleanly"),
+        httpx.ProtocolError: (TransportError, "the HTTP/1.1 exchange with {host} failed"),
+        httpx.LocalProtocolError: (UsageError, "the request to {host} is not valid HTTP/1.1"),
+        httpx.RemoteProtocolError: (
+            TransportError,
+            "{host} broke HTTP/1.1 (for example closed the connection mid-response)",
+        ),
+        httpx.ProxyError: (TransportError, "the proxy refused the connection to {host}"),
+        httpx.UnsupportedProtocol: (UsageError, "the URL for {host} is not an https URL"),
+        httpx.DecodingError: (RemoteProtocolError, "the answer of {host} could not be decoded"),
+        httpx.TooManyRedirects: (RemoteProtocolError, "{host} answered with too many redirects"),
+        httpx.InvalidURL: (UsageError, "the URL for {host} is not valid"),
+    }
+
+
+def __getattr__(name: str) -> _MessageMap:
+    """`_MESSAGES`, the table of `exception_messages`, built on first access (PEP 562)."""
+    if name == "_MESSAGES":
+        return exception_messages()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class HttpxClient:
@@ -114,6 +136,8 @@ class HttpxClient:
             TransportError: no exchange happened; TlsVerifyError when the certificate failed.
             RemoteProtocolError: the body exceeded `MAX_RESPONSE_BYTES` or was content-encoded.
         """
+        import httpx
+
         url = _https_url(request.url)
         host = _display_host(url)
         client = self._client(ca_file)
@@ -139,6 +163,8 @@ class HttpxClient:
     def _client(self, ca_file: str | None) -> httpx.AsyncClient:
         client = self._clients.get(ca_file)
         if client is None:
+            import httpx
+
             client = httpx.AsyncClient(
                 verify=_ssl_context(ca_file),
                 http1=True,
@@ -154,6 +180,8 @@ class HttpxClient:
 
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
     """Certificate and host name verification on; `ca_file` alone is trusted when given."""
+    import certifi
+
     try:
         return ssl.create_default_context(cafile=ca_file or certifi.where())
     except (OSError, ssl.SSLError) as exc:
@@ -162,6 +190,8 @@ def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 def _https_url(raw: str) -> httpx.URL:
+    import httpx
+
     try:
         url = httpx.URL(raw)
     except httpx.InvalidURL as exc:
@@ -192,6 +222,8 @@ def _basic_credentials(client_id: str, secret: Secret) -> str:
 
 
 def _headers(request: HttpRequest) -> httpx.Headers:
+    import httpx
+
     headers = httpx.Headers(
         {
             "Accept": "application/json",
@@ -228,6 +260,8 @@ async def _read_bounded(response: httpx.Response, host: str) -> bytes:
 @contextmanager
 def _map_exceptions(host: str) -> Iterator[None]:
     """Translate httpx exceptions into tokenpost errors naming `host` and the failure's kind."""
+    import httpx
+
     try:
         yield
     except (httpx.RequestError, httpx.InvalidURL) as exc:
@@ -235,10 +269,13 @@ def _map_exceptions(host: str) -> Iterator[None]:
 
 
 def _translate(exc: Exception, host: str) -> TokenpostError:
+    import httpx
+
     if isinstance(exc, httpx.ConnectError):
         return _connect_failure(exc, host)
+    messages = exception_messages()
     for cls in type(exc).__mro__:
-        entry = _MESSAGES.get(cls)
+        entry = messages.get(cls)
         if entry is not None:
             error_class, template = entry
             return error_class(template.format(host=host))

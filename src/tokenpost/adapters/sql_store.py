@@ -46,6 +46,7 @@ from tokenpost.adapters.migrations import (
     tokens_table,
     wrong_key,
 )
+from tokenpost.adapters.store_schema import check_setting_id, decode_token
 from tokenpost.errors import (
     ConflictError,
     NotFoundError,
@@ -54,7 +55,7 @@ from tokenpost.errors import (
     UsageError,
 )
 from tokenpost.ports import Store, TokenRecord
-from tokenpost.settings.model import POP_PREFIX, PopSetting, Provider, SmtpSetting, parse_setting_id
+from tokenpost.settings.model import POP_PREFIX, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import NotAcquired, TokenState
 
 BUSY_TIMEOUT_S: Final = 10.0
@@ -215,14 +216,14 @@ class SqlStore:
 
     async def load_token(self, setting_id: str) -> TokenRecord:
         """The stored token; a setting never written reads as NotAcquired at version 0."""
-        _check_setting_id(setting_id)
+        check_setting_id(setting_id)
         query = sa.select(tokens_table).where(tokens_table.c.setting_id == setting_id)
         async with self._read() as conn:
             row = (await conn.execute(query)).mappings().first()
         if row is None:
             return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
         try:
-            state = self._decode_token(setting_id, row["public"], row["secrets"])
+            state = decode_token(self._cipher, setting_id, row["public"], row["secrets"])
         except StoreCorruptError as exc:
             raise StoreCorruptError(f"the token of {setting_id}: {exc}") from None
         return TokenRecord(
@@ -241,7 +242,7 @@ class SqlStore:
         Raises:
             ConflictError: another writer changed the token since it was read at that version.
         """
-        _check_setting_id(setting_id)
+        check_setting_id(setting_id)
         if expected_version < 0:
             raise UsageError("expected_version must be 0 or more")
         public, secrets = codec.encode_state(state)
@@ -285,14 +286,6 @@ class SqlStore:
             return None
         return self._cipher.encrypt(codec.dumps(secrets).encode(), aad=setting_id.encode())
 
-    def _decode_token(self, setting_id: str, public_text: str, blob: bytes | None) -> TokenState:
-        public = codec.loads_object(public_text, "the public part")
-        secrets: dict[str, Any] = {}
-        if blob is not None:
-            plaintext = self._cipher.decrypt(bytes(blob), aad=setting_id.encode())
-            secrets = codec.loads_object(plaintext, "the encrypted part")
-        return codec.decode_state(public, secrets)
-
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         with _mapped_errors(self._where):
@@ -307,13 +300,6 @@ class SqlStore:
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def _check_setting_id(setting_id: str) -> None:
-    try:
-        parse_setting_id(setting_id)
-    except ValueError as exc:
-        raise UsageError(f"{setting_id!r} is not a setting id: {exc}") from None
 
 
 def _conflict(setting_id: str, expected: int) -> ConflictError:

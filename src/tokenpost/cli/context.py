@@ -15,6 +15,7 @@ import click
 if TYPE_CHECKING:
     from gettext import NullTranslations
 
+    from tokenpost.ports import Store
     from tokenpost.wiring import App
 
 T = TypeVar("T")
@@ -45,6 +46,19 @@ class CliContext:
         async def body() -> T:
             async with open_app(self.home, os.environ) as app:
                 return await work(app)
+
+        return asyncio.run(body())
+
+    def read(self, work: Callable[[Store], Awaitable[T]]) -> T:
+        """Open the store read-only (no HTTP, no writes), run `work`, close it."""
+        from tokenpost.logs import configure_logging
+        from tokenpost.wiring import open_reader
+
+        configure_logging(debug=self.debug)
+
+        async def body() -> T:
+            async with open_reader(self.home, os.environ) as store:
+                return await work(store)
 
         return asyncio.run(body())
 

@@ -53,9 +53,20 @@ def _ask_provider(existing: list[Provider]) -> Provider:
     elif preset is Preset.GENERIC:
         issuer = click.prompt("Issuer URL (https://…)")
     scope: tuple[str, ...] | None = None
+    ca_file: str | None = None
     if preset is Preset.GENERIC:
         scope = tuple(click.prompt("Scopes (space-separated)").split())
-    return Provider(name, preset, client_id, tenant=tenant, issuer=issuer, scope=scope)
+        ca_file = (
+            click.prompt(
+                "CA file for the provider's TLS (empty: the system's trust store)",
+                default="",
+                show_default=False,
+            )
+            or None
+        )
+    return Provider(
+        name, preset, client_id, tenant=tenant, issuer=issuer, scope=scope, ca_file=ca_file
+    )
 
 
 def _ask_smtp(provider_name: str) -> SmtpSetting:

@@ -148,7 +148,7 @@ def token_status(ctx: CliContext, as_json: bool) -> None:
     """Every setting: state, account, provider, expiry, reason. Never waits for the network."""
     from tokenpost.services.status import status
 
-    rows = ctx.run(lambda app: status(app.store))
+    rows = ctx.read(status)
     if as_json:
         _emit({"format_version": 1, "settings": [status_json(r, ctx.lang) for r in rows]})
         return

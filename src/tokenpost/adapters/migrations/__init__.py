@@ -6,25 +6,46 @@ the `SchemaState` without writing, then calls `migrate_to_head` in one write tra
 also writes the key check (`crypto.Cipher.make_key_check`) of a new store.
 The migration scripts in versions/ are frozen snapshots and never import these tables; a test
 compares what they build with `METADATA`.
+
+Alembic is imported only when a store is not at `store_schema.HEAD_REVISION` (a new or an older
+store): opening a current store reads its revision with plain SQL and migrates nothing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tokenpost.adapters.crypto import Cipher
-from tokenpost.errors import KeyFileError, StoreCorruptError
+from tokenpost.adapters.store_schema import HEAD_REVISION, KEY_CHECK, wrong_key
+from tokenpost.errors import StoreCorruptError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
+__all__ = [
+    "HEAD_REVISION",
+    "KEY_CHECK",
+    "METADATA",
+    "MIGRATIONS_DIR",
+    "SchemaState",
+    "known_revisions",
+    "meta_table",
+    "migrate_to_head",
+    "pop_table",
+    "providers_table",
+    "read_schema_state",
+    "smtp_table",
+    "tokens_table",
+    "upgrade_to_head",
+    "wrong_key",
+]
 
 MIGRATIONS_DIR: Final = Path(__file__).parent
-KEY_CHECK: Final = "key_check"  # the meta row holding the key check
 _PG_MIGRATION_LOCK: Final = 0x746F6B656E706F  # "tokenpo": the advisory lock id for migrations
 
 METADATA: Final = sa.MetaData(
@@ -114,6 +135,8 @@ tokens_table: Final = sa.Table(
 
 
 def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     config = AlembicConfig()
     # configparser interpolation: a '%' in the install path must be doubled.
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
@@ -124,12 +147,16 @@ def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
 
 def known_revisions() -> frozenset[str]:
     """Every schema revision this code has a migration for."""
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_alembic_config())
     return frozenset(revision.revision for revision in script.walk_revisions())
 
 
 def upgrade_to_head(connection: sa.Connection) -> None:
     """Run every migration not yet applied, on `connection`, in its transaction."""
+    from alembic import command
+
     command.upgrade(_alembic_config(connection), "head")
 
 
@@ -151,7 +178,7 @@ async def read_schema_state(conn: AsyncConnection, where: str) -> SchemaState:
     revision = None
     if "alembic_version" in tables:
         revision = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
-        if revision not in known_revisions():
+        if revision != HEAD_REVISION and revision not in known_revisions():
             raise StoreCorruptError(
                 f"the store {where} has schema revision {revision!r}, which this tokenpost does"
                 f" not know: it was written by a newer tokenpost; upgrade tokenpost to use it"
@@ -180,14 +207,8 @@ async def migrate_to_head(
     state = await read_schema_state(conn, where)
     if state.key_check is not None and not cipher.matches_key_check(state.key_check):
         raise wrong_key(key_path, where)
-    await conn.run_sync(upgrade_to_head)
+    if state.revision != HEAD_REVISION:
+        await conn.run_sync(upgrade_to_head)
     if state.key_check is None:
         check = cipher.make_key_check()
         await conn.execute(sa.insert(meta_table).values(key=KEY_CHECK, value=check))
-
-
-def wrong_key(key_path: Path, where: str) -> KeyFileError:
-    return KeyFileError(
-        f"the key file {key_path} is not the key the store {where} was written with;"
-        f" restore the right key file (or set TOKENPOST_KEY_FILE to it)"
-    )

@@ -1,0 +1,215 @@
+"""A read-only view of the default SQLite store over the stdlib `sqlite3`, for fast commands.
+
+`token status` only reads, so it need not pay for SQLAlchemy, aiosqlite or Alembic, nor for the
+write transaction `sql_store.open_store` runs. This reader opens the file with SQLite's
+``mode=ro`` URI, so it never writes a byte; it reads the same tables, decodes rows with the same
+codec (`store_codec`) and checks and decrypts with the same key (`crypto`, DESIGN invariant 2).
+Errors are those of `SqlStore`: a file that is not SQLite is StoreCorruptError, a wrong or
+missing key is KeyFileError, each with the same message.
+
+`open_sqlite_reader` returns None when the store is not exactly at `HEAD_REVISION` with a key
+check (no file yet, a new, older or newer schema): the caller then opens the full store, which
+creates, migrates or refuses it. Queries are blocking calls on a local file; each method is one
+SELECT, so each answer is one consistent snapshot (as with `SqlStore`, whose reads are also one
+statement each).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Final
+
+from tokenpost.adapters import store_codec as codec
+from tokenpost.adapters.crypto import Cipher, load_key
+from tokenpost.adapters.home import Home
+from tokenpost.adapters.store_schema import (
+    HEAD_REVISION,
+    KEY_CHECK,
+    check_setting_id,
+    decode_token,
+    wrong_key,
+)
+from tokenpost.errors import StoreCorruptError, StoreError, UsageError
+from tokenpost.ports import TokenRecord
+from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
+from tokenpost.tokens.state import NotAcquired, TokenState
+
+if TYPE_CHECKING:
+    from tokenpost.ports import Store
+
+BUSY_TIMEOUT_S: Final = 10.0  # as sql_store: wait out a writer's lock rather than fail
+
+_Row = dict[str, Any]
+
+
+def open_sqlite_reader(home: Home) -> SqliteReader | None:
+    """Open the home's SQLite store read-only, or None when it needs the full store.
+
+    Raises:
+        KeyFileError: the key file is missing, unsafe, malformed or not this store's key.
+        StoreCorruptError: the file is not a database.
+        StoreError: the file cannot be read.
+    """
+    path = home.db_path
+    if not path.is_file():
+        return None
+    where = str(path)
+    with _mapped_errors(where):
+        conn = sqlite3.connect(
+            path.absolute().as_uri() + "?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,  # autocommit: every SELECT is its own read transaction
+            check_same_thread=False,
+        )
+    try:
+        cipher = _checked_cipher(conn, home, where)
+    except BaseException:
+        conn.close()
+        raise
+    if cipher is None:
+        conn.close()
+        return None
+    return SqliteReader(conn, cipher, where=where)
+
+
+def _checked_cipher(conn: sqlite3.Connection, home: Home, where: str) -> Cipher | None:
+    """The store's cipher, its key checked as `open_store` checks it; None if not current."""
+    key_check = _current_key_check(conn, where)
+    if key_check is None:
+        return None
+    cipher = load_key(home.key_path, create=False)
+    if not cipher.matches_key_check(key_check):
+        raise wrong_key(home.key_path, where)
+    return cipher
+
+
+def _current_key_check(conn: sqlite3.Connection, where: str) -> bytes | None:
+    """The key check of a store at `HEAD_REVISION`; None for any other store."""
+    with _mapped_errors(where):
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not {"alembic_version", "meta"} <= tables:
+            return None
+        revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        if revision is None or revision[0] != HEAD_REVISION:
+            return None
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (KEY_CHECK,)).fetchone()
+    return None if row is None or row[0] is None else bytes(row[0])
+
+
+class SqliteReader:
+    """The read methods of `ports.Store` on a read-only SQLite connection; writes are refused.
+
+    Build it with `open_sqlite_reader`; close it when done.
+    """
+
+    def __init__(self, conn: sqlite3.Connection, cipher: Cipher, *, where: str) -> None:
+        self._conn = conn
+        self._cipher = cipher
+        self._where = where
+
+    async def close(self) -> None:
+        self._conn.close()
+
+    # --- reads: the same queries and answers as SqlStore ----------------------------------------
+
+    async def list_providers(self) -> list[Provider]:
+        rows = self._select("SELECT * FROM providers ORDER BY name")
+        return [codec.provider_from_row(row, self._cipher) for row in rows]
+
+    async def get_provider(self, name: str) -> Provider | None:
+        rows = self._select("SELECT * FROM providers WHERE name = ?", name)
+        return codec.provider_from_row(rows[0], self._cipher) if rows else None
+
+    async def get_smtp(self) -> SmtpSetting | None:
+        rows = self._select("SELECT * FROM smtp LIMIT 1")
+        return codec.smtp_from_row(rows[0], self._cipher) if rows else None
+
+    async def list_pop(self) -> list[PopSetting]:
+        rows = self._select("SELECT * FROM pop ORDER BY name")
+        return [codec.pop_from_row(row, self._cipher) for row in rows]
+
+    async def get_pop(self, name: str) -> PopSetting | None:
+        rows = self._select("SELECT * FROM pop WHERE name = ?", name)
+        return codec.pop_from_row(rows[0], self._cipher) if rows else None
+
+    async def load_token(self, setting_id: str) -> TokenRecord:
+        """The stored token; a setting never written reads as NotAcquired at version 0."""
+        check_setting_id(setting_id)
+        rows = self._select("SELECT * FROM tokens WHERE setting_id = ?", setting_id)
+        if not rows:
+            return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
+        row = rows[0]
+        try:
+            state = decode_token(self._cipher, setting_id, row["public"], row["secrets"])
+        except StoreCorruptError as exc:
+            raise StoreCorruptError(f"the token of {setting_id}: {exc}") from None
+        return TokenRecord(
+            setting_id,
+            state,
+            binding=row["binding"],
+            version=row["version"],
+            updated_at=row["updated_at"],
+        )
+
+    # --- writes: refused --------------------------------------------------------------------------
+
+    async def put_provider(self, provider: Provider) -> None:
+        raise self._read_only()
+
+    async def delete_provider(self, name: str) -> None:
+        raise self._read_only()
+
+    async def put_smtp(self, setting: SmtpSetting) -> None:
+        raise self._read_only()
+
+    async def put_pop(self, setting: PopSetting) -> None:
+        raise self._read_only()
+
+    async def delete_pop(self, name: str) -> None:
+        raise self._read_only()
+
+    async def save_token(
+        self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
+    ) -> TokenRecord:
+        raise self._read_only()
+
+    def _read_only(self) -> UsageError:
+        return UsageError(
+            f"the store {self._where} was opened read-only; this command cannot write"
+        )
+
+    def _select(self, query: str, *params: object) -> list[_Row]:
+        """Rows as column-name mappings, the shape the codec reads."""
+        with _mapped_errors(self._where):
+            cursor = self._conn.execute(query, params)
+            names = [column[0] for column in cursor.description]
+            return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
+
+
+@contextlib.contextmanager
+def _mapped_errors(where: str) -> Iterator[None]:
+    """sqlite3 errors as `sql_store` maps them (same classes, same messages)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        text = str(exc).strip()
+        detail = text.splitlines()[0] if text else type(exc).__name__
+        if "file is not a database" in text or "malformed" in text:
+            raise StoreCorruptError(
+                f"{where} is not a readable tokenpost database ({detail}); move it away to start"
+                f" a new store, or restore it from a backup"
+            ) from exc
+        if "database is locked" in text:
+            raise StoreError(
+                f"the store {where} stayed locked by another process for {BUSY_TIMEOUT_S:g} s"
+            ) from exc
+        raise StoreError(f"the store {where} failed: {detail}") from exc
+
+
+if TYPE_CHECKING:
+
+    def _implements_store(store: SqliteReader) -> Store:  # mypy checks it against the port
+        return store

@@ -1,0 +1,54 @@
+"""What every reader of the store shares without SQLAlchemy or Alembic: the schema head, the key
+check row, the wrong-key error and the decoding of a token row.
+
+`sql_store` (SQLAlchemy, read-write) and `sqlite_reader` (stdlib sqlite3, read-only) both use
+these, so the two give the same answers and the same errors. Encryption follows DESIGN
+invariant 2: a token's secrets are one AES-GCM blob with the setting id as associated data.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+from tokenpost.adapters import store_codec as codec
+from tokenpost.adapters.crypto import Cipher
+from tokenpost.errors import KeyFileError, UsageError
+from tokenpost.settings.model import parse_setting_id
+from tokenpost.tokens.state import TokenState
+
+# The newest migration in migrations/versions/ (a test compares it with Alembic's head). A store
+# at this revision needs no migration, so opening it needs no Alembic.
+HEAD_REVISION: Final = "0001"
+KEY_CHECK: Final = "key_check"  # the meta row holding the key check
+
+
+def wrong_key(key_path: Path, where: str) -> KeyFileError:
+    return KeyFileError(
+        f"the key file {key_path} is not the key the store {where} was written with;"
+        f" restore the right key file (or set TOKENPOST_KEY_FILE to it)"
+    )
+
+
+def check_setting_id(setting_id: str) -> None:
+    """Raises UsageError when `setting_id` is not ``smtp`` or ``pop:NAME``."""
+    try:
+        parse_setting_id(setting_id)
+    except ValueError as exc:
+        raise UsageError(f"{setting_id!r} is not a setting id: {exc}") from None
+
+
+def decode_token(
+    cipher: Cipher, setting_id: str, public_text: str, blob: bytes | None
+) -> TokenState:
+    """A token state from its row's `public` JSON and encrypted `secrets` blob.
+
+    Raises:
+        StoreCorruptError: the JSON is unreadable or the blob does not authenticate.
+    """
+    public = codec.loads_object(public_text, "the public part")
+    secrets: dict[str, Any] = {}
+    if blob is not None:
+        plaintext = cipher.decrypt(bytes(blob), aad=setting_id.encode())
+        secrets = codec.loads_object(plaintext, "the encrypted part")
+    return codec.decode_state(public, secrets)
