@@ -104,6 +104,17 @@ async def open_app(
         await store.close()
 
 
+def open_fast_reader(home: Path | None, environ: Mapping[str, str]) -> Store | None:
+    """The read-only stdlib-sqlite3 reader of the default store, or None where it cannot serve
+    (TOKENPOST_STORE_URL set, no store yet, another schema). Its methods never suspend."""
+    if environ.get("TOKENPOST_STORE_URL"):
+        return None
+    from tokenpost.adapters.home import open_home
+    from tokenpost.adapters.sqlite_reader import open_sqlite_reader
+
+    return open_sqlite_reader(open_home(home, environ))
+
+
 @asynccontextmanager
 async def open_reader(home: Path | None, environ: Mapping[str, str]) -> AsyncIterator[Store]:
     """Open the store for reading only; close it on exit. No HTTP client, lock or services.

@@ -6,9 +6,11 @@ Exit codes: 0 done, 1 the operation failed (reason on stderr), 2 bad usage or in
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -17,7 +19,42 @@ from tokenpost.cli.context import CliContext
 from tokenpost.errors import TokenpostError, ValidationError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """Imports a command's module only when that command runs (or help lists it): start-up
+    time is part of the contract (bench/startup.py)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy  # command name -> "module:attribute"
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self._lazy:
+            return super().get_command(ctx, cmd_name)
+        module_name, attribute = self._lazy[cmd_name].split(":")
+        command = getattr(importlib.import_module(module_name), attribute)
+        assert isinstance(command, click.Command)  # noqa: S101 - a programming error otherwise
+        return command
+
+
+_COMMANDS = {
+    "provider": "tokenpost.cli.settings_cmds:provider",
+    "smtp": "tokenpost.cli.settings_cmds:smtp",
+    "pop": "tokenpost.cli.settings_cmds:pop",
+    "config": "tokenpost.cli.settings_cmds:config",
+    "token": "tokenpost.cli.token_cmds:token",
+    "serve": "tokenpost.cli.serve_cmd:serve",
+    "setup": "tokenpost.cli.setup_cmd:setup",
+}
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy=_COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -33,21 +70,6 @@ def cli(ctx: click.Context, home: Path | None, lang: str | None, debug: bool) ->
     from tokenpost.i18n import resolve_language
 
     ctx.obj = CliContext(home=home, lang=resolve_language(lang, os.environ), debug=debug)
-
-
-def _register() -> None:
-    from tokenpost.cli import serve_cmd, settings_cmds, setup_cmd, token_cmds
-
-    cli.add_command(settings_cmds.provider)
-    cli.add_command(settings_cmds.smtp)
-    cli.add_command(settings_cmds.pop)
-    cli.add_command(settings_cmds.config)
-    cli.add_command(token_cmds.token)
-    cli.add_command(serve_cmd.serve)
-    cli.add_command(setup_cmd.setup)
-
-
-_register()
 
 
 def main() -> None:

@@ -5,7 +5,6 @@ Plain text on purpose: `token status` must start fast (bench/startup.py), so no 
 
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -84,6 +83,8 @@ def qr_text(data: str) -> str:
 
 async def countdown(expires_at: float, _: Gettext) -> None:
     """Rewrite one stderr line each second until cancelled."""
+    import asyncio
+
     try:
         while True:
             remaining = max(0, int(expires_at - time.time()))

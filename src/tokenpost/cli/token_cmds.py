@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 import time
@@ -14,6 +13,8 @@ from tokenpost.cli.context import CliContext, pass_cli
 from tokenpost.cli.render import countdown, format_expiry, render_prompt, status_table
 
 if TYPE_CHECKING:
+    import asyncio
+
     from tokenpost.services.authorize import Prompt
     from tokenpost.services.status import SettingStatus
     from tokenpost.wiring import App
@@ -55,6 +56,8 @@ def token_get(ctx: CliContext, setting: str, as_json: bool) -> None:
             return
         render_prompt(prompt, _)
         if sys.stderr.isatty():
+            import asyncio
+
             ticker.append(asyncio.create_task(countdown(prompt.expires_at, _)))
 
     async def work(app: App) -> None:

@@ -8,12 +8,16 @@ never used, and reads as Not acquired (a token must never reach a server it was 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tokenpost.errors import NotFoundError, UsageError
 from tokenpost.oauth.providers import Endpoints, effective_flow, scopes_for
 from tokenpost.oauth.rfc6749 import ClientAuth
 from tokenpost.ports import SettingsStore, TokenRecord, TokenStore
 from tokenpost.services.endpoints import EndpointResolver
+
+if TYPE_CHECKING:
+    from tokenpost.tokens.machine import TokenEvent
 from tokenpost.settings.model import (
     POP_PREFIX,
     SMTP_ID,
@@ -24,7 +28,6 @@ from tokenpost.settings.model import (
     use_of,
 )
 from tokenpost.tokens.binding import binding_of
-from tokenpost.tokens.machine import BindingChanged, TokenEvent, apply
 from tokenpost.tokens.state import NotAcquired
 
 
@@ -99,6 +102,9 @@ def current_record(record: TokenRecord, target: Target) -> TokenRecord:
     Not acquired (without writing: reads never write)."""
     if isinstance(record.state, NotAcquired) or record.binding == target.binding:
         return record
+    # Imported here: `token status` reads records on every start and rarely needs the machine.
+    from tokenpost.tokens.machine import BindingChanged, apply
+
     return TokenRecord(
         record.setting_id,
         apply(record.state, BindingChanged()),
@@ -112,6 +118,8 @@ async def transition(
     store: TokenStore, record: TokenRecord, event: TokenEvent, *, binding: str
 ) -> TokenRecord:
     """Apply `event` and persist it with compare-and-set against `record.version`."""
+    from tokenpost.tokens.machine import apply
+
     state = apply(record.state, event)
     return await store.save_token(
         record.setting_id, state, binding=binding, expected_version=record.version
