@@ -1,80 +1,7 @@
 from __future__ import annotations
 
 import pytest
-
-from fakes import FakeClock, MemoryLock, MemoryStore, ScriptedHttp
-from tokenpost.secret import Secret
-from tokenpost.services.authorize import Authorizer
-from tokenpost.services.deletion import Deleter
-from tokenpost.services.endpoints import EndpointResolver
-from tokenpost.services.refresh import Refresher
-from tokenpost.services.settings import SettingsService
-from tokenpost.settings.model import AuthMethod, Flow, Preset, Provider, Security, SmtpSetting
-
-TOKEN_URL = "https://as.example/token"
-DEVICE_URL = "https://as.example/device"
-REVOKE_URL = "https://as.example/revoke"
-AUTHZ_URL = "https://as.example/authorize"
-
-
-def provider(**overrides: object) -> Provider:
-    base: dict[str, object] = {
-        "name": "as",
-        "preset": Preset.GENERIC,
-        "client_id": "client-1",
-        "flow": Flow.DEVICE,
-        "token_endpoint": TOKEN_URL,
-        "device_authorization_endpoint": DEVICE_URL,
-        "authorization_endpoint": AUTHZ_URL,
-        "revocation_endpoint": REVOKE_URL,
-        "scope": ("mail.send", "offline_access"),
-    }
-    base.update(overrides)
-    return Provider(**base)  # type: ignore[arg-type]
-
-
-def smtp_setting(**overrides: object) -> SmtpSetting:
-    base: dict[str, object] = {
-        "server": "smtp.example",
-        "port": 587,
-        "security": Security.STARTTLS,
-        "timeout": 30,
-        "sender_name": "Scanner",
-        "sender_address": "scanner@example.com",
-        "auth": AuthMethod.OAUTH2,
-        "provider": "as",
-        "account": "scanner@example.com",
-    }
-    base.update(overrides)
-    return SmtpSetting(**base)  # type: ignore[arg-type]
-
-
-class World:
-    def __init__(self) -> None:
-        self.store = MemoryStore()
-        self.http = ScriptedHttp()
-        self.lock = MemoryLock()
-        self.clock = FakeClock()
-        self.events: list[tuple[str, str]] = []
-        resolver = EndpointResolver(self.http)
-
-        def hook(event: str, setting_id: str, detail: str) -> None:
-            self.events.append((event, setting_id))
-
-        self.refresher = Refresher(
-            self.store, self.http, self.lock, self.clock, resolver, on_event=hook
-        )
-        self.authorizer = Authorizer(
-            self.store, self.http, self.lock, self.clock, resolver, _no_listener, on_event=hook
-        )
-        self.deleter = Deleter(
-            self.store, self.http, self.lock, self.clock, resolver, on_event=hook
-        )
-        self.settings = SettingsService(self.store, self.lock)
-
-
-async def _no_listener(path: str) -> object:
-    raise AssertionError("no browser flow in these tests")
+from service_world import World, provider, smtp_setting
 
 
 @pytest.fixture
@@ -83,7 +10,3 @@ async def world() -> World:
     await w.store.put_provider(provider())
     await w.store.put_smtp(smtp_setting())
     return w
-
-
-def secret(text: str) -> Secret:
-    return Secret(text)

@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Iterator
 
 import pytest
+from service_world import DEVICE_URL, TOKEN_URL, World
 
-from conftest import DEVICE_URL, TOKEN_URL, World
 from fakes import json_response
 from tokenpost.errors import AuthorizationEndedError, UsageError
 from tokenpost.oauth.http import HttpRequest, HttpResponse
@@ -125,7 +125,8 @@ async def test_user_who_never_approves_ends_at_expires_in(world: World) -> None:
 
 
 async def test_token_get_on_a_password_setting_is_a_usage_error(world: World) -> None:
-    from conftest import smtp_setting
+    from service_world import smtp_setting
+
     from tokenpost.secret import Secret as S
 
     await world.store.put_smtp(

@@ -6,8 +6,8 @@ import asyncio
 import itertools
 
 import pytest
+from service_world import TOKEN_URL, World
 
-from conftest import TOKEN_URL, World
 from fakes import json_response
 from tokenpost.errors import TransientOAuthError
 from tokenpost.oauth.http import HttpRequest, HttpResponse
@@ -129,7 +129,7 @@ async def test_transient_failure_with_an_expired_token_raises_but_stays_acquired
 
 async def test_token_bound_to_another_account_is_never_used(world: World) -> None:
     await seed(world, expires_in=3000)
-    from conftest import smtp_setting
+    from service_world import smtp_setting
 
     await world.store.put_smtp(smtp_setting(account="someone-else@example.com"))
     with pytest.raises(TokenUnavailableError, match="no token"):
