@@ -46,7 +46,12 @@ from tokenpost.adapters.migrations import (
     tokens_table,
     wrong_key,
 )
-from tokenpost.adapters.store_schema import check_setting_id, decode_token
+from tokenpost.adapters.store_schema import (
+    BUSY_TIMEOUT_S,
+    check_setting_id,
+    decode_token,
+    driver_error,
+)
 from tokenpost.errors import (
     ConflictError,
     NotFoundError,
@@ -58,7 +63,6 @@ from tokenpost.ports import Store, TokenRecord
 from tokenpost.settings.model import POP_PREFIX, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import NotAcquired, TokenState
 
-BUSY_TIMEOUT_S: Final = 10.0
 _WRITE: Final = "tokenpost_write"
 _DRIVERS: Final = frozenset({"sqlite+aiosqlite", "postgresql+psycopg"})
 
@@ -419,18 +423,7 @@ def _mapped_errors(where: str) -> Iterator[None]:
     try:
         yield
     except sa.exc.DBAPIError as exc:
-        text = str(exc.orig).strip()
-        detail = text.splitlines()[0] if text else type(exc.orig).__name__
-        if "file is not a database" in text or "malformed" in text:
-            raise StoreCorruptError(
-                f"{where} is not a readable tokenpost database ({detail}); move it away to start"
-                f" a new store, or restore it from a backup"
-            ) from exc
-        if "database is locked" in text:
-            raise StoreError(
-                f"the store {where} stayed locked by another process for {BUSY_TIMEOUT_S:g} s"
-            ) from exc
-        raise StoreError(f"the store {where} failed: {detail}") from exc
+        raise driver_error(where, str(exc.orig), type(exc.orig).__name__) from exc
 
 
 if TYPE_CHECKING:

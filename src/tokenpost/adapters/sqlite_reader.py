@@ -19,19 +19,21 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from tokenpost.adapters import store_codec as codec
 from tokenpost.adapters.crypto import Cipher, load_key
 from tokenpost.adapters.home import Home
 from tokenpost.adapters.store_schema import (
+    BUSY_TIMEOUT_S,
     HEAD_REVISION,
     KEY_CHECK,
     check_setting_id,
     decode_token,
+    driver_error,
     wrong_key,
 )
-from tokenpost.errors import StoreCorruptError, StoreError, UsageError
+from tokenpost.errors import StoreCorruptError, UsageError
 from tokenpost.ports import TokenRecord
 from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import NotAcquired, TokenState
@@ -39,7 +41,6 @@ from tokenpost.tokens.state import NotAcquired, TokenState
 if TYPE_CHECKING:
     from tokenpost.ports import Store
 
-BUSY_TIMEOUT_S: Final = 10.0  # as sql_store: wait out a writer's lock rather than fail
 
 _Row = dict[str, Any]
 
@@ -195,18 +196,7 @@ def _mapped_errors(where: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
-        text = str(exc).strip()
-        detail = text.splitlines()[0] if text else type(exc).__name__
-        if "file is not a database" in text or "malformed" in text:
-            raise StoreCorruptError(
-                f"{where} is not a readable tokenpost database ({detail}); move it away to start"
-                f" a new store, or restore it from a backup"
-            ) from exc
-        if "database is locked" in text:
-            raise StoreError(
-                f"the store {where} stayed locked by another process for {BUSY_TIMEOUT_S:g} s"
-            ) from exc
-        raise StoreError(f"the store {where} failed: {detail}") from exc
+        raise driver_error(where, str(exc), type(exc).__name__) from exc
 
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from tokenpost.adapters import store_codec as codec
 from tokenpost.adapters.crypto import Cipher
-from tokenpost.errors import KeyFileError, UsageError
+from tokenpost.errors import KeyFileError, StoreCorruptError, StoreError, UsageError
 from tokenpost.settings.model import parse_setting_id
 from tokenpost.tokens.state import TokenState
 
@@ -52,3 +52,25 @@ def decode_token(
         plaintext = cipher.decrypt(bytes(blob), aad=setting_id.encode())
         secrets = codec.loads_object(plaintext, "the encrypted part")
     return codec.decode_state(public, secrets)
+
+
+# Both stores wait this long for another process's write lock before giving up.
+BUSY_TIMEOUT_S: Final = 10.0
+
+
+def driver_error(where: str, text: str, kind: str) -> StoreError:
+    """The StoreError for a database driver's error `text` (its first line is safe to show:
+    the store never sends a secret to the database in plaintext). `kind` names the error
+    class when the driver gave no text."""
+    text = text.strip()
+    detail = text.splitlines()[0] if text else kind
+    if "file is not a database" in text or "malformed" in text:
+        return StoreCorruptError(
+            f"{where} is not a readable tokenpost database ({detail}); move it away to start"
+            f" a new store, or restore it from a backup"
+        )
+    if "database is locked" in text:
+        return StoreError(
+            f"the store {where} stayed locked by another process for {BUSY_TIMEOUT_S:g} s"
+        )
+    return StoreError(f"the store {where} failed: {detail}")
