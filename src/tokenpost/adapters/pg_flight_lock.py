@@ -106,10 +106,7 @@ class PgFlightLock:
                 # Also on cancellation: a lock granted as the cancel arrived ends with the session.
                 await conn.close()
                 raise
-            try:
-                yield
-            finally:
-                await _release(conn, key)
+            yield
 
     async def _connect(self, key: str, deadline: float) -> psycopg.AsyncConnection[Any]:
         params = dict(self._params)

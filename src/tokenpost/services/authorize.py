@@ -46,7 +46,14 @@ from tokenpost.tokens.machine import (
     Granted,
     PollScheduled,
 )
-from tokenpost.tokens.state import Acquired, PendingFlow, TokenState, WaitingForAuthorization
+from tokenpost.tokens.state import (
+    Acquired,
+    Invalid,
+    NotAcquired,
+    PendingFlow,
+    TokenState,
+    WaitingForAuthorization,
+)
 
 log = logging.getLogger("tokenpost.authorize")
 
@@ -326,9 +333,13 @@ def _is_pending(state: TokenState, mine: PendingFlow) -> bool:
 
 def _outcome(state: TokenState) -> Acquired:
     """The result of a flow that finished elsewhere (another process, or a newer flow)."""
-    if isinstance(state, Acquired):
-        return state
-    note = getattr(state, "note", None) or getattr(state, "reason", None)
-    raise AuthorizationEndedError(
-        f"the authorization ended: {note or 'another authorization replaced it'}"
-    )
+    match state:
+        case Acquired():
+            return state
+        case NotAcquired(note=note) if note:
+            reason = note
+        case Invalid(reason=reason):
+            pass
+        case _:
+            reason = "another authorization replaced it"
+    raise AuthorizationEndedError(f"the authorization ended: {reason}")

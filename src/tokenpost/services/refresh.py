@@ -25,9 +25,10 @@ from tokenpost.errors import (
     OperationError,
     RemoteProtocolError,
     TokenpostError,
-    is_transient,
+    TransportError,
 )
 from tokenpost.oauth import rfc6749
+from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.http import HttpRequest
 from tokenpost.ports import FlightLock, HttpClient, Store, TokenRecord
 from tokenpost.secret import Secret
@@ -41,7 +42,7 @@ from tokenpost.tokens.policy import (
     needs_refresh,
     retry_delay,
 )
-from tokenpost.tokens.state import Acquired
+from tokenpost.tokens.state import Acquired, Invalid, WaitingForAuthorization
 
 log = logging.getLogger("tokenpost.refresh")
 
@@ -104,23 +105,20 @@ class Refresher:
         now = self.clock.now()
         try:
             grant = await self._request_grant(target, state, now)
-        except OAuthError as error:
-            if not is_transient(error) and isinstance(error, GrantInvalidError | ClientConfigError):
-                await self._invalidate(target, record, str(error))
-                raise TokenUnavailableError(f"{target.setting_id}: {error}") from error
+        except (GrantInvalidError, ClientConfigError) as error:
+            # The grant is gone, or the client can no longer use it: only a new authorization
+            # (after fixing the provider settings, for a client error) brings a token back.
+            await self._invalidate(target, record, str(error))
+            raise TokenUnavailableError(f"{target.setting_id}: {error}") from error
+        except (OAuthError, TransportError, RemoteProtocolError) as error:
+            # Anything else the provider or the network did may pass: keep the token, retry.
             return await self._failed(target, record, state, error)
-        except TokenpostError as error:
-            if isinstance(error, RemoteProtocolError) or is_transient(error):
-                return await self._failed(target, record, state, error)
-            raise
         await transition(self.store, record, Refreshed(grant, now), binding=target.binding)
         self.on_event("token_refreshed", target.setting_id, "")
         log.info("refreshed the token of %s", target.setting_id)
         return grant.access_token
 
-    async def _request_grant(
-        self, target: Target, state: Acquired, now: float
-    ) -> rfc6749.TokenGrant:
+    async def _request_grant(self, target: Target, state: Acquired, now: float) -> TokenGrant:
         endpoints = await self.resolver.resolve(target.provider)
         request: HttpRequest
         if target.flow is Flow.APP:
@@ -163,8 +161,6 @@ class Refresher:
 
 
 def _unavailable(setting_id: str, record: TokenRecord) -> str:
-    from tokenpost.tokens.state import Invalid, WaitingForAuthorization
-
     state = record.state
     if isinstance(state, Invalid):
         return f"the token of {setting_id} is invalid: {state.reason}"

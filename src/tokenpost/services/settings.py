@@ -60,7 +60,9 @@ class SettingsService:
         )
 
     async def apply_document(self, doc: ConfigDocument) -> None:
-        """Make the stored settings equal the (already validated) document."""
+        """Make the stored settings equal the (already validated) document: its providers and
+        POP settings replace the stored ones; its [smtp] replaces the SMTP setting, which stays
+        as it is (with its provider) when the document has none."""
         for provider in doc.providers:
             await self.store.put_provider(provider)
         if doc.smtp is not None:
@@ -72,6 +74,9 @@ class SettingsService:
             if old.name not in wanted:
                 await self.store.delete_pop(old.name)
         keep = {p.name for p in doc.providers}
+        kept_smtp = await self.store.get_smtp()
+        if doc.smtp is None and kept_smtp is not None and kept_smtp.provider:
+            keep.add(kept_smtp.provider)  # a document without [smtp] leaves the SMTP setting
         for old_provider in await self.store.list_providers():
             if old_provider.name not in keep:
                 await self.store.delete_provider(old_provider.name)
