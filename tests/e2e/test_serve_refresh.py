@@ -111,3 +111,26 @@ def test_200_concurrent_requests_on_an_expired_token_cause_one_refresh(
 
     assert len(asyncio.run(race())) == 1
     assert os.stat(cli.home).st_mode & 0o777 == 0o700
+
+
+def test_a_broken_token_endpoint_never_invalidates_the_token(cli: Cli, sandbox: Sandbox) -> None:
+    prepared(cli, sandbox)
+    sandbox.control.fault("token", "non_json", count=2)
+    serve = start_serve(cli)
+    try:
+        wait_for(
+            lambda: (cli.status()["smtp"]["reason"] or "") != "",
+            timeout=30,
+            what="the failure to show",
+        )
+        row = cli.status()["smtp"]
+        assert row["state"] == "acquired"
+        assert row["refresh_failures"] >= 1
+        wait_for(
+            lambda: sandbox.control.stats().grants_by_type.get("refresh_token", 0) >= 1,
+            timeout=40,
+            what="a refresh after the fault",
+        )
+    finally:
+        stop(serve, cli)
+    assert cli.status()["smtp"]["state"] == "acquired"
