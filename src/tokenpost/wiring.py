@@ -80,11 +80,21 @@ async def open_app(
     from tokenpost.services.settings import SettingsService
 
     opened = open_home(home, environ)
-    store = await open_store(opened, url=environ.get("TOKENPOST_STORE_URL") or None)
+    store_url = environ.get("TOKENPOST_STORE_URL") or None
+    store = await open_store(opened, url=store_url)
     try:
         async with HttpxClient() as http:
             clock = clock or SystemClock()
-            lock = FileFlightLock(opened.lock_dir)
+            lock: FlightLock = FileFlightLock(opened.lock_dir)
+            if store_url is not None and store_url.startswith("postgresql+psycopg://"):
+                from tokenpost.adapters.pg_flight_lock import PgFlightLock
+
+                # Instances on other hosts share the store: one refresh in flight per token
+                # across all of them (DESIGN invariant 1). The home's file lock stays the local
+                # lock: one host's processes queue on it, then one connection per key per host
+                # takes the PostgreSQL advisory lock. Waiting may outlast one slow provider
+                # exchange (30 s timeout), hence twice that.
+                lock = PgFlightLock(store_url, local=lock, lock_timeout_s=60.0)
             resolver = EndpointResolver(http)
             yield App(
                 home=opened.path,

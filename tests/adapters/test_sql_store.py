@@ -7,7 +7,6 @@ import asyncio
 import dataclasses
 import hashlib
 import itertools
-import secrets
 import sqlite3
 import stat
 import time
@@ -25,6 +24,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from pg_support import PG_HOST, PG_PORT, fresh_database
 from tokenpost.adapters.crypto import load_key
 from tokenpost.adapters.home import Home, open_home
 from tokenpost.adapters.migrations import METADATA, MIGRATIONS_DIR
@@ -48,36 +48,14 @@ from tokenpost.settings.model import (
 )
 from tokenpost.tokens.state import Acquired, NotAcquired, TokenState
 
-PG_HOST = "127.0.0.1"
-PG_PORT = 5432
-
 # --- backends -------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
 def postgres_database() -> Iterator[str]:
     """A fresh database for this session, dropped afterwards; skip when there is no server."""
-    psycopg = pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
-    from psycopg import sql
-
-    try:
-        admin = psycopg.connect(
-            host=PG_HOST,
-            port=PG_PORT,
-            user="postgres",
-            dbname="test",
-            autocommit=True,
-            connect_timeout=3,
-        )
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is unreachable at {PG_HOST}:{PG_PORT} (user postgres): {exc}")
-    name = f"tokenpost_test_{secrets.token_hex(6)}"
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield name
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with fresh_database("tokenpost_test") as name:
+        yield name
 
 
 @dataclass(frozen=True)

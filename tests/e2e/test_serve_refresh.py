@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+from pathlib import Path
 
 import pytest
 from cli_support import Cli, acquire_by_device_flow, leaked_tokens, wait_for
@@ -41,6 +42,11 @@ def start_serve(cli: Cli) -> subprocess.Popen[str]:
     )
 
 
+def four_refreshes_or_a_replay(sandbox: Sandbox) -> bool:
+    stats = sandbox.control.stats()
+    return stats.grants_by_type.get("refresh_token", 0) >= 4 or stats.refresh_replays > 0
+
+
 def test_serve_refreshes_ahead_of_expiry_and_stops_on_sigterm(cli: Cli, sandbox: Sandbox) -> None:
     prepared(cli, sandbox)
     serve = start_serve(cli)
@@ -65,11 +71,7 @@ def test_two_processes_racing_never_replay(cli: Cli, sandbox: Sandbox) -> None:
     sandbox.control.config(response_delay=0.3)  # widen the window a race would need
     serves = [start_serve(cli), start_serve(cli)]
     try:
-        wait_for(
-            lambda: sandbox.control.stats().grants_by_type.get("refresh_token", 0) >= 4,
-            timeout=60,
-            what="four refreshes",
-        )
+        wait_for(lambda: four_refreshes_or_a_replay(sandbox), timeout=60, what="refreshes")
     finally:
         for serve in serves:
             stop(serve, cli)
@@ -134,3 +136,28 @@ def test_a_broken_token_endpoint_never_invalidates_the_token(cli: Cli, sandbox: 
     finally:
         stop(serve, cli)
     assert cli.status()["smtp"]["state"] == "acquired"
+
+
+def test_two_instances_sharing_postgres_never_replay(sandbox: Sandbox, tmp_path: Path) -> None:
+    """Two "hosts" (separate homes, so no shared file lock) on one PostgreSQL store and key:
+    only the advisory lock keeps them from refreshing the same token at once."""
+    from pg_support import fresh_database, store_url
+
+    with fresh_database("tokenpost_e2e") as database:
+        key = tmp_path / "shared.key"
+        shared = {"TOKENPOST_STORE_URL": store_url(database), "TOKENPOST_KEY_FILE": str(key)}
+        host_a = Cli(tmp_path / "host-a", extra_env=dict(shared))
+        host_b = Cli(tmp_path / "host-b", extra_env=dict(shared))
+        prepared(host_a, sandbox)
+        assert host_b.status()["smtp"]["state"] == "acquired"  # one store, seen from both
+        sandbox.control.config(response_delay=0.3)
+        serves = [start_serve(host_a), start_serve(host_b)]
+        try:
+            wait_for(lambda: four_refreshes_or_a_replay(sandbox), timeout=60, what="refreshes")
+        finally:
+            for serve, cli in zip(serves, (host_a, host_b), strict=True):
+                stop(serve, cli)
+        stats = sandbox.control.stats()
+        assert stats.refresh_replays == 0
+        assert host_b.status()["smtp"]["state"] == "acquired"
+        assert leaked_tokens(host_a) == []

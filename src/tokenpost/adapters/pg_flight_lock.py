@@ -106,7 +106,10 @@ class PgFlightLock:
                 # Also on cancellation: a lock granted as the cancel arrived ends with the session.
                 await conn.close()
                 raise
-            yield
+            try:
+                yield
+            finally:
+                await _release(conn, key)
 
     async def _connect(self, key: str, deadline: float) -> psycopg.AsyncConnection[Any]:
         params = dict(self._params)
