@@ -26,8 +26,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 from tokenpost.adapters.crypto import Cipher
 from tokenpost.errors import StoreCorruptError
-from tokenpost.oauth.authcode import BrowserPending
-from tokenpost.oauth.rfc8628 import DevicePending
+from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.secret import Secret
 from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import (

@@ -13,12 +13,12 @@ time), so a forged redirect cannot even report an error; `iss` against the known
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 from typing import Final
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from tokenpost.errors import AuthorizationEndedError, RemoteProtocolError, UsageError
 from tokenpost.oauth.http import FormValue, HttpRequest
+from tokenpost.oauth.pending import BrowserPending
 from tokenpost.oauth.rfc6749 import (
     JSON_HEADERS,
     ClientAuth,
@@ -33,22 +33,6 @@ BROWSER_FLOW_LIFETIME: Final = 600  # seconds; Microsoft's codes live ~10 minute
 MAX_REDIRECT_QUERY: Final = 8 * 1024
 _MAX_FIELDS: Final = 32
 _REDIRECT: Final = "authorization redirect"
-
-
-@dataclass(frozen=True, slots=True)
-class BrowserPending:
-    """An authorization-code flow waiting for the browser to come back to the loopback redirect.
-
-    `state` and `verifier` are secrets (CSRF binding and PKCE, RFC 7636); `issuer`, when known,
-    is what the redirect's `iss` must equal (RFC 9207).
-    """
-
-    authorization_url: str
-    redirect_uri: str
-    state: Secret
-    verifier: Secret
-    expires_at: float
-    issuer: str | None = None
 
 
 def start_browser_flow(

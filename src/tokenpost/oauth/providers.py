@@ -12,11 +12,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import quote
 
-from tokenpost.oauth.rfc8414 import ServerMetadata
 from tokenpost.settings.model import Flow, Preset, Provider, Use
+
+if TYPE_CHECKING:
+    from tokenpost.oauth.rfc8414 import ServerMetadata
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 

@@ -34,6 +34,7 @@ from tokenpost.errors import (
 )
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.http import HttpRequest, HttpResponse
+from tokenpost.oauth.pending import DevicePending
 from tokenpost.oauth.rfc6749 import (
     JSON_HEADERS,
     ClientAuth,
@@ -61,27 +62,6 @@ MESSAGE_LIMIT: Final = 500
 
 _AUTHORIZATION: Final = "device authorization endpoint"
 _POLL_ENDPOINT: Final = "token endpoint"
-
-
-@dataclass(frozen=True, slots=True)
-class DevicePending:
-    """A device authorization in progress; persisted so any process can go on polling it.
-
-    `interval` only grows (RFC 8628 §3.5: +5 s on slow_down for this and all later polls);
-    `next_poll_at` is when the next token request may be sent; past `expires_at`, stop.
-    `backoff` is the current wait after transient faults (0 when there were none since the last
-    ordinary answer); it never changes `interval`.
-    """
-
-    device_code: Secret
-    user_code: str
-    verification_uri: str
-    expires_at: float
-    interval: float
-    next_poll_at: float
-    verification_uri_complete: str | None = None
-    message: str | None = None
-    backoff: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

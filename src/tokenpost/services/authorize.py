@@ -24,10 +24,9 @@ from tokenpost.errors import (
     TransportError,
 )
 from tokenpost.oauth import authcode, rfc6749, rfc8628
-from tokenpost.oauth.authcode import BrowserPending
 from tokenpost.oauth.grant import TokenGrant
+from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.oauth.providers import Endpoints, authorization_extra_params
-from tokenpost.oauth.rfc8628 import DevicePending
 from tokenpost.ports import (
     FlightLock,
     HttpClient,

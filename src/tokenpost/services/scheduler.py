@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tokenpost.clock import Clock
 from tokenpost.errors import TokenpostError
-from tokenpost.oauth.rfc8628 import DevicePending
+from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.refresh import Refresher

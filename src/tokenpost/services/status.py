@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from tokenpost.errors import TokenpostError
-from tokenpost.oauth.rfc8628 import DevicePending
+from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.services.targets import current_record, target_of
 from tokenpost.settings.model import AuthMethod, MailSetting

@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tokenpost.errors import NotFoundError, UsageError
-from tokenpost.oauth.providers import Endpoints, effective_flow, scopes_for
-from tokenpost.oauth.rfc6749 import ClientAuth
+from tokenpost.oauth.providers import effective_flow, scopes_for
 from tokenpost.ports import SettingsStore, TokenRecord, TokenStore
-from tokenpost.services.endpoints import EndpointResolver
 
 if TYPE_CHECKING:
+    from tokenpost.oauth.rfc6749 import ClientAuth
     from tokenpost.tokens.machine import TokenEvent
 from tokenpost.settings.model import (
     POP_PREFIX,
@@ -51,6 +50,9 @@ class Target:
 
     @property
     def client(self) -> ClientAuth:
+        # Imported here: reading a token's state (status) needs no protocol machinery.
+        from tokenpost.oauth.rfc6749 import ClientAuth
+
         return ClientAuth(self.provider.client_id, self.provider.client_secret)
 
 
@@ -91,10 +93,6 @@ async def target_of(store: SettingsStore, setting: MailSetting) -> Target:
     flow = effective_flow(provider)
     binding = binding_of(provider, setting, scope=scope)
     return Target(setting, provider, flow, scope, binding)
-
-
-async def endpoints_of(resolver: EndpointResolver, target: Target) -> Endpoints:
-    return await resolver.resolve(target.provider)
 
 
 def current_record(record: TokenRecord, target: Target) -> TokenRecord:

@@ -14,8 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tokenpost.oauth.authcode import BrowserPending
-from tokenpost.oauth.rfc8628 import DevicePending
+from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.secret import Secret
 
 
