@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
 import os
 import signal
 import stat
@@ -13,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lock_support import assert_never_overlapped, run_workers
 from tokenpost.adapters.flight_lock import FileFlightLock, lock_file_name
 
 # Each process takes the lock ROUNDS times and logs "S|E <pid> <monotonic ns>" around a short
@@ -210,27 +210,8 @@ async def _enter(lock: FileFlightLock) -> None:
 async def test_two_processes_never_overlap(tmp_path: Path) -> None:
     log = tmp_path / "log"
     rounds = 15
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WORKER, str(tmp_path / "locks"), str(log), str(rounds)
-        )
-        for _ in range(2)
-    ]
-    async with asyncio.timeout(60):
-        codes = [await process.wait() for process in processes]
-    assert codes == [0, 0]
-    lines = [line.split() for line in log.read_text().splitlines()]
-    assert len(lines) == 2 * 2 * rounds
-    intervals = []
-    for start, end in zip(lines[::2], lines[1::2], strict=True):
-        assert start[0] == "S"
-        assert end[0] == "E"
-        assert start[1] == end[1], "another process entered before this one left"
-        intervals.append((int(start[2]), int(end[2])))
-    intervals.sort()
-    for (_, end), (next_start, _) in itertools.pairwise(intervals):
-        assert end <= next_start
-    assert len({line[1] for line in lines}) == 2
+    await run_workers(WORKER, [[str(tmp_path / "locks"), str(log), str(rounds)]] * 2)
+    assert_never_overlapped(log, processes=2, rounds=rounds)
 
 
 async def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from lock_support import assert_never_overlapped, run_workers
 from pg_support import PG_HOST, PG_PORT, fresh_database
 from tokenpost.adapters.flight_lock import FileFlightLock
 from tokenpost.adapters.pg_flight_lock import PgFlightLock
@@ -414,27 +415,8 @@ def test_the_timeout_is_positive() -> None:
 async def test_two_processes_never_overlap(pg: Observer, tmp_path: Path) -> None:
     log = tmp_path / "log"
     rounds = 10
-    processes = [
-        await asyncio.create_subprocess_exec(
-            sys.executable, "-c", WORKER, pg.url(f"tp_worker_{i}"), str(log), str(rounds)
-        )
-        for i in range(2)
-    ]
-    async with asyncio.timeout(60):
-        codes = [await process.wait() for process in processes]
-    assert codes == [0, 0]
-    lines = [line.split() for line in log.read_text().splitlines()]
-    assert len(lines) == 2 * 2 * rounds
-    intervals = []
-    for entry, leave in zip(lines[::2], lines[1::2], strict=True):
-        assert entry[0] == "S"
-        assert leave[0] == "E"
-        assert entry[1] == leave[1], "another process entered before this one left"
-        intervals.append((int(entry[2]), int(leave[2])))
-    intervals.sort()
-    for (_, end), (next_start, _) in itertools.pairwise(intervals):
-        assert end <= next_start
-    assert len({line[1] for line in lines}) == 2
+    await run_workers(WORKER, [[pg.url(f"tp_worker_{i}"), str(log), str(rounds)] for i in range(2)])
+    assert_never_overlapped(log, processes=2, rounds=rounds)
 
 
 async def test_lock_of_a_killed_process_is_released(pg: Observer) -> None:
