@@ -49,19 +49,18 @@ from tokenpost.adapters.migrations import (
 from tokenpost.adapters.store_schema import (
     BUSY_TIMEOUT_S,
     check_setting_id,
-    decode_token,
     driver_error,
+    token_record,
 )
 from tokenpost.errors import (
     ConflictError,
     NotFoundError,
-    StoreCorruptError,
     StoreError,
     UsageError,
 )
 from tokenpost.ports import Store, TokenRecord
 from tokenpost.settings.model import POP_PREFIX, PopSetting, Provider, SmtpSetting
-from tokenpost.tokens.state import NotAcquired, TokenState
+from tokenpost.tokens.state import TokenState
 
 _WRITE: Final = "tokenpost_write"
 _DRIVERS: Final = frozenset({"sqlite+aiosqlite", "postgresql+psycopg"})
@@ -224,19 +223,7 @@ class SqlStore:
         query = sa.select(tokens_table).where(tokens_table.c.setting_id == setting_id)
         async with self._read() as conn:
             row = (await conn.execute(query)).mappings().first()
-        if row is None:
-            return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
-        try:
-            state = decode_token(self._cipher, setting_id, row["public"], row["secrets"])
-        except StoreCorruptError as exc:
-            raise StoreCorruptError(f"the token of {setting_id}: {exc}") from None
-        return TokenRecord(
-            setting_id,
-            state,
-            binding=row["binding"],
-            version=row["version"],
-            updated_at=row["updated_at"],
-        )
+        return token_record(self._cipher, setting_id, row)
 
     async def save_token(
         self, setting_id: str, state: TokenState, *, binding: str, expected_version: int

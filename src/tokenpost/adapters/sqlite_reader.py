@@ -29,14 +29,14 @@ from tokenpost.adapters.store_schema import (
     HEAD_REVISION,
     KEY_CHECK,
     check_setting_id,
-    decode_token,
     driver_error,
+    token_record,
     wrong_key,
 )
-from tokenpost.errors import StoreCorruptError, UsageError
+from tokenpost.errors import UsageError
 from tokenpost.ports import TokenRecord
 from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
-from tokenpost.tokens.state import NotAcquired, TokenState
+from tokenpost.tokens.state import TokenState
 
 if TYPE_CHECKING:
     from tokenpost.ports import Store
@@ -140,20 +140,7 @@ class SqliteReader:
         """The stored token; a setting never written reads as NotAcquired at version 0."""
         check_setting_id(setting_id)
         rows = self._select("SELECT * FROM tokens WHERE setting_id = ?", setting_id)
-        if not rows:
-            return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
-        row = rows[0]
-        try:
-            state = decode_token(self._cipher, setting_id, row["public"], row["secrets"])
-        except StoreCorruptError as exc:
-            raise StoreCorruptError(f"the token of {setting_id}: {exc}") from None
-        return TokenRecord(
-            setting_id,
-            state,
-            binding=row["binding"],
-            version=row["version"],
-            updated_at=row["updated_at"],
-        )
+        return token_record(self._cipher, setting_id, rows[0] if rows else None)
 
     # --- writes: refused --------------------------------------------------------------------------
 

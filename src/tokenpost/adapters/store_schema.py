@@ -8,14 +8,16 @@ invariant 2: a token's secrets are one AES-GCM blob with the setting id as assoc
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final
 
 from tokenpost.adapters import store_codec as codec
 from tokenpost.adapters.crypto import Cipher
 from tokenpost.errors import KeyFileError, StoreCorruptError, StoreError, UsageError
+from tokenpost.ports import TokenRecord
 from tokenpost.settings.model import parse_setting_id
-from tokenpost.tokens.state import TokenState
+from tokenpost.tokens.state import NotAcquired, TokenState
 
 # The newest migration in migrations/versions/ (a test compares it with Alembic's head). A store
 # at this revision needs no migration, so opening it needs no Alembic.
@@ -74,3 +76,20 @@ def driver_error(where: str, text: str, kind: str) -> StoreError:
             f"the store {where} stayed locked by another process for {BUSY_TIMEOUT_S:g} s"
         )
     return StoreError(f"the store {where} failed: {detail}")
+
+
+def token_record(cipher: Cipher, setting_id: str, row: Mapping[Any, Any] | None) -> TokenRecord:
+    """A `tokens` row as a TokenRecord; no row reads as Not acquired at version 0."""
+    if row is None:
+        return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
+    try:
+        state = decode_token(cipher, setting_id, row["public"], row["secrets"])
+    except StoreCorruptError as exc:
+        raise StoreCorruptError(f"the token of {setting_id}: {exc}") from None
+    return TokenRecord(
+        setting_id,
+        state,
+        binding=row["binding"],
+        version=row["version"],
+        updated_at=row["updated_at"],
+    )

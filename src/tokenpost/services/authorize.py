@@ -37,7 +37,7 @@ from tokenpost.ports import (
 )
 from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.services.refresh import EventHook, _no_hook
-from tokenpost.services.targets import Target, current_record, load_target, transition
+from tokenpost.services.targets import Target, load_current, load_target, transition
 from tokenpost.settings.model import Flow
 from tokenpost.tokens.machine import (
     AuthorizationEnded,
@@ -111,7 +111,7 @@ class Authorizer:
         for provider answers (they are recorded in the state)."""
         target = await load_target(self.store, setting_id)
         async with self.lock.hold(setting_id):
-            record = current_record(await self.store.load_token(setting_id), target)
+            record = await load_current(self.store, target)
             state = record.state
             if not isinstance(state, WaitingForAuthorization):
                 return
@@ -131,7 +131,7 @@ class Authorizer:
 
     async def _app_only(self, target: Target, endpoints: Endpoints) -> Acquired:
         async with self.lock.hold(target.setting_id):
-            record = current_record(await self.store.load_token(target.setting_id), target)
+            record = await load_current(self.store, target)
             request = rfc6749.client_credentials_request(
                 endpoints.token, target.client, target.scope
             )
@@ -150,7 +150,7 @@ class Authorizer:
                 "use --flow browser"
             )
         async with self.lock.hold(target.setting_id):
-            record = current_record(await self.store.load_token(target.setting_id), target)
+            record = await load_current(self.store, target)
             request = rfc8628.device_authorization_request(
                 endpoints.device_authorization, target.client, target.scope
             )
@@ -181,7 +181,7 @@ class Authorizer:
     async def _poll_until_done(self, target: Target, mine: DevicePending) -> Acquired:
         while True:
             async with self.lock.hold(target.setting_id):
-                record = current_record(await self.store.load_token(target.setting_id), target)
+                record = await load_current(self.store, target)
                 state = record.state
                 if not _is_pending(state, mine):
                     return _outcome(state)
@@ -249,7 +249,7 @@ class Authorizer:
                 extra_params=authorization_extra_params(target.provider),
             )
             async with self.lock.hold(target.setting_id):
-                record = current_record(await self.store.load_token(target.setting_id), target)
+                record = await load_current(self.store, target)
                 await transition(
                     self.store,
                     record,
@@ -290,7 +290,7 @@ class Authorizer:
             await self._abandon(target, pending, str(error))
             raise
         async with self.lock.hold(target.setting_id):
-            record = current_record(await self.store.load_token(target.setting_id), target)
+            record = await load_current(self.store, target)
             if not _is_pending(record.state, pending):
                 return _outcome(record.state)
             return await self._granted(target, record, grant)
@@ -309,7 +309,7 @@ class Authorizer:
     async def _abandon(self, target: Target, mine: PendingFlow, reason: str) -> None:
         """End our flow if it is still the pending one (another may have replaced it)."""
         async with self.lock.hold(target.setting_id):
-            record = current_record(await self.store.load_token(target.setting_id), target)
+            record = await load_current(self.store, target)
             if _is_pending(record.state, mine):
                 await self._end_locked(target, record, reason)
 

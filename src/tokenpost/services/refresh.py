@@ -33,7 +33,7 @@ from tokenpost.oauth.http import HttpRequest
 from tokenpost.ports import FlightLock, HttpClient, Store, TokenRecord
 from tokenpost.secret import Secret
 from tokenpost.services.endpoints import EndpointResolver
-from tokenpost.services.targets import Target, current_record, load_target, transition
+from tokenpost.services.targets import Target, load_current, load_target, transition
 from tokenpost.settings.model import Flow
 from tokenpost.tokens.machine import GrantRevoked, Refreshed, RefreshFailed
 from tokenpost.tokens.policy import (
@@ -76,12 +76,12 @@ class Refresher:
                 has expired (while it is still usable, it is returned despite the failure).
         """
         target = await load_target(self.store, setting_id)
-        record = current_record(await self.store.load_token(setting_id), target)
+        record = await load_current(self.store, target)
         state = record.state
         if isinstance(state, Acquired) and not self._due(state):
             return state.access_token
         async with self.lock.hold(setting_id):
-            record = current_record(await self.store.load_token(setting_id), target)
+            record = await load_current(self.store, target)
             state = record.state
             if not isinstance(state, Acquired):
                 raise TokenUnavailableError(_unavailable(setting_id, record))

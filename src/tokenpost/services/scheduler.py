@@ -17,7 +17,7 @@ from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.refresh import Refresher
-from tokenpost.services.targets import current_record, target_of
+from tokenpost.services.targets import load_current, target_of
 from tokenpost.settings.model import AuthMethod, MailSetting
 from tokenpost.tokens.policy import refresh_due_at
 from tokenpost.tokens.state import Acquired, WaitingForAuthorization
@@ -61,7 +61,7 @@ class Scheduler:
         if due is None or due > self.clock.now():
             return due
         target = await target_of(self.store, setting)
-        state = current_record(await self.store.load_token(setting.setting_id), target).state
+        state = (await load_current(self.store, target)).state
         if isinstance(state, Acquired):
             await self.refresher.refresh_if_due(setting.setting_id)
         else:
@@ -71,7 +71,7 @@ class Scheduler:
     async def _next_due(self, setting: MailSetting) -> float | None:
         """When the setting's token next needs work: a refresh, a poll, or an expiry."""
         target = await target_of(self.store, setting)
-        state = current_record(await self.store.load_token(setting.setting_id), target).state
+        state = (await load_current(self.store, target)).state
         if isinstance(state, Acquired):
             return refresh_due_at(state, self.refresher.margin)
         if isinstance(state, WaitingForAuthorization):

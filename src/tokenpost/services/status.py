@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from tokenpost.errors import TokenpostError
 from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
-from tokenpost.services.targets import current_record, target_of
+from tokenpost.services.targets import load_current, target_of
 from tokenpost.settings.model import AuthMethod, MailSetting
 from tokenpost.tokens.state import (
     Acquired,
@@ -56,7 +56,7 @@ async def _row(store: Store, setting: MailSetting) -> SettingStatus:
         target = await target_of(store, setting)
     except TokenpostError as error:
         return replace(row, state=StateId.NOT_ACQUIRED, reason=str(error))
-    state = current_record(await store.load_token(setting.setting_id), target).state
+    state = (await load_current(store, target)).state
     return _with_details(replace(row, state=state.id), state)
 
 

@@ -112,6 +112,11 @@ def current_record(record: TokenRecord, target: Target) -> TokenRecord:
     )
 
 
+async def load_current(store: TokenStore, target: Target) -> TokenRecord:
+    """The setting's token record, read through its binding (`current_record`)."""
+    return current_record(await store.load_token(target.setting_id), target)
+
+
 async def transition(
     store: TokenStore, record: TokenRecord, event: TokenEvent, *, binding: str
 ) -> TokenRecord:
