@@ -30,11 +30,11 @@ def stop(process: subprocess.Popen[str], cli: Cli) -> tuple[int, str]:
     return process.returncode, err
 
 
-def start_serve(cli: Cli) -> subprocess.Popen[str]:
+def start_serve(cli: Cli, *root_options: str) -> subprocess.Popen[str]:
     import sys
 
     return subprocess.Popen(
-        [sys.executable, "-m", "tokenpost", "serve"],
+        [sys.executable, "-m", "tokenpost", *root_options, "serve"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -49,7 +49,7 @@ def four_refreshes_or_a_replay(sandbox: Sandbox) -> bool:
 
 def test_serve_refreshes_ahead_of_expiry_and_stops_on_sigterm(cli: Cli, sandbox: Sandbox) -> None:
     prepared(cli, sandbox)
-    serve = start_serve(cli)
+    serve = start_serve(cli, "--debug")  # the most talkative logs must not show a token either
     try:
         wait_for(
             lambda: sandbox.control.stats().grants_by_type.get("refresh_token", 0) >= 3,
@@ -63,6 +63,7 @@ def test_serve_refreshes_ahead_of_expiry_and_stops_on_sigterm(cli: Cli, sandbox:
     stats = sandbox.control.stats()
     assert stats.refresh_replays == 0
     assert cli.status()["smtp"]["state"] == "acquired"
+    assert "refreshed the token of smtp" in cli.all_output()  # the logs were read
     assert leaked_tokens(cli) == []
 
 
