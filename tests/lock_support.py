@@ -6,7 +6,34 @@ from __future__ import annotations
 import asyncio
 import itertools
 import sys
+import textwrap
 from pathlib import Path
+
+
+def worker_script(make_lock: str) -> str:
+    """A worker that takes the lock `make_lock` builds (a Python expression of `sys.argv[1]`)
+    ROUNDS times and logs "S|E <pid> <monotonic ns>" around a short critical section; O_APPEND
+    makes each line one atomic write. Arguments: LOCK_ARG LOG ROUNDS."""
+    return textwrap.dedent(
+        f"""
+        import asyncio, os, sys, time
+        from pathlib import Path
+        from tokenpost.adapters.flight_lock import FileFlightLock
+        from tokenpost.adapters.pg_flight_lock import PgFlightLock
+
+        async def main(log, rounds):
+            lock = {make_lock}
+            fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            for _ in range(rounds):
+                async with lock.hold("pop:fax"):
+                    os.write(fd, f"S {{os.getpid()}} {{time.monotonic_ns()}}\\n".encode())
+                    await asyncio.sleep(0.005)
+                    os.write(fd, f"E {{os.getpid()}} {{time.monotonic_ns()}}\\n".encode())
+                await asyncio.sleep(0)
+
+        asyncio.run(main(sys.argv[2], int(sys.argv[3])))
+        """
+    )
 
 
 async def run_workers(script: str, args_for: list[list[str]], timeout: float = 60) -> None:

@@ -12,30 +12,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lock_support import assert_never_overlapped, run_workers
+from lock_support import assert_never_overlapped, run_workers, worker_script
 from tokenpost.adapters.flight_lock import FileFlightLock, lock_file_name
 
-# Each process takes the lock ROUNDS times and logs "S|E <pid> <monotonic ns>" around a short
-# critical section; O_APPEND makes each line one atomic write.
-WORKER = textwrap.dedent(
-    """
-    import asyncio, os, sys, time
-    from pathlib import Path
-    from tokenpost.adapters.flight_lock import FileFlightLock
-
-    async def main(lock_dir, log, rounds):
-        lock = FileFlightLock(Path(lock_dir))
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        for _ in range(rounds):
-            async with lock.hold("pop:fax"):
-                os.write(fd, f"S {os.getpid()} {time.monotonic_ns()}\\n".encode())
-                await asyncio.sleep(0.005)
-                os.write(fd, f"E {os.getpid()} {time.monotonic_ns()}\\n".encode())
-            await asyncio.sleep(0)
-
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
-    """
-)
+WORKER = worker_script("FileFlightLock(Path(sys.argv[1]))")
 
 HOLDER = textwrap.dedent(
     """

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lock_support import assert_never_overlapped, run_workers
+from lock_support import assert_never_overlapped, run_workers, worker_script
 from pg_support import PG_HOST, PG_PORT, fresh_database
 from tokenpost.adapters.flight_lock import FileFlightLock
 from tokenpost.adapters.pg_flight_lock import PgFlightLock
@@ -27,26 +27,7 @@ psycopg = pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is
 
 PASSWORD = "hunter2-Pg-secret"
 
-# Each process takes the lock ROUNDS times and logs "S|E <pid> <monotonic ns>" around a short
-# critical section; O_APPEND makes each line one atomic write.
-WORKER = textwrap.dedent(
-    """
-    import asyncio, os, sys, time
-    from tokenpost.adapters.pg_flight_lock import PgFlightLock
-
-    async def main(url, log, rounds):
-        lock = PgFlightLock(url)
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-        for _ in range(rounds):
-            async with lock.hold("pop:fax"):
-                os.write(fd, f"S {os.getpid()} {time.monotonic_ns()}\\n".encode())
-                await asyncio.sleep(0.005)
-                os.write(fd, f"E {os.getpid()} {time.monotonic_ns()}\\n".encode())
-            await asyncio.sleep(0)
-
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
-    """
-)
+WORKER = worker_script("PgFlightLock(sys.argv[1])")
 
 HOLDER = textwrap.dedent(
     """

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-from cli_support import Cli
+from cli_support import Cli, Spawned
 
 from sandbox_support import Sandbox, ca_context
 
@@ -24,7 +24,7 @@ def play_browser(sandbox: Sandbox, authorization_url: str) -> httpx.Response:
         return httpx.get(location, timeout=10)
 
 
-def start_browser_get(cli: Cli, sandbox: Sandbox) -> tuple[object, str]:
+def start_browser_get(cli: Cli, sandbox: Sandbox) -> tuple[Spawned, str]:
     cli.add_sandbox_provider(sandbox, "--flow", "browser")
     cli.set_smtp()
     spawned = cli.spawn("token", "get", "smtp", "--json")
@@ -42,8 +42,8 @@ def test_browser_flow_acquires(cli: Cli, sandbox: Sandbox) -> None:
     spawned, url = start_browser_get(cli, sandbox)
     page = play_browser(sandbox, url)
     assert page.status_code == 200
-    done = spawned.next_event()  # type: ignore[attr-defined]
-    code, err = spawned.finish()  # type: ignore[attr-defined]
+    done = spawned.next_event()
+    code, err = spawned.finish()
     assert (code, done["state"]) == (0, "acquired"), err
     assert cli.status()["smtp"]["state"] == "acquired"
 
@@ -62,8 +62,8 @@ def test_browser_flow_refuses_a_bad_redirect(
     sandbox.control.config(**knob)
     spawned, url = start_browser_get(cli, sandbox)
     play_browser(sandbox, url)
-    done = spawned.next_event()  # type: ignore[attr-defined]
-    code, err = spawned.finish()  # type: ignore[attr-defined]
+    done = spawned.next_event()
+    code, err = spawned.finish()
     assert code == 1
     assert done["state"] == "not_acquired"
     assert message in err, err
@@ -74,7 +74,7 @@ def test_browser_flow_refuses_a_bad_redirect(
 def test_delete_revokes_and_forgets(cli: Cli, sandbox: Sandbox) -> None:
     spawned, url = start_browser_get(cli, sandbox)
     play_browser(sandbox, url)
-    assert spawned.finish()[0] == 0  # type: ignore[attr-defined]
+    assert spawned.finish()[0] == 0
 
     refused = cli.run("token", "delete", "smtp")  # no --yes, no answer on stdin
     assert refused.returncode != 0
@@ -90,7 +90,7 @@ def test_delete_revokes_and_forgets(cli: Cli, sandbox: Sandbox) -> None:
 def test_delete_without_a_reachable_provider_still_forgets(cli: Cli, sandbox: Sandbox) -> None:
     spawned, url = start_browser_get(cli, sandbox)
     play_browser(sandbox, url)
-    assert spawned.finish()[0] == 0  # type: ignore[attr-defined]
+    assert spawned.finish()[0] == 0
     sandbox.control.fault("revoke", "http_503")
     out = cli.ok("token", "delete", "smtp", "--yes")
     assert "Token deleted." in out

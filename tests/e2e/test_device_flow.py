@@ -5,14 +5,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from cli_support import ACCOUNT, Cli
+from cli_support import ACCOUNT, Cli, Spawned
 
 from sandbox_support import Sandbox
 
 pytestmark = pytest.mark.slow
 
 
-def start_get(cli: Cli, setting: str = "smtp") -> tuple[object, dict[str, object]]:
+def start_get(cli: Cli, setting: str = "smtp") -> tuple[Spawned, dict[str, object]]:
     spawned = cli.spawn("token", "get", setting, "--json")
     prompt = spawned.next_event()
     assert prompt["event"] == "authorization_required"
@@ -31,8 +31,8 @@ def test_device_flow_acquires_and_status_shows_it(cli: Cli, sandbox: Sandbox) ->
     assert 0 < int(prompt["expires_in"]) <= 600  # type: ignore[call-overload]
     assert cli.status()["smtp"]["state"] == "waiting_for_authorization"
     sandbox.control.approve(str(prompt["user_code"]), user=ACCOUNT)
-    done = spawned.next_event()  # type: ignore[attr-defined]
-    code, _err = spawned.finish()  # type: ignore[attr-defined]
+    done = spawned.next_event()
+    code, _err = spawned.finish()
     assert (code, done["event"], done["state"], done["label"]) == (
         0,
         "done",
@@ -93,8 +93,8 @@ def test_denied_or_expired_ends_with_exit_1(
     cli.set_smtp()
     spawned, prompt = start_get(cli)
     getattr(sandbox.control, action)(str(prompt["user_code"]))
-    done = spawned.next_event()  # type: ignore[attr-defined]
-    code, err = spawned.finish()  # type: ignore[attr-defined]
+    done = spawned.next_event()
+    code, err = spawned.finish()
     assert code == 1
     assert done["state"] == "not_acquired"
     assert reason in done["reason"]
@@ -110,9 +110,9 @@ def test_slow_down_is_honoured(cli: Cli, sandbox: Sandbox) -> None:
     cli.set_smtp()
     spawned, prompt = start_get(cli)
     sandbox.control.approve(str(prompt["user_code"]), user=ACCOUNT)
-    done = spawned.next_event(timeout=40)  # type: ignore[attr-defined]
+    done = spawned.next_event(timeout=40)
     assert done["state"] == "acquired"
-    assert spawned.finish()[0] == 0  # type: ignore[attr-defined]
+    assert spawned.finish()[0] == 0
 
 
 def test_ctrl_c_leaves_the_flow_cleanly(cli: Cli, sandbox: Sandbox) -> None:
@@ -120,8 +120,8 @@ def test_ctrl_c_leaves_the_flow_cleanly(cli: Cli, sandbox: Sandbox) -> None:
     cli.add_sandbox_provider(sandbox)
     cli.set_smtp()
     spawned, _prompt = start_get(cli)
-    spawned.interrupt()  # type: ignore[attr-defined]
-    code, err = spawned.finish()  # type: ignore[attr-defined]
+    spawned.interrupt()
+    code, err = spawned.finish()
     assert code == 130
     assert "Traceback" not in err
     row = cli.status()["smtp"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,9 +17,11 @@ from sandbox_support import Sandbox
 pytestmark = pytest.mark.slow
 
 
-def assert_clean_failure(result: object, code: int, *needles: str) -> None:
-    assert result.returncode == code, (result.stdout, result.stderr)  # type: ignore[attr-defined]
-    err = result.stderr  # type: ignore[attr-defined]
+def assert_clean_failure(
+    result: subprocess.CompletedProcess[str], code: int, *needles: str
+) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    err = result.stderr
     assert "Traceback" not in err
     for needle in needles:
         assert needle in err, err

@@ -47,8 +47,8 @@ def _choice(enum: type[Any]) -> click.Choice[str]:
     return click.Choice([m.value for m in enum])
 
 
-def _echo_json(data: object) -> None:
-    click.echo(json.dumps({"format_version": 1, **data} if isinstance(data, dict) else data))
+def _echo_json(data: dict[str, object]) -> None:
+    click.echo(json.dumps({"format_version": 1, **data}))
 
 
 # -- provider --------------------------------------------------------------------------------

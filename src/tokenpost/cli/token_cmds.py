@@ -69,7 +69,9 @@ def token_get(ctx: CliContext, setting: str, as_json: bool) -> None:
                 _emit(_done_json(row, ctx.lang, reason=str(error)))
             if isinstance(error, AuthorizationEndedError):
                 raise AuthorizationEndedError(
-                    _("Authorization ended: {reason}").format(reason=error)
+                    _("Authorization ended: {reason}").format(reason=error),
+                    error=error.error,
+                    description=error.description,
                 ) from error
             raise
         finally:

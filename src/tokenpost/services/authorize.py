@@ -36,7 +36,7 @@ from tokenpost.ports import (
     TokenRecord,
 )
 from tokenpost.services.endpoints import EndpointResolver
-from tokenpost.services.refresh import EventHook, _no_hook
+from tokenpost.services.refresh import EventHook, ignore_event
 from tokenpost.services.targets import Target, load_current, load_target, transition
 from tokenpost.settings.model import Flow
 from tokenpost.tokens.machine import (
@@ -88,7 +88,7 @@ class Authorizer:
     clock: Clock
     resolver: EndpointResolver
     listeners: RedirectListenerFactory
-    on_event: EventHook = _no_hook
+    on_event: EventHook = ignore_event
 
     async def obtain(self, setting_id: str, on_prompt: PromptHook) -> Acquired:
         """Run the provider's flow for the setting until it has a token.

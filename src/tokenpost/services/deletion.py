@@ -16,7 +16,7 @@ from tokenpost.oauth import rfc7009
 from tokenpost.ports import FlightLock, HttpClient, Store
 from tokenpost.secret import Secret
 from tokenpost.services.endpoints import EndpointResolver
-from tokenpost.services.refresh import EventHook, _no_hook
+from tokenpost.services.refresh import EventHook, ignore_event
 from tokenpost.services.targets import Target, load_target, transition
 from tokenpost.tokens.machine import Deleted
 from tokenpost.tokens.state import Acquired, NotAcquired, TokenState, WaitingForAuthorization
@@ -42,7 +42,7 @@ class Deleter:
     lock: FlightLock
     clock: Clock
     resolver: EndpointResolver
-    on_event: EventHook = _no_hook
+    on_event: EventHook = ignore_event
 
     async def delete(self, setting_id: str) -> DeleteResult:
         """Revoke (best effort) and remove the setting's token. Raises only for a setting

@@ -49,7 +49,8 @@ log = logging.getLogger("tokenpost.refresh")
 EventHook = Callable[[str, str, str], None]  # (event name, setting id, detail)
 
 
-def _no_hook(event: str, setting_id: str, detail: str) -> None:
+def ignore_event(event: str, setting_id: str, detail: str) -> None:
+    """The default EventHook: events are only logged by the services themselves."""
     del event, setting_id, detail
 
 
@@ -65,7 +66,7 @@ class Refresher:
     clock: Clock
     resolver: EndpointResolver
     margin: float = DEFAULT_REFRESH_MARGIN
-    on_event: EventHook = _no_hook
+    on_event: EventHook = ignore_event
 
     async def access_token(self, setting_id: str) -> Secret:
         """A usable access token for the setting, refreshed first when due.
