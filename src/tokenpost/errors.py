@@ -3,17 +3,26 @@
     TokenpostError                      message is safe to show: it never holds a secret
     ├── UsageError                      exit 2: the caller asked for something impossible
     │   ├── ValidationError             one or more (field, rule) problems in settings
-    │   └── NotFoundError               a named provider or setting does not exist
+    │   ├── NotFoundError               a named provider or setting does not exist
+    │   └── PlaintextRefusedError       a bearer token or password would cross an unencrypted
+    │                                   connection (DESIGN invariant 3)
     └── OperationError                  exit 1: a well-formed request failed
         ├── StoreError                  the local store
         │   ├── HomeError               home missing, not ours, or wrong permissions
         │   ├── KeyFileError            key file missing or not the key the store was written with
         │   ├── StoreCorruptError       unreadable rows or database file
         │   └── ConflictError           a compare-and-set lost against a newer write
-        ├── TransportError              no usable HTTP exchange (DNS, refused, TLS, timeout)
+        ├── TransportError              no usable exchange with a provider or mail server (DNS,
+        │                               refused, TLS, timeout, connection dropped)
         │   └── TlsVerifyError          the peer's certificate did not verify
         ├── RemoteProtocolError         the peer answered outside the protocol (non-JSON, oversized,
-        │                               missing fields, wrong state or iss on a redirect)
+        │                               missing fields, wrong state or iss on a redirect, a broken
+        │                               SMTP or POP3 reply)
+        ├── MailAuthError               the mail server refused authentication (535, -ERR)
+        │   └── MailPolicyError         …for a configuration reason (Exchange 5.7.139, 5.7.30): fix
+        │                               the tenant or mailbox, the token stays as it is
+        ├── MailRejectedError           the SMTP server refused the sender, a recipient or the data
+        ├── DeliveryError               a received message could not be stored durably
         └── OAuthError                  the provider answered with an OAuth error (RFC 6749 §5.2)
             ├── TransientOAuthError     retry later; never makes a token invalid
             ├── GrantInvalidError       the grant is gone: the token becomes invalid
@@ -93,7 +102,7 @@ class NotFoundError(UsageError):
 
 
 class TransportError(OperationError):
-    """No usable HTTP exchange: DNS, connection, TLS or timeout. Always transient."""
+    """No usable exchange (HTTP, SMTP, POP3): DNS, connection, TLS, timeout, dropped. Transient."""
 
 
 class TlsVerifyError(TransportError):
@@ -102,6 +111,48 @@ class TlsVerifyError(TransportError):
 
 class RemoteProtocolError(OperationError):
     """The peer answered outside the protocol: non-JSON, oversized, missing or wrong fields."""
+
+
+class PlaintextRefusedError(UsageError):
+    """A token or password would be sent without TLS: refused unless the server is on loopback
+    and the administrator passed an explicit ``--allow-plaintext``."""
+
+
+class MailAuthError(OperationError):
+    """The SMTP or POP3 server refused to authenticate.
+
+    `reply` is the server's final reply (code and text, control characters stripped, cut short);
+    `status` is the OAuth status from an error challenge (RFC 7628 §3.2.2, Google's XOAUTH2
+    JSON), or "". Neither ever holds a token: servers echo none, and the SASL core sends none
+    back.
+    """
+
+    def __init__(self, message: str, *, reply: str = "", status: str = "") -> None:
+        self.reply = reply
+        self.status = status
+        super().__init__(message)
+
+
+class MailPolicyError(MailAuthError):
+    """A refusal for a configuration reason (Exchange `535 5.7.139`, `550 5.7.30`): `fix` says
+    what the administrator must change. Never a reason to refresh or to invalidate a token."""
+
+    def __init__(self, message: str, *, fix: str, reply: str = "") -> None:
+        self.fix = fix
+        super().__init__(message, reply=reply)
+
+
+class MailRejectedError(OperationError):
+    """The SMTP server refused the sender, a recipient or the message (`reply` says which)."""
+
+    def __init__(self, message: str, *, reply: str = "", transient: bool = False) -> None:
+        self.reply = reply
+        self.transient = transient  # a 4xx reply: the same message may pass later
+        super().__init__(message)
+
+
+class DeliveryError(OperationError):
+    """A received message could not be stored durably; it stays on the server."""
 
 
 class OAuthError(OperationError):

@@ -5,12 +5,15 @@ Tests fake these ports (never the libraries behind them); adapters are tested ag
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Protocol
 
 from tokenpost.oauth.http import HttpRequest, HttpResponse
-from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
+from tokenpost.sasl import SaslClient
+from tokenpost.secret import Secret
+from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import TokenState
 
 
@@ -56,6 +59,11 @@ class SettingsStore(Protocol):
     async def get_pop(self, name: str) -> PopSetting | None: ...
     async def put_pop(self, setting: PopSetting) -> None: ...
     async def delete_pop(self, name: str) -> None: ...
+    async def get_alerts(self) -> AlertSettings:
+        """The alert settings; never written reads as `AlertSettings()`."""
+        ...
+
+    async def put_alerts(self, alerts: AlertSettings) -> None: ...
 
 
 class TokenStore(Protocol):
@@ -95,3 +103,167 @@ class RedirectListener(Protocol):
 
 class RedirectListenerFactory(Protocol):
     async def __call__(self, path: str) -> RedirectListener: ...
+
+
+# --- Mail transports -------------------------------------------------------------------------
+
+# Called with the name of each step of a connection as it succeeds ("connect", "tls",
+# "greeting", "ehlo", "starttls", "auth", "quit"); the connection test prints them.
+StepCallback = Callable[[str], None]
+
+
+def no_steps(step: str) -> None:
+    """The default StepCallback: nobody is watching."""
+    del step
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """SMTP envelope: MAIL FROM and RCPT TO (bcc recipients are here, not in the headers)."""
+
+    sender: str
+    recipients: tuple[str, ...]
+
+
+class SmtpSession(Protocol):
+    """An SMTP connection after the greeting, EHLO and (per the setting) TLS."""
+
+    @property
+    def auth_mechanisms(self) -> frozenset[str]:
+        """The AUTH mechanisms the server advertised after TLS, upper case."""
+        ...
+
+    async def authenticate(self, client: SaslClient) -> None:
+        """Run one SASL exchange (initial response inline only when it fits in 512 octets).
+
+        Raises:
+            MailPolicyError: Exchange 535 5.7.139 / 550 5.7.30.
+            MailAuthError: any other refusal. TransportError, RemoteProtocolError.
+        """
+        ...
+
+    async def send(
+        self,
+        envelope: Envelope,
+        message: Iterable[bytes],
+        *,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> None:
+        """MAIL, RCPT, DATA; `message` is streamed chunk by chunk (CRLF line ends, not yet
+        dot-stuffed); `on_progress` gets the running count of message bytes written.
+
+        Raises:
+            MailRejectedError: the server refused the sender, a recipient or the data.
+            TransportError, RemoteProtocolError.
+        """
+        ...
+
+    async def close(self) -> None:
+        """QUIT (best effort) and close. Never raises."""
+        ...
+
+
+class SmtpConnector(Protocol):
+    async def connect(
+        self, setting: SmtpSetting, *, on_step: StepCallback = no_steps
+    ) -> SmtpSession:
+        """Connect per `setting.security` (implicit TLS, STARTTLS or none), verifying the
+        certificate against `setting.ca_file` or the system store, within `setting.timeout`.
+
+        Raises:
+            TransportError (TlsVerifyError), RemoteProtocolError, MailRejectedError (greeting
+            or EHLO refused).
+        """
+        ...
+
+
+class Pop3Session(Protocol):
+    """A POP3 connection in the AUTHORIZATION state, after the greeting, CAPA and TLS."""
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """CAPA tags, upper case (`UIDL`, `USER`, `STLS`…); SASL mechanisms as `SASL XOAUTH2`."""
+        ...
+
+    @property
+    def apop_timestamp(self) -> str | None:
+        """The greeting's `<…>` timestamp (RFC 1939 §7), if any."""
+        ...
+
+    async def authenticate(self, client: SaslClient) -> None:
+        """AUTH in the two-line form (RFC 5034; Exchange needs it). Raises MailAuthError."""
+        ...
+
+    async def login(self, user: str, password: Secret) -> None:
+        """USER/PASS. Raises MailAuthError."""
+        ...
+
+    async def apop(self, user: str, password: Secret) -> None:
+        """APOP with the greeting's timestamp. Raises MailAuthError."""
+        ...
+
+    async def uidl(self) -> dict[int, str]:
+        """Message number -> unique id, for every message in the maildrop."""
+        ...
+
+    async def retrieve(self, number: int, sink: Callable[[bytes], None]) -> int:
+        """RETR; the message (dot-unstuffed, CRLF line ends) goes to `sink` in chunks; returns
+        the number of octets. Raises TransportError when the connection drops mid-message."""
+        ...
+
+    async def delete(self, number: int) -> None:
+        """DELE; the server removes the message only at a successful QUIT."""
+        ...
+
+    async def quit(self) -> None:
+        """QUIT: commits the deletions (UPDATE state). Raises on an -ERR reply."""
+        ...
+
+    async def close(self) -> None:
+        """Close without QUIT: nothing marked for deletion is deleted. Never raises."""
+        ...
+
+
+class Pop3Connector(Protocol):
+    async def connect(
+        self,
+        setting: PopSetting,
+        *,
+        timeout: float = 60.0,  # noqa: ASYNC109
+        on_step: StepCallback = no_steps,
+    ) -> Pop3Session:
+        """Connect per `setting.security` (implicit TLS, STLS or none), verifying certificates
+        against `setting.ca_file` or the system store.
+
+        Raises:
+            TransportError (TlsVerifyError), RemoteProtocolError, MailAuthError (greeting -ERR).
+        """
+        ...
+
+
+# --- Commands (per-message command, alert hook) ----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How a command ended: `returncode` None means it was killed at its timeout; `output` is the
+    tail of its combined stdout/stderr (bounded), for the log."""
+
+    returncode: int | None
+    output: str
+
+
+class CommandRunner(Protocol):
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float,  # noqa: ASYNC109
+        env: Mapping[str, str] | None = None,
+    ) -> CommandResult:
+        """Run `argv` (no shell) with stdin closed and `env` added to the environment.
+
+        Raises:
+            OperationError: the command could not be started (not found, not executable).
+        """
+        ...

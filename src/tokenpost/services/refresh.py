@@ -58,6 +58,15 @@ class TokenUnavailableError(OperationError):
     """The setting has no usable token: not acquired, waiting, or invalid."""
 
 
+@dataclass(frozen=True, slots=True)
+class AccessToken:
+    """An access token and when the provider issued it (a mail server's refusal of a token
+    issued moments ago is not cured by refreshing it)."""
+
+    value: Secret
+    obtained_at: float
+
+
 @dataclass
 class Refresher:
     store: Store
@@ -76,18 +85,31 @@ class Refresher:
             TransportError, TransientOAuthError: refreshing failed for now and the stored token
                 has expired (while it is still usable, it is returned despite the failure).
         """
+        return (await self.current_token(setting_id)).value
+
+    async def current_token(self, setting_id: str) -> AccessToken:
+        """`access_token` with the time the token was issued. Raises as `access_token`."""
+        return await self._token(setting_id, rejected=None)
+
+    async def renew(self, setting_id: str, rejected: Secret) -> AccessToken:
+        """A mail server refused `rejected`: refresh now, unless another caller already
+        replaced it (then its successor is returned). Raises as `access_token`; after a
+        transient refresh failure the rejected token itself comes back while it is usable."""
+        return await self._token(setting_id, rejected=rejected)
+
+    async def _token(self, setting_id: str, rejected: Secret | None) -> AccessToken:
         target = await load_target(self.store, setting_id)
         record = await load_current(self.store, target)
         state = record.state
-        if isinstance(state, Acquired) and not self._due(state):
-            return state.access_token
+        if isinstance(state, Acquired) and not self._due(state, rejected):
+            return AccessToken(state.access_token, state.obtained_at)
         async with self.lock.hold(setting_id):
             record = await load_current(self.store, target)
             state = record.state
             if not isinstance(state, Acquired):
                 raise TokenUnavailableError(_unavailable(setting_id, record))
-            if not self._due(state):
-                return state.access_token
+            if not self._due(state, rejected):
+                return AccessToken(state.access_token, state.obtained_at)
             return await self._refresh_locked(target, record, state)
 
     async def refresh_if_due(self, setting_id: str) -> None:
@@ -99,10 +121,14 @@ class Refresher:
         except TokenpostError as error:
             log.warning("refresh of %s failed: %s", setting_id, error)
 
-    def _due(self, state: Acquired) -> bool:
+    def _due(self, state: Acquired, rejected: Secret | None = None) -> bool:
+        if rejected is not None and state.access_token == rejected:
+            return True
         return needs_refresh(state, self.clock.now(), self.margin)
 
-    async def _refresh_locked(self, target: Target, record: TokenRecord, state: Acquired) -> Secret:
+    async def _refresh_locked(
+        self, target: Target, record: TokenRecord, state: Acquired
+    ) -> AccessToken:
         now = self.clock.now()
         try:
             grant = await self._request_grant(target, state, now)
@@ -117,7 +143,7 @@ class Refresher:
         await transition(self.store, record, Refreshed(grant, now), binding=target.binding)
         self.on_event("token_refreshed", target.setting_id, "")
         log.info("refreshed the token of %s", target.setting_id)
-        return grant.access_token
+        return AccessToken(grant.access_token, now)
 
     async def _request_grant(self, target: Target, state: Acquired, now: float) -> TokenGrant:
         endpoints = await self.resolver.resolve(target.provider)
@@ -148,7 +174,7 @@ class Refresher:
 
     async def _failed(
         self, target: Target, record: TokenRecord, state: Acquired, error: TokenpostError
-    ) -> Secret:
+    ) -> AccessToken:
         """A transient failure: keep the token, schedule a retry, use it while it lasts."""
         now = self.clock.now()
         retry_at = now + retry_delay(state.failures)
@@ -157,7 +183,7 @@ class Refresher:
         )
         log.warning("refresh of %s failed, retrying later: %s", target.setting_id, error)
         if is_usable(state, now):
-            return state.access_token
+            return AccessToken(state.access_token, state.obtained_at)
         raise error
 
 

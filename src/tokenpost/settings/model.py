@@ -114,10 +114,30 @@ class PopSetting:
     account: str | None = None
     password: Secret | None = None
     ca_file: str | None = None
+    # Keep messages on the server; a UIDL already delivered is never fetched again.
+    leave_on_server: bool = False
+    # Run for each stored message (e.g. a print command): split like a shell line (no shell),
+    # with the message file's path appended as the last argument.
+    command: str | None = None
 
     @property
     def setting_id(self) -> str:
         return POP_PREFIX + self.name
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """The device's "E-mail Alert and Status": who hears about token and receive trouble.
+
+    Alert mail goes to `recipients` through the SMTP setting; `hook` is a command run for every
+    event (split like a shell line, no shell) with the event name, setting id and detail appended.
+    Refresh and receive failures alert once they have lasted the given number of seconds.
+    """
+
+    recipients: tuple[str, ...] = ()
+    hook: str | None = None
+    refresh_failing_after: int = 3600
+    receive_failing_after: int = 3600
 
 
 MailSetting = SmtpSetting | PopSetting
