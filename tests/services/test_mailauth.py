@@ -31,7 +31,7 @@ async def seed_token(world: World, *, age: float) -> None:
 def grant_new_token(request: HttpRequest) -> HttpResponse:
     return json_response(
         200,
-        {"access_token": "at-new", "token_type": "Bearer", "expires_in": 3600, "refresh_token": "r"},
+        {"access_token": "at-new", "token_type": "Bearer", "expires_in": 3600},
     )
 
 
@@ -90,7 +90,10 @@ def test_plaintext_to_loopback_needs_the_explicit_flag() -> None:
 async def test_accepted_token_is_used_without_refreshing(world: World) -> None:
     await seed_token(world, age=3000)
     server = MailServer("at-old")
-    assert await authenticate_with_refresh(world.refresher, world.clock, "smtp", server.authenticate)
+    outcome = await authenticate_with_refresh(
+        world.refresher, world.clock, "smtp", server.authenticate
+    )
+    assert outcome == "235"
     assert server.presented == ["at-old"]
     assert world.http.requests == []
 
@@ -99,7 +102,10 @@ async def test_stale_refused_token_is_refreshed_once_and_retried(world: World) -
     await seed_token(world, age=3000)
     world.http.routes[TOKEN_URL] = grant_new_token  # type: ignore[assignment]
     server = MailServer("at-new")
-    assert await authenticate_with_refresh(world.refresher, world.clock, "smtp", server.authenticate)
+    outcome = await authenticate_with_refresh(
+        world.refresher, world.clock, "smtp", server.authenticate
+    )
+    assert outcome == "235"
     assert server.presented == ["at-old", "at-new"]
     assert len(world.http.requests) == 1
     assert ("token_refreshed", "smtp") in world.events
@@ -142,7 +148,7 @@ async def test_revoked_grant_makes_the_token_invalid_after_one_refresh(world: Wo
         400, {"error": "invalid_grant", "error_description": "revoked"}
     )
     server = MailServer()
-    with pytest.raises(TokenUnavailableError, match="invalid_grant|revoked"):
+    with pytest.raises(TokenUnavailableError, match=r"invalid_grant|revoked"):
         await authenticate_with_refresh(world.refresher, world.clock, "smtp", server.authenticate)
     assert server.presented == ["at-old"]
     assert len(world.http.requests) == 1
