@@ -6,9 +6,11 @@ catches what a library might log on its own (a bearer header, a form body, a red
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
+import time
 from typing import Final
 
 _SECRET_PATTERNS: Final = (
@@ -37,15 +39,46 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(*, debug: bool = False) -> None:
-    """Log to stderr; quiet third-party loggers that would log request lines at INFO."""
+# Fields a record may carry through `extra=` that the JSON format emits as keys of their own.
+STRUCTURED_FIELDS: Final = ("setting", "event", "state", "expires_at", "next_check", "outcome")
+
+
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object per line: ts (UTC, ISO 8601), level, logger, msg and any structured
+    fields the record carries. The message is already redacted by `RedactingFilter`."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, object] = {
+            "ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + "Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for name in STRUCTURED_FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                line[name] = redact(value) if isinstance(value, str) else value
+        if record.exc_info:
+            line["error"] = redact(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def configure_logging(*, debug: bool = False, json_lines: bool = False) -> None:
+    """Log to stderr, as text or JSON lines; quiet third-party loggers that would log request
+    lines at INFO."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S")
-    )
+    formatter: logging.Formatter
+    if json_lines:
+        formatter = JsonLinesFormatter()
+        formatter.converter = time.gmtime
+    else:
+        formatter = logging.Formatter(
+            "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
+        )
+    handler.setFormatter(formatter)
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if debug else logging.WARNING)
-    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy", "alembic"):
+    for noisy in ("httpx", "httpcore", "aiosqlite", "sqlalchemy", "alembic", "aiosmtplib"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

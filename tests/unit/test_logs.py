@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 
-from tokenpost.logs import RedactingFilter, configure_logging, redact
+from tokenpost.logs import JsonLinesFormatter, RedactingFilter, configure_logging, redact
 
 
 @pytest.mark.parametrize(
@@ -53,3 +54,36 @@ def test_configure_logging_installs_the_filter() -> None:
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
+
+
+def json_log_line(record: logging.LogRecord) -> dict[str, object]:
+    RedactingFilter().filter(record)
+    parsed = json.loads(JsonLinesFormatter().format(record))
+    assert isinstance(parsed, dict)
+    return parsed
+
+
+def test_json_lines_carry_structured_fields_and_redact_them() -> None:
+    record = logging.LogRecord(
+        "tokenpost.serve", logging.INFO, __file__, 1, "health %s", ("smtp",), None
+    )
+    record.setting = "smtp"
+    record.state = "acquired"
+    record.outcome = "refused: AUTH XOAUTH2 dXNlcj1hQGI="
+    line = json_log_line(record)
+    assert line["msg"] == "health smtp"
+    assert line["level"] == "info"
+    assert line["logger"] == "tokenpost.serve"
+    assert line["setting"] == "smtp"
+    assert line["state"] == "acquired"
+    assert "dXNlcj1hQGI=" not in json.dumps(line)
+    assert str(line["ts"]).endswith("Z")
+
+
+def test_json_lines_redact_the_message_and_omit_absent_fields() -> None:
+    record = logging.LogRecord(
+        "httpx", logging.WARNING, __file__, 1, "sent %s", ("refresh_token=rt-abc",), None
+    )
+    line = json_log_line(record)
+    assert "rt-abc" not in str(line["msg"])
+    assert set(line) == {"ts", "level", "logger", "msg"}
