@@ -7,7 +7,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from dovecot_support import Dovecot, start_dovecot
 from sandbox_support import Sandbox, SandboxControl, SandboxProcess, start_sandbox
+from smtpserver_support import SmtpSandbox, start_smtp_sandbox
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +35,43 @@ def sandbox(sandbox_process: SandboxProcess, _sandbox_control: SandboxControl) -
 
 
 # --- more shared fixtures go below this line (lead) ---
+
+
+@pytest.fixture(scope="session")
+def smtp_sandbox(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_process: SandboxProcess
+) -> Iterator[SmtpSandbox]:
+    """The sandbox SMTP submission server, checking tokens against the session's sandbox."""
+    authserver_dir = sandbox_process.ready.ca_file.parent
+    server = start_smtp_sandbox(tmp_path_factory.mktemp("smtpserver"), authserver_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def smtp_peer(smtp_sandbox: SmtpSandbox) -> Iterator[SmtpSandbox]:
+    """`smtp_sandbox` with default knobs, no messages and zeroed stats."""
+    smtp_sandbox.reset()
+    yield smtp_sandbox
+    # Captured output: pytest shows it only when the test failed.
+    print(f"--- smtpserver log ---\n{smtp_sandbox.log()}")
+
+
+@pytest.fixture(scope="session")
+def dovecot(sandbox_process: SandboxProcess) -> Iterator[Dovecot]:
+    """A private Dovecot POP3 server checking tokens at the session's sandbox (never skipped)."""
+    server = start_dovecot(sandbox_process.ready.ca_file.parent)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def dovecot_peer(dovecot: Dovecot) -> Iterator[Dovecot]:
+    """`dovecot` with every mailbox emptied."""
+    dovecot.clear_mailboxes()
+    yield dovecot
+    print(f"--- dovecot log ---\n{dovecot.log()}")

@@ -8,7 +8,8 @@ then writes ``DIR/ready.json`` atomically (so a reader never sees half of it)::
                  "app": {"id": "tokenpost-app", "secret": "..."},
                  "mailserver": {"id": "mailserver", "secret": "..."}}}
 
-SIGTERM or SIGINT stops it cleanly (exit status 0).
+SIGTERM or SIGINT stops it cleanly (exit status 0). The mail peers: ``smtpserver`` and
+``popserver --dir DIR --maildir M [--authserver-dir A]`` (see `tokenpost.sandbox.popserver`).
 """
 
 from __future__ import annotations
@@ -49,7 +50,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     auth = commands.add_parser("authserver", help="the OAuth 2.0 authorization server")
     auth.add_argument("--dir", type=Path, required=True, help="where to write certs and ready.json")
     auth.add_argument("--port", type=int, default=0, help="TCP port on 127.0.0.1 (0: any free)")
+    smtp = commands.add_parser("smtpserver", help="the SMTP submission server (aiosmtpd)")
+    smtp.add_argument("--dir", type=Path, required=True, help="ready.json, knobs, messages, stats")
+    smtp.add_argument("--authserver-dir", type=Path, required=True, help="the authserver's --dir")
+    pop = commands.add_parser("popserver", help="the POP3 server (STLS and POP3S) over a Maildir")
+    pop.add_argument("--dir", type=Path, required=True, help="ready.json, knobs.json, TLS files")
+    pop.add_argument("--maildir", type=Path, required=True, help="the Maildir to serve")
+    pop.add_argument("--authserver-dir", type=Path, help="the authserver's --dir (introspection)")
+    pop.add_argument("--port", type=int, default=0, help="POP3 with STLS port (0: any free)")
+    pop.add_argument("--tls-port", type=int, default=0, help="POP3S port (0: any free)")
     args = parser.parse_args(argv)
+    if args.command == "popserver":
+        from tokenpost.sandbox.popserver import run_popserver
+
+        return run_popserver(
+            args.dir, args.maildir, args.authserver_dir, port=args.port, tls_port=args.tls_port
+        )
+    if args.command == "smtpserver":
+        from tokenpost.sandbox.smtpserver import run_smtpserver
+
+        return run_smtpserver(args.dir, args.authserver_dir)
     return run_authserver(args.dir, args.port)
 
 
