@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from tokenpost.errors import ConflictError, UsageError
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.ports import TokenRecord
-from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
+from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import NotAcquired, TokenState
 
 
@@ -36,6 +36,7 @@ class MemoryStore:
     smtp: SmtpSetting | None = None
     pops: dict[str, PopSetting] = field(default_factory=dict)
     tokens: dict[str, TokenRecord] = field(default_factory=dict)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
     writes: int = 0
 
     async def list_providers(self) -> list[Provider]:
@@ -70,6 +71,12 @@ class MemoryStore:
     async def delete_pop(self, name: str) -> None:
         self.pops.pop(name)
         self.tokens.pop("pop:" + name, None)
+
+    async def get_alerts(self) -> AlertSettings:
+        return self.alerts
+
+    async def put_alerts(self, alerts: AlertSettings) -> None:
+        self.alerts = alerts
 
     async def load_token(self, setting_id: str) -> TokenRecord:
         await asyncio.sleep(0)

@@ -129,6 +129,7 @@ def options(hint: Any, label: str) -> list[Any]:
         float: 1_700_000_000.25 + number,
         int: 40 + number,
         str: f"text[{label}]",
+        bool: True,  # every bool field defaults to False
     }
     if origin is tuple:
         return [(f"{label}-1", f"{label}-2")]
@@ -567,7 +568,10 @@ def test_migrations_ship_inside_the_package() -> None:
     assert MIGRATIONS_DIR.parent.name == "adapters"
     assert MIGRATIONS_DIR.parent.parent.name == "tokenpost"
     assert (MIGRATIONS_DIR / "env.py").is_file()
-    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == ["0001_initial.py"]
+    assert sorted(p.name for p in (MIGRATIONS_DIR / "versions").glob("*.py")) == [
+        "0001_initial.py",
+        "0002_pop_options_and_alerts.py",
+    ]
 
 
 @SQLITE_ONLY

@@ -20,6 +20,7 @@ from tokenpost.adapters.store_schema import HEAD_REVISION
 from tokenpost.errors import KeyFileError, StoreCorruptError, UsageError
 from tokenpost.secret import Secret
 from tokenpost.settings.model import (
+    AlertSettings,
     AuthMethod,
     PopSetting,
     Preset,
@@ -66,8 +67,11 @@ POPS = [
         deliver_to="/var/spool/print",
         account="print@example.com",
         password=Secret("pw-print"),
+        leave_on_server=True,
+        command="lp -d 'Office 2'",
     ),
 ]
+ALERTS = AlertSettings(recipients=("ops@example.com",), hook="notify", refresh_failing_after=600)
 TOKENS = {
     "smtp": Acquired(
         access_token=Secret("AT-smtp"),
@@ -95,6 +99,7 @@ async def populated(home: Home) -> AsyncIterator[SqlStore]:
             await store.put_pop(pop)
         for setting_id, state in TOKENS.items():
             await store.save_token(setting_id, state, binding=f"b-{setting_id}", expected_version=0)
+        await store.put_alerts(ALERTS)
         yield store
 
 
@@ -120,6 +125,7 @@ async def test_reads_what_the_full_store_reads(home: Home, populated: SqlStore) 
         assert await reader.get_smtp() == await populated.get_smtp() == SMTP
         assert await reader.list_pop() == await populated.list_pop() == POPS
         assert await reader.list_providers() == await populated.list_providers() == PROVIDERS
+        assert await reader.get_alerts() == await populated.get_alerts() == ALERTS
         for name in ("g", "m", "absent"):
             assert await reader.get_provider(name) == await populated.get_provider(name)
         for name in ("fax", "print", "absent"):
@@ -151,6 +157,8 @@ async def test_writes_are_refused(home: Home, populated: SqlStore) -> None:
     try:
         with pytest.raises(UsageError, match="read-only"):
             await reader.put_smtp(SMTP)
+        with pytest.raises(UsageError, match="read-only"):
+            await reader.put_alerts(AlertSettings())
         with pytest.raises(UsageError, match="read-only"):
             await reader.save_token("smtp", NotAcquired(), binding="", expected_version=1)
     finally:
@@ -213,3 +221,13 @@ async def test_a_store_not_at_head_is_left_to_the_full_store(home: Home) -> None
         pass
     reader = _reader(home)  # now at head, with a key check
     await reader.close()
+
+
+async def test_alerts_never_written_read_as_the_defaults(home: Home) -> None:
+    async with await open_store(home):
+        pass
+    reader = _reader(home)
+    try:
+        assert await reader.get_alerts() == AlertSettings()
+    finally:
+        await reader.close()

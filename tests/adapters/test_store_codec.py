@@ -17,6 +17,7 @@ from tokenpost.oauth.authcode import BrowserPending
 from tokenpost.oauth.rfc8628 import DevicePending
 from tokenpost.secret import Secret
 from tokenpost.settings.model import (
+    AlertSettings,
     AuthMethod,
     Flow,
     PopSetting,
@@ -374,3 +375,48 @@ def test_unreadable_scope_column(value: str) -> None:
     row["scope"] = value
     with pytest.raises(StoreCorruptError, match="scope"):
         codec.provider_from_row(row, CIPHER)
+
+
+def test_pop_options_round_trip_and_read_from_sqlite_integers() -> None:
+    leave = dataclasses.replace(POP, leave_on_server=True, command="lp -d 'Fax 2'")
+    row = codec.pop_to_row(leave, CIPHER)
+    assert (row["leave_on_server"], row["command"]) == (True, "lp -d 'Fax 2'")
+    assert codec.pop_from_row(row, CIPHER) == leave
+    for stored, value in ((1, True), (0, False)):  # SQLite's booleans, as sqlite3 returns them
+        read = codec.pop_from_row({**row, "leave_on_server": stored}, CIPHER)
+        assert read.leave_on_server is value
+
+
+@pytest.mark.parametrize("value", [2, -1, "true", 1.0, None])
+def test_an_unreadable_leave_on_server_column(value: object) -> None:
+    row = codec.pop_to_row(POP, CIPHER)
+    row["leave_on_server"] = value
+    with pytest.raises(StoreCorruptError, match="leave_on_server"):
+        codec.pop_from_row(row, CIPHER)
+
+
+def test_alert_rows_round_trip() -> None:
+    alerts = AlertSettings(
+        recipients=("a@example.com", "b@example.com"),
+        hook="/usr/bin/notify",
+        refresh_failing_after=120,
+        receive_failing_after=86400,
+    )
+    row = codec.alerts_to_row(alerts, CIPHER)
+    assert row["recipients"] == '["a@example.com","b@example.com"]'
+    assert set(row) == {f.name for f in dataclasses.fields(AlertSettings)}
+    assert codec.alerts_from_row(row, CIPHER) == alerts
+    empty = codec.alerts_to_row(AlertSettings(), CIPHER)
+    assert (empty["recipients"], empty["hook"]) == ("[]", None)
+    assert codec.alerts_from_row(empty, CIPHER) == AlertSettings()
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("recipients", "a@example.com"), ("recipients", None), ("refresh_failing_after", "60")],
+)
+def test_unreadable_alert_rows(column: str, value: object) -> None:
+    row = codec.alerts_to_row(AlertSettings(), CIPHER)
+    row[column] = value
+    with pytest.raises(StoreCorruptError, match=f"alert settings .*{column}"):
+        codec.alerts_from_row(row, CIPHER)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from tokenpost.errors import ValidationError
 from tokenpost.secret import Secret
 from tokenpost.settings.model import (
+    AlertSettings,
     AuthMethod,
     Flow,
     PopSetting,
@@ -65,11 +66,13 @@ FAX = PopSetting(
     deliver_to="/var/spool/tokenpost/fax",
     account="fax@example.com",
     password=Secret("pop-s3cret"),
+    command="lpr -P 'Fax Printer'",
 )
-DOC = ConfigDocument(providers=(IDP, M365), smtp=SMTP, pop=(FAX,))
+ALERTS = AlertSettings(recipients=("admin@contoso.com", "desk@contoso.com"), hook="page-admin")
+DOC = ConfigDocument(providers=(IDP, M365), smtp=SMTP, pop=(FAX,), alerts=ALERTS)
 
 GOLDEN = """\
-# tokenpost settings: providers, the SMTP setting and the POP settings.
+# tokenpost settings: providers, the SMTP setting, the POP settings and alerts.
 # Keys are the command-line options with '_' for '-'; durations are in seconds.
 # Secrets (client_secret, password) are left out; importing keeps the stored ones.
 
@@ -105,6 +108,14 @@ check_interval = 300
 auth = "password"
 deliver_to = "/var/spool/tokenpost/fax"
 account = "fax@example.com"
+leave_on_server = false
+command = "lpr -P 'Fax Printer'"
+
+[alerts]
+recipients = ["admin@contoso.com", "desk@contoso.com"]
+hook = "page-admin"
+refresh_failing_after = 3600
+receive_failing_after = 3600
 """
 
 
@@ -150,13 +161,14 @@ def test_every_model_field_is_exported() -> None:
         ca_file="/ca.pem",
     )
     full_smtp = replace(SMTP, password=Secret("x"), ca_file="/ca.pem")
-    full_pop = replace(FAX, provider="p", ca_file="/ca.pem")
-    doc = ConfigDocument(providers=(full_provider,), smtp=full_smtp, pop=(full_pop,))
+    full_pop = replace(FAX, provider="p", ca_file="/ca.pem", leave_on_server=True)
+    doc = ConfigDocument(providers=(full_provider,), smtp=full_smtp, pop=(full_pop,), alerts=ALERTS)
     data = tomllib.loads(export_toml(doc, include_secrets=True))
     for table, item in (
         (data["providers"]["idp.example"], full_provider),
         (data["smtp"], full_smtp),
         (data["pop"]["fax"], full_pop),
+        (data["alerts"], ALERTS),
     ):
         assert set(table) == {f.name for f in fields(item)} - {"name"}
 
@@ -203,6 +215,15 @@ def test_duplicate_names_are_refused() -> None:
 hosts = st.sampled_from(["mail.example.com", "192.0.2.7", "2001:db8::1", "mail.bücher.example"])
 names = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,20}", fullmatch=True)
 secrets = st.text(min_size=1).filter(lambda s: not ({"\r", "\n", "\x00"} & set(s))).map(Secret)
+commands = st.sampled_from([None, "lpr", "/usr/bin/lp -d 'Büro 3'", 'print-fax "a b" \\"c'])
+addresses = st.sampled_from(["a@example.com", "ops+alerts@bücher.example", "ü@example.org"])
+alert_settings = st.builds(
+    AlertSettings,
+    recipients=st.lists(addresses, max_size=20).map(tuple),
+    hook=commands,
+    refresh_failing_after=st.integers(60, 604800),
+    receive_failing_after=st.integers(60, 604800),
+)
 scopes = st.lists(st.from_regex(r"[\x21\x23-\x5B\x5D-\x7E]{1,12}", fullmatch=True), min_size=1)
 
 
@@ -244,10 +265,17 @@ def documents(draw: st.DrawFn) -> ConfigDocument:
             deliver_to="/var/spool/" + draw(st.text().filter(lambda s: s.isprintable())),
             account="fax",
             password=draw(secrets),
+            leave_on_server=draw(st.booleans()),
+            command=draw(commands),
         )
         for name in sorted(draw(st.lists(names, max_size=3, unique=True)))
     )
-    return ConfigDocument(providers=providers, smtp=draw(st.none() | st.just(smtp)), pop=pops)
+    return ConfigDocument(
+        providers=providers,
+        smtp=draw(st.none() | st.just(smtp)),
+        pop=pops,
+        alerts=draw(st.none() | alert_settings),
+    )
 
 
 @given(documents())

@@ -283,6 +283,14 @@ POP_CASES = [
     ("deliver_to relative", {"deliver_to": "spool/fax"}, "deliver_to"),
     ("deliver_to with NUL", {"deliver_to": "/spool/\x00fax"}, "deliver_to"),
     ("apop without password", {"auth": AuthMethod.APOP, "provider": None}, "password"),
+    ("command empty", {"command": ""}, "command"),
+    ("command blank", {"command": "  \t"}, "command"),
+    ("command relative program", {"command": "./print.sh"}, "command"),
+    ("command open quote", {"command": "lpr 'a"}, "command"),
+    ("command trailing backslash", {"command": "lpr \\"}, "command"),
+    ("command with newline", {"command": "lpr\nreboot"}, "command"),
+    ("command with NUL", {"command": "lpr\x00"}, "command"),
+    ("command empty program", {"command": "'' x"}, "command"),
 ]
 
 

@@ -14,30 +14,27 @@ Theory of operation:
 - Every `Secret` is encrypted (`crypto.Cipher`) with the row it belongs to as associated data:
   a token's secrets as one blob with the setting id, a provider's client secret with
   ``provider:NAME``, a mail password with ``SETTING_ID:password`` (DESIGN invariant 2).
-- SQLite runs in WAL mode with a 10 s busy timeout and foreign keys on; SQLAlchemy emits BEGIN
-  itself (pysqlite's legacy implicit BEGIN skips DDL and SELECT), and write transactions begin
-  IMMEDIATE so a read never has to upgrade to a write lock mid-transaction.
+- Engines, supported URLs and SQLite's connection set-up (WAL, busy timeout, BEGIN IMMEDIATE for
+  writes) are in `sql_engine`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tokenpost.adapters import store_codec as codec
 from tokenpost.adapters.crypto import Cipher, load_key
 from tokenpost.adapters.home import Home
 from tokenpost.adapters.migrations import (
     SchemaState,
+    alerts_table,
     migrate_to_head,
     pop_table,
     providers_table,
@@ -46,24 +43,27 @@ from tokenpost.adapters.migrations import (
     tokens_table,
     wrong_key,
 )
-from tokenpost.adapters.store_schema import (
-    BUSY_TIMEOUT_S,
-    check_setting_id,
-    driver_error,
-    token_record,
+from tokenpost.adapters.sql_engine import (
+    WRITE_OPTION,
+    create_private_file,
+    describe,
+    make_engine,
+    mapped_errors,
+    parse_url,
+    sqlite_file,
+    sqlite_url,
 )
-from tokenpost.errors import (
-    ConflictError,
-    NotFoundError,
-    StoreError,
-    UsageError,
-)
+from tokenpost.adapters.store_schema import check_setting_id, token_record
+from tokenpost.errors import ConflictError, NotFoundError, UsageError
 from tokenpost.ports import Store, TokenRecord
-from tokenpost.settings.model import POP_PREFIX, PopSetting, Provider, SmtpSetting
+from tokenpost.settings.model import (
+    POP_PREFIX,
+    AlertSettings,
+    PopSetting,
+    Provider,
+    SmtpSetting,
+)
 from tokenpost.tokens.state import TokenState
-
-_WRITE: Final = "tokenpost_write"
-_DRIVERS: Final = frozenset({"sqlite+aiosqlite", "postgresql+psycopg"})
 
 
 async def open_store(home: Home, *, url: str | None = None) -> SqlStore:
@@ -79,19 +79,19 @@ async def open_store(home: Home, *, url: str | None = None) -> SqlStore:
         StoreCorruptError: not a database, or a schema newer than this tokenpost.
         StoreError: the database cannot be reached or written.
     """
-    target = _parse_url(url) if url is not None else sqlite_url(home.db_path)
-    where = _describe(target)
-    sqlite_path = _sqlite_file(target)
+    target = parse_url(url) if url is not None else sqlite_url(home.db_path)
+    where = describe(target)
+    sqlite_path = sqlite_file(target)
     if sqlite_path is not None and not sqlite_path.exists():
-        _create_private_file(sqlite_path)  # empty: the probe finds no schema, like a new file
+        create_private_file(sqlite_path)  # empty: the probe finds no schema, like a new file
     probe = await _probe(target, where)
     cipher = load_key(home.key_path, create=probe.revision is None)
     if probe.key_check is not None and not cipher.matches_key_check(probe.key_check):
         raise wrong_key(home.key_path, where)
-    engine = _make_engine(target, wal=True)
+    engine = make_engine(target, wal=True)
     try:
-        with _mapped_errors(where):
-            async with engine.execution_options(**{_WRITE: True}).begin() as conn:
+        with mapped_errors(where):
+            async with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
                 await migrate_to_head(conn, cipher, key_path=home.key_path, where=where)
     except BaseException:
         await engine.dispose()
@@ -99,29 +99,12 @@ async def open_store(home: Home, *, url: str | None = None) -> SqlStore:
     return SqlStore(engine, cipher, where=where)
 
 
-def sqlite_url(path: Path) -> sa.URL:
-    return sa.URL.create("sqlite+aiosqlite", database=str(path))
-
-
-def _parse_url(url: str) -> sa.URL:
-    """Raises UsageError for anything but the two supported async drivers."""
-    try:
-        target = sa.make_url(url)
-    except sa.exc.ArgumentError:
-        target = None
-    if target is None or target.drivername not in _DRIVERS:
-        raise UsageError(
-            "store URL: must start with sqlite+aiosqlite:/// or postgresql+psycopg://"
-        ) from None
-    return target
-
-
 class SqlStore:
     """`ports.Store` on SQLAlchemy Core (async). Build it with `open_store`."""
 
     def __init__(self, engine: AsyncEngine, cipher: Cipher, *, where: str) -> None:
         self._engine = engine
-        self._writer = engine.execution_options(**{_WRITE: True})
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._cipher = cipher
         self._where = where
 
@@ -215,6 +198,19 @@ class SqlStore:
                 sa.delete(tokens_table).where(tokens_table.c.setting_id == setting_id)
             )
 
+    # --- alert settings -------------------------------------------------------------------------
+
+    async def get_alerts(self) -> AlertSettings:
+        """The alert settings; never written reads as `AlertSettings()`."""
+        async with self._read() as conn:
+            row = (await conn.execute(sa.select(alerts_table))).mappings().first()
+        return AlertSettings() if row is None else codec.alerts_from_row(row, self._cipher)
+
+    async def put_alerts(self, alerts: AlertSettings) -> None:
+        row = {"id": 1, **codec.alerts_to_row(alerts, self._cipher)}
+        async with self._write() as conn:
+            await conn.execute(_upsert(conn, alerts_table, row))
+
     # --- tokens ---------------------------------------------------------------------------------
 
     async def load_token(self, setting_id: str) -> TokenRecord:
@@ -279,13 +275,13 @@ class SqlStore:
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
-        with _mapped_errors(self._where):
+        with mapped_errors(self._where):
             async with self._engine.connect() as conn:
                 yield conn
 
     @contextlib.asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        with _mapped_errors(self._where):
+        with mapped_errors(self._where):
             async with self._writer.begin() as conn:
                 yield conn
 
@@ -338,79 +334,13 @@ def _upsert(conn: AsyncConnection, table: sa.Table, row: dict[str, object]) -> s
 
 async def _probe(target: sa.URL, where: str) -> SchemaState:
     """Read the schema revision and key check without writing anything."""
-    engine = _make_engine(target, wal=False, pool=sa.pool.NullPool)
+    engine = make_engine(target, wal=False, pool=sa.pool.NullPool)
     try:
-        with _mapped_errors(where):
+        with mapped_errors(where):
             async with engine.connect() as conn:
                 return await read_schema_state(conn, where)
     finally:
         await engine.dispose()
-
-
-def _make_engine(target: sa.URL, *, wal: bool, pool: type[sa.Pool] | None = None) -> AsyncEngine:
-    options: dict[str, Any] = {} if pool is None else {"poolclass": pool}
-    if target.get_backend_name() != "sqlite":
-        try:
-            return create_async_engine(target, **options)
-        except ModuleNotFoundError:
-            raise StoreError("PostgreSQL needs psycopg: install tokenpost[postgres]") from None
-    engine = create_async_engine(target, connect_args={"timeout": BUSY_TIMEOUT_S}, **options)
-    _install_sqlite_hooks(engine, wal=wal)
-    return engine
-
-
-def _install_sqlite_hooks(engine: AsyncEngine, *, wal: bool) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # SQLAlchemy, not pysqlite, emits BEGIN (see the module docstring).
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        cursor.execute("PRAGMA foreign_keys = ON")
-        if wal:
-            cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.close()
-
-    @event.listens_for(engine.sync_engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        immediate = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-
-def _sqlite_file(target: sa.URL) -> Path | None:
-    if target.get_backend_name() != "sqlite" or not target.database:
-        return None
-    if target.database == ":memory:" or target.database.startswith("file:"):
-        return None
-    return Path(target.database)
-
-
-def _create_private_file(path: Path) -> None:
-    """Create the database file 0600 before SQLite does (it would use the umask); SQLite gives
-    the -wal and -shm files the mode of the database file."""
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-    try:
-        os.close(os.open(path, flags, 0o600))
-    except FileExistsError:
-        return  # created concurrently by another process opening the same new store
-    except OSError as exc:
-        raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from exc
-
-
-def _describe(target: sa.URL) -> str:
-    """The store's name for messages; never shows a password."""
-    path = _sqlite_file(target)
-    return str(path) if path is not None else target.render_as_string(hide_password=True)
-
-
-@contextlib.contextmanager
-def _mapped_errors(where: str) -> Iterator[None]:
-    """Translate driver errors into StoreError; the driver's first line is safe to show (the
-    store never sends a secret to the database in plaintext)."""
-    try:
-        yield
-    except sa.exc.DBAPIError as exc:
-        raise driver_error(where, str(exc.orig), type(exc.orig).__name__) from exc
 
 
 if TYPE_CHECKING:

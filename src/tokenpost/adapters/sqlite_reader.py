@@ -35,7 +35,7 @@ from tokenpost.adapters.store_schema import (
 )
 from tokenpost.errors import UsageError
 from tokenpost.ports import TokenRecord
-from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
+from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import TokenState
 
 if TYPE_CHECKING:
@@ -136,6 +136,11 @@ class SqliteReader:
         rows = self._select("SELECT * FROM pop WHERE name = ?", name)
         return codec.pop_from_row(rows[0], self._cipher) if rows else None
 
+    async def get_alerts(self) -> AlertSettings:
+        """The alert settings; never written reads as `AlertSettings()`."""
+        rows = self._select("SELECT * FROM alerts LIMIT 1")
+        return codec.alerts_from_row(rows[0], self._cipher) if rows else AlertSettings()
+
     async def load_token(self, setting_id: str) -> TokenRecord:
         """The stored token; a setting never written reads as NotAcquired at version 0."""
         check_setting_id(setting_id)
@@ -157,6 +162,9 @@ class SqliteReader:
         raise self._read_only()
 
     async def delete_pop(self, name: str) -> None:
+        raise self._read_only()
+
+    async def put_alerts(self, alerts: AlertSettings) -> None:
         raise self._read_only()
 
     async def save_token(

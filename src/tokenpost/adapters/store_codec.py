@@ -10,7 +10,8 @@ field holds only a reference, ``{"@secret": PATH}``, and a nested state or flow 
 Both directions walk the dataclass fields, so a field added to a state or flow dataclass is stored
 without a change here; decoding follows the field's type hints and rejects anything else, and a
 field missing from an older row takes the dataclass default. Settings map field by field onto
-table columns of the same names (a new settings field needs a column and a migration).
+table columns of the same names (a new settings field needs a column and a migration); the alert
+settings are one row the same way.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tokenpost.adapters.crypto import Cipher
 from tokenpost.errors import StoreCorruptError
 from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.secret import Secret
-from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
+from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import (
     Acquired,
     Invalid,
@@ -276,6 +277,18 @@ def pop_from_row(row: Mapping[Any, Any], cipher: Cipher) -> PopSetting:
     return _settings_from_row(PopSetting, row, cipher, aad, f"setting {setting_id}")
 
 
+def alerts_to_row(alerts: AlertSettings, cipher: Cipher) -> Row:
+    return _settings_to_row(alerts, cipher, _alerts_aad)
+
+
+def alerts_from_row(row: Mapping[Any, Any], cipher: Cipher) -> AlertSettings:
+    return _settings_from_row(AlertSettings, row, cipher, _alerts_aad, "alert settings row")
+
+
+def _alerts_aad(field: str) -> bytes:
+    return f"alerts:{field}".encode()  # binds a Secret field to this row, as for the others
+
+
 def _row_key(row: Mapping[Any, Any], column: str, what: str) -> str:
     value = row.get(column)
     if not isinstance(value, str):
@@ -284,7 +297,7 @@ def _row_key(row: Mapping[Any, Any], column: str, what: str) -> str:
 
 
 def _settings_to_row(
-    value: Provider | SmtpSetting | PopSetting, cipher: Cipher, aad: _AadFor
+    value: Provider | SmtpSetting | PopSetting | AlertSettings, cipher: Cipher, aad: _AadFor
 ) -> Row:
     row: Row = {}
     for field in dataclasses.fields(value):
@@ -342,4 +355,6 @@ def _column_value(raw: object, hint: Any, cipher: Cipher, aad: bytes, where: str
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
             raise _Mismatch(f"{where}: expected a JSON list of strings")
         return tuple(items)
+    if arm is bool and type(raw) is int and raw in (0, 1):
+        return bool(raw)  # SQLite keeps booleans as 0 and 1; the stdlib reader sees those
     return _decode_scalar(raw, arm, where)

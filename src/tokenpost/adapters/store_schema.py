@@ -21,7 +21,7 @@ from tokenpost.tokens.state import NotAcquired, TokenState
 
 # The newest migration in migrations/versions/ (a test compares it with Alembic's head). A store
 # at this revision needs no migration, so opening it needs no Alembic.
-HEAD_REVISION: Final = "0001"
+HEAD_REVISION: Final = "0002"
 KEY_CHECK: Final = "key_check"  # the meta row holding the key check
 
 

@@ -271,6 +271,17 @@ def pop() -> None:
 @click.option("--password", help="Password for --auth password/apop ('-' reads standard input).")
 @click.option("--deliver-to", help="Delivery folder (a Maildir).")
 @click.option("--ca-file")
+@click.option(
+    "--leave-on-server/--delete-after-download",
+    default=None,
+    help="Keep messages on the server (each is fetched once), or delete each once it is stored"
+    " (the default for a new setting).",
+)
+@click.option(
+    "--command",
+    help="Run for each stored message, split like a shell line (no shell), with the message"
+    " file's path appended; '' removes it.",
+)
 @pass_cli
 def pop_add(ctx: CliContext, name: str, **options: Any) -> None:
     """Create POP setting NAME, or change the given options of an existing one."""
@@ -294,6 +305,10 @@ def _merge_pop(name: str, current: PopSetting | None, o: dict[str, Any]) -> PopS
         changes["check_interval"] = o["check_interval"]
     if o["deliver_to"] is not None:
         changes["deliver_to"] = _absolute(o["deliver_to"])
+    if o["leave_on_server"] is not None:
+        changes["leave_on_server"] = o["leave_on_server"]
+    if o["command"] is not None:
+        changes["command"] = o["command"] or None
     if current is not None:
         return replace(current, **changes)
     _require(changes, _POP_REQUIRED)

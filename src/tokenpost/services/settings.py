@@ -14,9 +14,21 @@ from dataclasses import dataclass
 from tokenpost.errors import NotFoundError, TokenpostError
 from tokenpost.ports import FlightLock, Store
 from tokenpost.services.targets import target_of, transition
-from tokenpost.settings.model import POP_PREFIX, MailSetting, PopSetting, Provider, SmtpSetting
-from tokenpost.settings.toml_io import ConfigDocument
-from tokenpost.settings.validate import validate_pop, validate_provider, validate_smtp
+from tokenpost.settings.document import ConfigDocument
+from tokenpost.settings.model import (
+    POP_PREFIX,
+    AlertSettings,
+    MailSetting,
+    PopSetting,
+    Provider,
+    SmtpSetting,
+)
+from tokenpost.settings.validate import (
+    validate_alerts,
+    validate_pop,
+    validate_provider,
+    validate_smtp,
+)
 from tokenpost.tokens.machine import BindingChanged
 from tokenpost.tokens.state import NotAcquired
 
@@ -52,21 +64,29 @@ class SettingsService:
         async with self.lock.hold(POP_PREFIX + name):
             await self.store.delete_pop(name)
 
+    async def put_alerts(self, alerts: AlertSettings) -> None:
+        """Alerts bind no token: nothing to reconcile."""
+        validate_alerts(alerts)
+        await self.store.put_alerts(alerts)
+
     async def export(self) -> ConfigDocument:
         return ConfigDocument(
             tuple(sorted(await self.store.list_providers(), key=lambda p: p.name)),
             await self.store.get_smtp(),
             tuple(sorted(await self.store.list_pop(), key=lambda p: p.name)),
+            await self.store.get_alerts(),
         )
 
     async def apply_document(self, doc: ConfigDocument) -> None:
         """Make the stored settings equal the (already validated) document: its providers and
         POP settings replace the stored ones; its [smtp] replaces the SMTP setting, which stays
-        as it is (with its provider) when the document has none."""
+        as it is (with its provider) when the document has none; likewise [alerts]."""
         for provider in doc.providers:
             await self.store.put_provider(provider)
         if doc.smtp is not None:
             await self.store.put_smtp(doc.smtp)
+        if doc.alerts is not None:
+            await self.store.put_alerts(doc.alerts)
         wanted = {p.name for p in doc.pop}
         for pop in doc.pop:
             await self.store.put_pop(pop)

@@ -4,8 +4,9 @@ Settings are frozen values; only the store persists them and only tokenpost writ
 (DESIGN invariant 5). Secrets (client secret, mail passwords) are `Secret`s here and encrypted at
 rest by the store.
 
-If you add a field to `Provider`, `SmtpSetting` or `PopSetting`, also update: `settings.validate`,
-`settings.toml_io`, the store's tables and a migration, and `tokens.binding` when the field can
+If you add a field to `Provider`, `SmtpSetting`, `PopSetting` or `AlertSettings`, also update:
+`settings.validate`, `settings.toml_io` (export) and `settings.toml_read` (import), the store's
+tables (`adapters.migrations`) and a new migration, and `tokens.binding` when the field can
 change where a token goes.
 """
 

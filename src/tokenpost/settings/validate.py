@@ -1,12 +1,12 @@
-"""Settings validation: every rule a provider, the SMTP setting or a POP setting breaks, at once.
+"""Settings validation: every rule a provider, a mail setting or the alert settings break, at once.
 
 Problems are `FieldProblem(field, rule)`; the field is the CLI option without dashes ("port",
 "sender_address", "client_id") so the administrator knows what to change. `*_problems` return the
 problems; `validate_*` raise one `ValidationError` holding all of them. No rule text contains a
 field's value when the field can hold a secret.
 
-Rules come from: RFC 1123 §2.1 (host names; IDNA via the stdlib codec), RFC 5321 §4.5.3.1
-(address lengths), RFC 6749 §3.1/§3.2 (endpoints carry no fragment) and §3.3 (scope-token),
+Rules come from: `settings.syntax` (host names, URLs, e-mail addresses, command lines),
+RFC 6749 §3.1/§3.2 (endpoints carry no fragment) and §3.3 (scope-token),
 RFC 8414 §2 (issuer: https, no query, no fragment), RFC 6750 §5.3 and DESIGN invariant 3 (bearer
 tokens only over TLS), and the provider facts in reference/protocols.md (Google's device flow and
 Gmail, §2.3; Microsoft's AADSTS9001023 for app-only on shared tenants, §1.1).
@@ -15,21 +15,21 @@ Gmail, §2.3; Microsoft's AADSTS9001023 for app-only on shared tenants, §1.1).
 can be parsed, merged with the stored secrets, and then validated in full.
 
 The one filesystem access: `ca_file` must name an existing file (os.path.isfile), checked here so an
-administrator learns of a typo when saving the setting, not at the first TLS handshake.
+administrator learns of a typo when saving the setting, not at the first TLS handshake. Commands
+(a POP setting's `command`, the alert `hook`) are checked for syntax only (`syntax.command_rule`).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
-from urllib.parse import urlsplit
 
 from tokenpost.errors import FieldProblem, ValidationError
 from tokenpost.secret import Secret
 from tokenpost.settings.model import (
+    AlertSettings,
     AuthMethod,
     Flow,
     PopSetting,
@@ -40,17 +40,20 @@ from tokenpost.settings.model import (
     Use,
     is_valid_pop_name,
 )
+from tokenpost.settings.syntax import (
+    LINE_BREAK_OR_NUL,
+    SPACE_OR_CONTROL,
+    command_rule,
+    is_addr_spec,
+    is_host,
+    is_hostname,
+    is_https_url,
+)
 
 _NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-_LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")  # RFC 6749 §3.3
 _GUID: Final = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")
-# RFC 5322 §3.2.3 atext, plus any non-ASCII character (RFC 6531 SMTPUTF8 local parts).
-_ATEXT: Final = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~\-\u0080-\U0010FFFF]+"
-_LOCAL_PART: Final = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-_SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_LINE_BREAK_OR_NUL: Final = re.compile(r"[\r\n\x00]")
 
 _SHARED_TENANTS: Final = frozenset({"common", "organizations", "consumers"})
 _GOOGLE_MAIL_SCOPE: Final = ("https://mail.google.com/",)
@@ -70,6 +73,10 @@ NAME_RULE: Final = "must be 1-63 letters, digits, '_', '.' or '-', starting with
 PORT_RULE: Final = "must be an integer from 1 to 65535"
 SERVER_RULE: Final = "must be a host name (RFC 1123, IDNA allowed) or an IPv4/IPv6 address"
 BEARER_RULE: Final = "a bearer token is never sent unencrypted; use starttls or tls"
+_ADDRESS: Final = "an e-mail address local@domain, no spaces, at most 254 characters"
+ADDRESS_RULE: Final = "must be " + _ADDRESS
+FAILING_AFTER_RULE: Final = "must be an integer from 60 to 604800 seconds (one minute to a week)"
+MAX_RECIPIENTS: Final = 20
 
 
 # -- providers ------------------------------------------------------------------------------------
@@ -102,7 +109,7 @@ def _name_problems(name: str) -> Iterator[FieldProblem]:
 
 
 def _client_id_problems(client_id: str) -> Iterator[FieldProblem]:
-    if not client_id or _SPACE_OR_CONTROL.search(client_id):
+    if not client_id or SPACE_OR_CONTROL.search(client_id):
         yield FieldProblem("client_id", "required; no spaces or control characters")
 
 
@@ -122,7 +129,7 @@ def _is_tenant(tenant: str) -> bool:
     return (
         tenant.lower() in _SHARED_TENANTS
         or bool(_GUID.fullmatch(tenant))
-        or ("." in tenant and _is_hostname(tenant))
+        or ("." in tenant and is_hostname(tenant))
     )
 
 
@@ -130,7 +137,7 @@ def _issuer_problems(p: Provider) -> Iterator[FieldProblem]:
     if p.issuer is not None:
         if p.preset is not Preset.GENERIC:
             yield FieldProblem("issuer", "only a generic provider uses --issuer (discovery)")
-        elif not _is_https_url(p.issuer, allow_query=False):
+        elif not is_https_url(p.issuer, allow_query=False):
             yield FieldProblem(
                 "issuer", "must be an https URL with a host and no query or fragment (RFC 8414 §2)"
             )
@@ -147,7 +154,7 @@ def _endpoint_problems(p: Provider) -> Iterator[FieldProblem]:
         "revocation_endpoint": p.revocation_endpoint,
     }
     for field, url in endpoints.items():
-        if url is not None and not _is_https_url(url, allow_query=True):
+        if url is not None and not is_https_url(url, allow_query=True):
             yield FieldProblem(
                 field, "must be an https URL with a host, no user:password@ and no #fragment"
             )
@@ -242,13 +249,8 @@ def smtp_problems(
                 "sender_name", "at most 200 characters, no line breaks or control characters"
             )
         )
-    if not _is_addr_spec(s.sender_address):
-        problems.append(
-            FieldProblem(
-                "sender_address",
-                "must be an e-mail address local@domain, no spaces, at most 254 characters",
-            )
-        )
+    if not is_addr_spec(s.sender_address):
+        problems.append(FieldProblem("sender_address", ADDRESS_RULE))
     if s.auth is AuthMethod.APOP:
         problems.append(
             FieldProblem("auth", "apop is POP3 only; SMTP takes none, password or oauth2")
@@ -284,6 +286,8 @@ def pop_problems(
         )
     problems.extend(_auth_problems(p, providers, require_secrets=require_secrets))
     problems.extend(_ca_file_problems(p.ca_file))
+    if p.command is not None:
+        problems.extend(_command_problems("command", p.command))
     return _one_per_field(problems)
 
 
@@ -294,8 +298,51 @@ def validate_pop(
     _raise_if(pop_problems(p, providers, require_secrets=require_secrets), subject=p.setting_id)
 
 
+# -- alerts ---------------------------------------------------------------------------------------
+
+
+def alert_problems(a: AlertSettings) -> tuple[FieldProblem, ...]:
+    """Every rule the alert settings break."""
+    problems = list(_recipient_problems(a.recipients))
+    if a.hook is not None:
+        problems.extend(_command_problems("hook", a.hook))
+    for field, seconds in (
+        ("refresh_failing_after", a.refresh_failing_after),
+        ("receive_failing_after", a.receive_failing_after),
+    ):
+        if not 60 <= seconds <= 604800:
+            problems.append(FieldProblem(field, FAILING_AFTER_RULE))
+    return _one_per_field(problems)
+
+
+def validate_alerts(a: AlertSettings) -> None:
+    """Raise `ValidationError` listing every rule the alert settings break."""
+    _raise_if(alert_problems(a), subject="alerts")
+
+
+def _recipient_problems(recipients: tuple[str, ...]) -> Iterator[FieldProblem]:
+    if len(recipients) > MAX_RECIPIENTS:
+        yield FieldProblem("recipients", f"at most {MAX_RECIPIENTS} addresses")
+    bad = next((r for r in recipients if not is_addr_spec(r)), None)
+    if bad is not None:
+        # An address is not secret; naming it tells which of up to 20 to fix (repr shows
+        # control characters, the cut keeps the line short).
+        shown = repr(bad if len(bad) <= 60 else bad[:60] + "…")
+        yield FieldProblem("recipients", f"each must be {_ADDRESS}; {shown} is not")
+
+
+def _command_problems(field: str, command: str) -> Iterator[FieldProblem]:
+    # The value may hold a password given as an argument: the rule never quotes it.
+    rule = command_rule(command)
+    if rule is not None:
+        yield FieldProblem(field, rule)
+
+
+# -- shared by mail settings ---------------------------------------------------------------------
+
+
 def _address_problems(server: str, port: int) -> Iterator[FieldProblem]:
-    if not _is_host(server):
+    if not is_host(server):
         yield FieldProblem("server", SERVER_RULE)
     if not 1 <= port <= 65535:
         yield FieldProblem("port", PORT_RULE)
@@ -330,7 +377,7 @@ def _account_problems(account: str | None, auth: str) -> Iterator[FieldProblem]:
         yield FieldProblem(
             "account", f"required with auth {auth} (the e-mail address or user name)"
         )
-    elif len(account) > 256 or _SPACE_OR_CONTROL.search(account):
+    elif len(account) > 256 or SPACE_OR_CONTROL.search(account):
         yield FieldProblem("account", "at most 256 characters, no spaces or control characters")
 
 
@@ -352,7 +399,7 @@ def _password_problems(
             yield FieldProblem("password", f"required with auth {auth}")
     elif not password:
         yield FieldProblem("password", "must not be empty")
-    elif _LINE_BREAK_OR_NUL.search(password.reveal()):
+    elif LINE_BREAK_OR_NUL.search(password.reveal()):
         # USER/PASS and AUTH lines are CRLF-terminated protocol lines (RFC 1939 §3).
         yield FieldProblem("password", "must not contain line breaks or NUL")
 
@@ -370,67 +417,6 @@ def _bearer_transport_problems(security: Security) -> Iterator[FieldProblem]:
 def _ca_file_problems(ca_file: str | None) -> Iterator[FieldProblem]:
     if ca_file is not None and not os.path.isfile(ca_file):
         yield FieldProblem("ca_file", "no such file (a PEM file of CA certificates)")
-
-
-# -- syntax ---------------------------------------------------------------------------------------
-
-
-def _is_host(text: str) -> bool:
-    return _is_ip_address(text) or _is_hostname(text)
-
-
-def _is_ip_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _is_hostname(text: str) -> bool:
-    """RFC 1123 §2.1 host name, after IDNA encoding; the last label is not all digits."""
-    if not text or text.endswith("."):
-        return False
-    try:
-        ascii_name = text.encode("idna").decode("ascii")
-    except UnicodeError:
-        return False
-    labels = ascii_name.split(".")
-    return (
-        len(ascii_name) <= 253
-        and all(_LABEL.fullmatch(label) for label in labels)
-        and not labels[-1].isdigit()
-    )
-
-
-def _is_https_url(url: str, *, allow_query: bool) -> bool:
-    # urlsplit silently drops tabs and newlines (WHATWG), so refuse them first.
-    if _SPACE_OR_CONTROL.search(url) or "#" in url or (not allow_query and "?" in url):
-        return False
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # a port that is not 0-65535 raises ValueError
-    except ValueError:
-        return False
-    return (
-        parts.scheme.lower() == "https"
-        and parts.hostname is not None
-        and _is_host(parts.hostname)
-        and "@" not in parts.netloc
-    )
-
-
-def _is_addr_spec(text: str) -> bool:
-    """A practical RFC 5321 mailbox: dot-atom local part (UTF-8 allowed), host-name domain."""
-    if len(text) > 254 or _SPACE_OR_CONTROL.search(text):
-        return False
-    local, at, domain = text.rpartition("@")
-    return (
-        bool(at)
-        and len(local.encode()) <= 64
-        and bool(_LOCAL_PART.fullmatch(local))
-        and _is_hostname(domain)
-    )
 
 
 def _one_per_field(problems: Iterable[FieldProblem]) -> tuple[FieldProblem, ...]:

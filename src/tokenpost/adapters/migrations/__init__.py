@@ -33,6 +33,7 @@ __all__ = [
     "METADATA",
     "MIGRATIONS_DIR",
     "SchemaState",
+    "alerts_table",
     "known_revisions",
     "meta_table",
     "migrate_to_head",
@@ -120,6 +121,18 @@ pop_table: Final = sa.Table(
     sa.Column("check_interval", sa.Integer, nullable=False),
     sa.Column("deliver_to", sa.Text, nullable=False),
     *_mail_columns(),
+    sa.Column("leave_on_server", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("command", sa.Text),
+)
+alerts_table: Final = sa.Table(
+    "alerts",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("recipients", sa.Text, nullable=False),  # a JSON list of addresses
+    sa.Column("hook", sa.Text),
+    sa.Column("refresh_failing_after", sa.Integer, nullable=False),
+    sa.Column("receive_failing_after", sa.Integer, nullable=False),
+    sa.CheckConstraint("id = 1", name="one_row"),
 )
 tokens_table: Final = sa.Table(
     "tokens",
