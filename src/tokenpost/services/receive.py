@@ -1,0 +1,347 @@
+"""Receiving: each POP setting's mail into its delivery folder, never lost, never twice.
+
+Theory of operation. One run of a setting: check the encryption policy, open the setting's drop
+(held exclusively: one run per setting and folder at a time) and let it finish what a killed run
+left, connect, authenticate, list the maildrop with UIDL, and for every message:
+
+- not yet delivered: RETR streamed into the drop and committed (stored, attachments
+  extracted), then DELE unless the setting leaves mail on the server;
+- already delivered (a UIDL the drop knows): DELE unless leaving mail on the server, never
+  fetched again. This is also how a run killed between storing and QUIT heals.
+
+Then the drop is synced (everything committed becomes durable, UIDLs recorded) and QUIT commits
+the deletions; a session that ends any other way deletes nothing. Since the server deletes only
+messages the drop holds durably, a kill at any point loses nothing, and since a UIDL the drop
+knows is never fetched again, nothing arrives twice. A connection dropped mid-RETR
+discards that message (it is fetched again next time); the ones before it stay delivered.
+
+The setting's command runs once per delivered message after the session (the POP server is not
+kept waiting on a printer), also for messages a killed run stored but had not recorded. A kill
+between storing a message and its command skips the command: it runs at most once.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from tokenpost import sasl
+from tokenpost.clock import Clock
+from tokenpost.errors import (
+    DeliveryError,
+    NotFoundError,
+    OperationError,
+    RemoteProtocolError,
+    TokenpostError,
+    UsageError,
+)
+from tokenpost.ports import (
+    CommandRunner,
+    DeliveredMessage,
+    MailDrop,
+    MailDropOpener,
+    Pop3Connector,
+    Pop3Session,
+    SettingsStore,
+)
+from tokenpost.secret import Secret
+from tokenpost.services.mailauth import authenticate_with_refresh, require_encryption
+from tokenpost.services.refresh import EventHook, Refresher, ignore_event
+from tokenpost.settings.model import POP_PREFIX, AuthMethod, PopSetting
+
+log = logging.getLogger("tokenpost.receive")
+
+RECEIVE_FAILED: Final = "receive_failed"
+RECEIVE_RECOVERED: Final = "receive_recovered"
+DEFAULT_COMMAND_TIMEOUT_S: Final = 300.0
+DEFAULT_TIMEOUT_S: Final = 60.0
+
+
+@dataclass
+class SettingReport:
+    """What one run of one setting did. `deleted` counts deletions the server committed."""
+
+    setting_id: str
+    fetched: int = 0  # delivered in this run
+    skipped: int = 0  # on the server, delivered before
+    deleted: int = 0
+    failed: int = 0  # could not be delivered; they stay on the server
+    recovered: int = 0  # stored by an interrupted run, recorded by this one
+    commands_failed: int = 0
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.failed == 0 and self.commands_failed == 0
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiveReport:
+    settings: tuple[SettingReport, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(report.ok for report in self.settings)
+
+
+@dataclass
+class Receiver:
+    store: SettingsStore
+    connector: Pop3Connector
+    open_drop: MailDropOpener
+    commands: CommandRunner
+    refresher: Refresher
+    clock: Clock
+    on_event: EventHook = ignore_event
+    command_timeout: float = DEFAULT_COMMAND_TIMEOUT_S
+    timeout: float = DEFAULT_TIMEOUT_S
+    _last_run: dict[str, float] = field(default_factory=dict, init=False)
+    _failing: set[str] = field(default_factory=set, init=False)
+
+    async def receive(
+        self, setting_name: str | None = None, *, allow_plaintext: bool = False
+    ) -> ReceiveReport:
+        """One run of the named POP setting (``fax`` or ``pop:fax``), or of every POP setting.
+
+        Raises:
+            NotFoundError: no POP setting has that name.
+        """
+        settings = await self._settings(setting_name)
+        reports = [await self.receive_setting(s, allow_plaintext=allow_plaintext) for s in settings]
+        return ReceiveReport(tuple(reports))
+
+    def due_at(self, setting: PopSetting) -> float:
+        """When the setting is next due: its check interval after its last run, now if never."""
+        last = self._last_run.get(setting.setting_id)
+        return self.clock.now() if last is None else last + setting.check_interval
+
+    async def run_due(self, *, allow_plaintext: bool = False) -> float | None:
+        """For the scheduler: run every POP setting that is due; returns when the next one is
+        due (None: there are no POP settings)."""
+        next_due: float | None = None
+        for setting in await self.store.list_pop():
+            if self.due_at(setting) <= self.clock.now():
+                await self.receive_setting(setting, allow_plaintext=allow_plaintext)
+            due = self.due_at(setting)
+            next_due = due if next_due is None else min(next_due, due)
+        return next_due
+
+    async def receive_setting(
+        self, setting: PopSetting, *, allow_plaintext: bool = False
+    ) -> SettingReport:
+        """One run of one setting. Failures are in the report (and the events), not raised."""
+        report = SettingReport(setting.setting_id)
+        try:
+            await self._run(setting, report, allow_plaintext)
+        except TokenpostError as error:
+            report.error = str(error)
+        finally:
+            self._last_run[setting.setting_id] = self.clock.now()
+        self._announce(report)
+        return report
+
+    async def _settings(self, name: str | None) -> list[PopSetting]:
+        if name is None:
+            return sorted(await self.store.list_pop(), key=lambda s: s.name)
+        name = name.removeprefix(POP_PREFIX)
+        setting = await self.store.get_pop(name)
+        if setting is None:
+            raise NotFoundError(f"no POP setting named {name!r}")
+        return [setting]
+
+    async def _run(self, setting: PopSetting, report: SettingReport, allow_plaintext: bool) -> None:
+        require_encryption(
+            setting.security, setting.server, setting.auth, allow_plaintext=allow_plaintext
+        )
+        async with self.open_drop(setting) as drop:
+            delivered = await drop.recover()
+            report.recovered = len(delivered)
+            try:
+                await self._session(setting, drop, report, delivered)
+            except TokenpostError as error:
+                report.error = str(error)
+            for message in delivered:
+                await self._run_command(setting, message, report)
+
+    async def _session(
+        self,
+        setting: PopSetting,
+        drop: MailDrop,
+        report: SettingReport,
+        delivered: list[DeliveredMessage],
+    ) -> None:
+        session = await self.connector.connect(setting, timeout=self.timeout)
+        try:
+            await authenticate_pop(session, setting, self.refresher, self.clock)
+            marked = await self._transfer(session, setting, drop, report, delivered)
+            await drop.sync()  # QUIT deletes: only what is durable
+            await session.quit()
+            report.deleted = marked
+        finally:
+            await session.close()
+
+    async def _transfer(
+        self,
+        session: Pop3Session,
+        setting: PopSetting,
+        drop: MailDrop,
+        report: SettingReport,
+        delivered: list[DeliveredMessage],
+    ) -> int:
+        """Fetch what is new, mark what is delivered for deletion; returns how many are marked.
+        A message that cannot be stored ends the fetching (the disk is full or unwritable), but
+        the session still quits to commit the deletions marked so far."""
+        listing = _usable(await _unique_ids(session, setting), report)
+        marked = 0
+        for number, uidl in sorted(listing.items()):
+            if drop.delivered(uidl):
+                report.skipped += 1
+            else:
+                try:
+                    delivered.append(await _fetch(session, drop, number, uidl))
+                except DeliveryError as error:
+                    report.failed += 1
+                    report.error = str(error)
+                    break
+                report.fetched += 1
+            if not setting.leave_on_server:
+                await session.delete(number)
+                marked += 1
+        return marked
+
+    async def _run_command(
+        self, setting: PopSetting, message: DeliveredMessage, report: SettingReport
+    ) -> None:
+        """Run the setting's command for one message; a failure is logged and counted."""
+        if not setting.command:
+            return
+        env = {"TOKENPOST_SETTING": setting.setting_id, "TOKENPOST_MESSAGE": message.path}
+        if message.attachments:
+            env["TOKENPOST_ATTACHMENTS"] = message.attachments
+        try:
+            argv = [*shlex.split(setting.command), message.path]
+            result = await self.commands.run(argv, timeout=self.command_timeout, env=env)
+        except (ValueError, OperationError) as error:
+            log.warning("%s: the command did not run: %s", setting.setting_id, error)
+            report.commands_failed += 1
+            return
+        if result.returncode != 0:
+            how = "timed out" if result.returncode is None else f"exit status {result.returncode}"
+            last = result.output.strip().splitlines()[-1:] or [""]
+            log.warning("%s: the command %s: %s", setting.setting_id, how, last[0][:200])
+            report.commands_failed += 1
+
+    def _announce(self, report: SettingReport) -> None:
+        setting_id = report.setting_id
+        if report.error is not None:
+            log.warning("%s: receiving failed: %s", setting_id, report.error)
+            self._failing.add(setting_id)
+            self.on_event(RECEIVE_FAILED, setting_id, report.error)
+            return
+        log.info(
+            "%s: %d fetched, %d deleted, %d delivered before",
+            setting_id,
+            report.fetched,
+            report.deleted,
+            report.skipped,
+        )
+        if setting_id in self._failing:
+            self._failing.discard(setting_id)
+            self.on_event(RECEIVE_RECOVERED, setting_id, "")
+
+
+async def _fetch(session: Pop3Session, drop: MailDrop, number: int, uidl: str) -> DeliveredMessage:
+    delivery = await drop.begin(uidl)
+    try:
+        await session.retrieve(number, delivery.write)
+        return await delivery.commit()
+    finally:
+        delivery.discard()  # a no-op once committing: then the drop decides
+
+
+async def _unique_ids(session: Pop3Session, setting: PopSetting) -> dict[int, str]:
+    """UIDL, which receiving cannot do without: message numbers change between sessions."""
+    if session.capabilities and "UIDL" not in session.capabilities:
+        raise RemoteProtocolError(
+            f"{setting.server} does not support UIDL, which receiving needs to never fetch a "
+            "message twice"
+        )
+    return await session.uidl()
+
+
+def _usable(listing: dict[int, str], report: SettingReport) -> dict[int, str]:
+    """The listing without messages that share a UIDL (a broken server): those stay on the
+    server untouched, since deleting one of them could delete a message never fetched."""
+    counts = Counter(listing.values())
+    shared = {number for number, uidl in listing.items() if counts[uidl] > 1}
+    if shared:
+        report.failed += len(shared)
+        report.error = f"the server gave {len(shared)} messages a shared UIDL; they stay there"
+    return {number: uidl for number, uidl in listing.items() if number not in shared}
+
+
+# --- Authentication (shared with the connection test) -----------------------------------------
+
+
+def sasl_mechanisms(capabilities: Iterable[str]) -> frozenset[str]:
+    """The SASL mechanisms in CAPA tags (``SASL XOAUTH2`` or ``SASL PLAIN XOAUTH2``)."""
+    found: set[str] = set()
+    for tag in capabilities:
+        words = tag.upper().split()
+        if words[:1] == ["SASL"]:
+            found.update(words[1:])
+    return frozenset(found)
+
+
+def pop_oauth_mechanism(capabilities: Iterable[str]) -> str:
+    """XOAUTH2, which every OAuth POP server takes (Exchange offers nothing else); OAUTHBEARER
+    only when the server advertises it and not XOAUTH2."""
+    mechanisms = sasl_mechanisms(capabilities)
+    if "OAUTHBEARER" in mechanisms and "XOAUTH2" not in mechanisms:
+        return "OAUTHBEARER"
+    return "XOAUTH2"
+
+
+async def authenticate_pop(
+    session: Pop3Session, setting: PopSetting, refresher: Refresher, clock: Clock
+) -> None:
+    """Authenticate per `setting.auth`: OAuth 2.0 by XOAUTH2 or OAUTHBEARER (refreshing once when
+    a stale token is refused), a password by USER/PASS (SASL PLAIN when the server has no USER),
+    or APOP.
+
+    Raises:
+        MailAuthError (MailPolicyError), TokenUnavailableError, TransportError,
+        RemoteProtocolError, UsageError (an incomplete setting).
+    """
+    if setting.auth is AuthMethod.NONE:
+        return
+    account = setting.account
+    if not account:
+        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs an account")
+    if setting.auth is AuthMethod.OAUTH2:
+        mechanism = pop_oauth_mechanism(session.capabilities)
+
+        async def attempt(token: Secret) -> None:
+            if mechanism == "OAUTHBEARER":
+                client = sasl.oauthbearer(account, token, setting.server, setting.port)
+            else:
+                client = sasl.xoauth2(account, token)
+            await session.authenticate(client)
+
+        await authenticate_with_refresh(refresher, clock, setting.setting_id, attempt)
+        return
+    password = setting.password
+    if password is None:
+        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs a password")
+    if setting.auth is AuthMethod.APOP:
+        if session.apop_timestamp is None:
+            raise RemoteProtocolError(f"{setting.server} does not offer APOP (no timestamp)")
+        await session.apop(account, password)
+    elif "USER" not in session.capabilities and "PLAIN" in sasl_mechanisms(session.capabilities):
+        await session.authenticate(sasl.plain(account, password))
+    else:
+        await session.login(account, password)
