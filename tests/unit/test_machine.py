@@ -93,7 +93,7 @@ SAMPLE_EVENTS: dict[type[TokenEvent], TokenEvent] = {
     PollScheduled: PollScheduled(DEVICE_LATER),
     Granted: Granted(GRANT, now=1001.0),
     Refreshed: Refreshed(BARE_GRANT, now=1002.0),
-    RefreshFailed: RefreshFailed("connection refused", retry_at=1040.0),
+    RefreshFailed: RefreshFailed("connection refused", retry_at=1040.0, now=1010.0),
     GrantRevoked: GrantRevoked("invalid_grant", now=1003.0),
     AuthorizationEnded: AuthorizationEnded("access_denied"),
     Deleted: Deleted(),
@@ -128,8 +128,9 @@ EXPECTED: dict[tuple[StateId, type[TokenEvent]], TokenState] = {
         refresh_token=Secret("s3cr3t-rt-old"),
         scope=("a", "b"),
     ),
+    # OLD predates failing_since (a row written before it existed): the run starts now.
     (StateId.ACQUIRED, RefreshFailed): replace(
-        OLD, failures=3, retry_at=1040.0, last_error="connection refused"
+        OLD, failures=3, retry_at=1040.0, last_error="connection refused", failing_since=1010.0
     ),
     (StateId.ACQUIRED, GrantRevoked): Invalid("invalid_grant", since=1003.0),
     (StateId.WAITING_FOR_AUTHORIZATION, AuthorizationEnded): OLD,
@@ -209,6 +210,24 @@ def test_refreshed_takes_a_rotated_refresh_token_and_resets_failures() -> None:
     )
 
 
+def test_failing_since_marks_the_first_failure_of_a_run_until_a_refresh_succeeds() -> None:
+    fresh = replace(OLD, failures=0, retry_at=None, last_error=None)
+    first = apply(fresh, RefreshFailed("HTTP 503", retry_at=1010.0, now=1000.0))
+    second = apply(first, RefreshFailed("timeout", retry_at=1030.0, now=1020.0))
+    assert (first.failing_since, second.failing_since) == (1000.0, 1000.0)
+    assert isinstance(second, Acquired)
+    assert (second.failures, second.last_error) == (2, "timeout")
+    recovered = apply(second, Refreshed(GRANT, now=1100.0))
+    assert isinstance(recovered, Acquired)
+    assert recovered.failing_since is None
+    again = apply(recovered, RefreshFailed("HTTP 502", retry_at=1210.0, now=1200.0))
+    assert isinstance(again, Acquired)
+    assert again.failing_since == 1200.0  # a new run
+    regranted = apply(again, Granted(GRANT, now=1300.0))
+    assert isinstance(regranted, Acquired)
+    assert regranted.failing_since is None
+
+
 def test_illegal_transition_is_an_operation_error_without_secrets() -> None:
     with pytest.raises(IllegalTransition) as caught:
         apply(NOT_ACQUIRED, Refreshed(GRANT, now=1.0))
@@ -260,7 +279,7 @@ events: st.SearchStrategy[TokenEvent] = st.one_of(
     st.builds(PollScheduled, flow=flows),
     st.builds(Granted, grant=grants, now=times),
     st.builds(Refreshed, grant=grants, now=times),
-    st.builds(RefreshFailed, reason=reasons, retry_at=times),
+    st.builds(RefreshFailed, reason=reasons, retry_at=times, now=times),
     st.builds(GrantRevoked, reason=reasons, now=times),
     st.builds(AuthorizationEnded, reason=reasons),
     st.just(Deleted()),
@@ -301,11 +320,15 @@ def test_random_sequences_keep_the_invariants(sequence: list[TokenEvent]) -> Non
             case Granted() | Refreshed():
                 assert isinstance(state, Acquired)
                 assert (state.failures, state.retry_at, state.last_error) == (0, None, None)
-            case RefreshFailed(retry_at=retry_at):
+                assert state.failing_since is None
+            case RefreshFailed(retry_at=retry_at, now=now):
                 assert isinstance(before, Acquired)
                 assert isinstance(state, Acquired)
                 assert state.failures == before.failures + 1
                 assert state.retry_at == retry_at
+                assert state.failing_since == (
+                    now if before.failing_since is None else before.failing_since
+                )
                 assert state.access_token == before.access_token
         if isinstance(event, Refreshed):
             assert isinstance(before, Acquired)

@@ -12,6 +12,8 @@ Invariants:
 - A refresh never loses the refresh token: when the token response carries none, the old one is
   kept (RFC 6749 §6: the server MAY issue a new one; only then is the old one discarded).
 - Transient refresh failures never leave Acquired; only `GrantRevoked` makes a token Invalid.
+  `Acquired.failing_since` is set by the first `RefreshFailed` of a run, kept by the ones that
+  follow, and cleared by `Refreshed` or `Granted` (both build a fresh Acquired).
 - `Deleted` and `BindingChanged` are allowed in every state: an administrator can always start
   over, and a token must never reach a server or account it was not obtained for.
 
@@ -78,11 +80,13 @@ class Refreshed:
 class RefreshFailed:
     """A refresh failed transiently (network, 408/429/5xx, ``temporarily_unavailable``).
 
-    `reason` is for the administrator and never holds a secret; `retry_at` is when to try again.
+    `reason` is for the administrator and never holds a secret; `retry_at` is when to try again;
+    `now` is when it failed (the first failure of a run starts `Acquired.failing_since`).
     """
 
     reason: str
     retry_at: float
+    now: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,10 +200,14 @@ def apply(state: TokenState, event: TokenEvent) -> TokenState:  # noqa: PLR0911
             return _acquired(grant, now)
         case Refreshed(grant=grant, now=now):
             return _refreshed(_expect(state, Acquired, event), grant, now)
-        case RefreshFailed(reason=reason, retry_at=retry_at):
+        case RefreshFailed(reason=reason, retry_at=retry_at, now=now):
             current = _expect(state, Acquired, event)
             return replace(
-                current, failures=current.failures + 1, retry_at=retry_at, last_error=reason
+                current,
+                failures=current.failures + 1,
+                retry_at=retry_at,
+                last_error=reason,
+                failing_since=now if current.failing_since is None else current.failing_since,
             )
         case GrantRevoked(reason=reason, now=now):
             return Invalid(reason, since=now)

@@ -44,7 +44,9 @@ class Acquired:
     """A usable token. Refresh bookkeeping lives here, never in extra visible states.
 
     `failures` counts consecutive transient refresh failures; `retry_at` is when to try again;
-    `last_error` is the last transient failure, for the administrator.
+    `last_error` is the last transient failure, for the administrator; `failing_since` is when
+    the current run of failures began (None while refreshing works), for alerts that fire once
+    refreshing has failed for a while.
     """
 
     access_token: Secret
@@ -55,6 +57,7 @@ class Acquired:
     failures: int = 0
     retry_at: float | None = None
     last_error: str | None = None
+    failing_since: float | None = None
 
     @property
     def id(self) -> StateId:

@@ -1,0 +1,348 @@
+"""Alerts: the administrator hears about token and receive trouble by mail and by a hook command.
+
+Theory of operation. Services report what happens through an `EventHook` (event name, setting id,
+detail). `Alerter.on_event` is that hook: it only puts the event on a bounded queue, so a service
+never waits for a command or a mail server. `run()` (the consumer task of `tokenpost serve`)
+and `drain()` (one-shot commands, before they exit) take events off the queue in order and, for
+each one:
+
+1. run the administrator's hook command, if one is set, with the event as arguments and
+   environment variables (`AlertSettings.hook`);
+2. send an alert mail to `AlertSettings.recipients` through the SMTP setting when the event is
+   one the administrator must act on: a token became Invalid; refreshing has failed for at least
+   `refresh_failing_after` seconds; receiving has failed for at least `receive_failing_after`.
+
+Refresh failures are noticed by `check_refresh()`, which `run()` calls every `check_every`
+seconds: it reads `Acquired.failing_since` of every OAuth 2.0 setting and emits
+`refresh_failing` once per run of failures (a run ends when a refresh succeeds). Receive
+failures are counted from the first `receive_failed` of a POP setting until `receive_recovered`;
+the alert goes out with the first failure seen after the threshold, once per episode. Episodes
+live in memory: a restarted `serve` may alert once more for a trouble that is still going on.
+
+A mail that cannot be sent (the SMTP token is itself invalid or unavailable, the server refuses,
+a timeout) is logged as one WARNING line with its subject and the reason, and not retried: the
+hook has already run, and retrying against a broken SMTP setting would only add load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import MappingProxyType
+from typing import Final
+
+from tokenpost.clock import Clock
+from tokenpost.errors import OperationError, TokenpostError
+from tokenpost.i18n import translator
+from tokenpost.ports import CommandRunner, Store
+from tokenpost.services.targets import load_current, target_of
+from tokenpost.settings.model import AlertSettings, AuthMethod, MailSetting
+from tokenpost.tokens.state import Acquired
+
+log = logging.getLogger("tokenpost.alerts")
+
+# The stable event names (hook arguments, TOKENPOST_EVENT, logs). A contract: never rename one.
+EVENTS: Final[Mapping[str, str]] = MappingProxyType(
+    {
+        "authorization_required": "a device flow waits for the administrator; detail: the "
+        "verification address",
+        "token_acquired": "a token was obtained (device, browser or app-only flow)",
+        "token_refreshed": "a token was refreshed",
+        "token_invalid": "a token can no longer be refreshed and must be obtained again; "
+        "detail: the reason (alert mail)",
+        "token_deleted": "the administrator deleted a token; detail: what revocation did",
+        "refresh_failing": "refreshing has failed for refresh_failing_after seconds; detail: "
+        "the last error (alert mail, once per run of failures)",
+        "receive_failed": "a POP check failed; detail: the reason (alert mail once it has "
+        "failed for receive_failing_after seconds, once per episode)",
+        "receive_recovered": "a POP check succeeded after failures; ends the episode",
+    }
+)
+
+SendAlert = Callable[[Sequence[str], str, str], Awaitable[None]]
+"""Sends one alert mail: (recipients, subject, body). Raises TokenpostError when it cannot."""
+
+HOOK_TIMEOUT: Final = 30.0
+SEND_TIMEOUT: Final = 120.0
+CHECK_EVERY: Final = 60.0
+QUEUE_LIMIT: Final = 1000
+_OUTPUT_EXCERPT: Final = 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Event:
+    name: str
+    setting_id: str
+    detail: str
+    at: float  # when it was reported, not when it was handled
+
+
+@dataclass
+class _Episode:
+    """A POP setting's receive failures since the first one; `alerted` once mailed."""
+
+    since: float
+    alerted: bool = False
+
+
+@dataclass
+class Alerter:
+    store: Store
+    clock: Clock
+    runner: CommandRunner
+    send_alert: SendAlert
+    lang: str = "en"
+    hook_timeout: float = HOOK_TIMEOUT
+    send_timeout: float = SEND_TIMEOUT
+    check_every: float = CHECK_EVERY
+    queue_limit: int = QUEUE_LIMIT
+    _queue: asyncio.Queue[_Event] = field(init=False)
+    _dropped: int = field(default=0, init=False)
+    _receive: dict[str, _Episode] = field(default_factory=dict, init=False)
+    _refresh_alerted: dict[str, float] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._queue = asyncio.Queue(maxsize=self.queue_limit)
+
+    def on_event(self, event: str, setting_id: str, detail: str) -> None:
+        """The services' EventHook: enqueue and return at once (never waits, never raises)."""
+        try:
+            self._queue.put_nowait(_Event(event, setting_id, detail, self.clock.now()))
+        except asyncio.QueueFull:
+            self._dropped += 1
+            if self._dropped == 1:  # once per overflow, not once per dropped event
+                log.warning("alert queue full: dropping events (first: %s %s)", event, setting_id)
+            return
+        if self._dropped:
+            log.warning("alert queue: %d events were dropped", self._dropped)
+            self._dropped = 0
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Handle events as they come and check refresh failures periodically, until `stop` is
+        set (an event being handled is finished first) or the task is cancelled."""
+        stop = stop or asyncio.Event()
+        next_check = 0.0
+        while not stop.is_set():
+            if self.clock.now() >= next_check:
+                await self.check_refresh()
+                next_check = self.clock.now() + self.check_every
+            event = await self._next_event(stop, max(0.0, next_check - self.clock.now()))
+            if event is not None:
+                await self._handle(event)
+
+    async def _next_event(self, stop: asyncio.Event, timeout: float) -> _Event | None:  # noqa: ASYNC109
+        """The next queued event, or None when `timeout` passed or `stop` was set first."""
+        getter = asyncio.ensure_future(self._queue.get())
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait(
+            {getter, stopper}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        stopper.cancel()
+        if getter in done:
+            return getter.result()
+        # A cancelled get() leaves its item in the queue, for the next call or `drain()`.
+        getter.cancel()
+        return None
+
+    async def drain(self) -> None:
+        """Handle every queued event now (one-shot commands call this before exiting)."""
+        while not self._queue.empty():
+            await self._handle(self._queue.get_nowait())
+
+    async def check_refresh(self) -> None:
+        """Emit `refresh_failing` for each token whose refreshing has failed long enough,
+        once per run of failures."""
+        try:
+            alerts = await self.store.get_alerts()
+            settings = await self._oauth_settings()
+        except TokenpostError as error:
+            log.warning("alerts: cannot read the settings: %s", error)
+            return
+        now = self.clock.now()
+        for setting in settings:
+            state = await self._state_of(setting)
+            setting_id = setting.setting_id
+            if not isinstance(state, Acquired) or state.failing_since is None:
+                self._refresh_alerted.pop(setting_id, None)
+                continue
+            if now - state.failing_since < alerts.refresh_failing_after:
+                continue
+            if self._refresh_alerted.get(setting_id) == state.failing_since:
+                continue
+            self._refresh_alerted[setting_id] = state.failing_since
+            self.on_event("refresh_failing", setting_id, state.last_error or "")
+
+    # -- one event -----------------------------------------------------------------------------
+
+    async def _handle(self, event: _Event) -> None:
+        try:
+            alerts = await self.store.get_alerts()
+        except TokenpostError as error:
+            log.warning("alerts: cannot read the alert settings: %s", error)
+            return
+        await self._run_hook(alerts, event)
+        mail = self._mail_for(alerts, event)
+        if mail is not None and alerts.recipients:
+            await self._send(alerts.recipients, event, *mail)
+
+    async def _run_hook(self, alerts: AlertSettings, event: _Event) -> None:
+        if not alerts.hook:
+            return
+        try:
+            argv = [*shlex.split(alerts.hook), event.name, event.setting_id, event.detail]
+        except ValueError as error:
+            log.warning("alert hook not run: cannot split the command: %s", error)
+            return
+        env = {
+            "TOKENPOST_EVENT": event.name,
+            "TOKENPOST_SETTING": event.setting_id,
+            "TOKENPOST_DETAIL": event.detail,
+            "TOKENPOST_TIME": _iso(event.at),
+        }
+        try:
+            result = await self.runner.run(argv, timeout=self.hook_timeout, env=env)
+        except OperationError as error:
+            log.warning("alert hook for %s %s: %s", event.name, event.setting_id, error)
+            return
+        if result.returncode is None:
+            log.warning(
+                "alert hook for %s %s was stopped after %g s",
+                event.name,
+                event.setting_id,
+                self.hook_timeout,
+            )
+        elif result.returncode != 0:
+            log.warning(
+                "alert hook for %s %s exited with %d: %s",
+                event.name,
+                event.setting_id,
+                result.returncode,
+                _last_line(result.output),
+            )
+
+    def _mail_for(self, alerts: AlertSettings, event: _Event) -> tuple[str, str] | None:
+        """The alert mail (subject, body) `event` calls for, with the episode bookkeeping."""
+        match event.name:
+            case "token_invalid":
+                return invalid_mail(self.lang, event.setting_id, event.detail)
+            case "refresh_failing":
+                since = self._refresh_alerted.get(event.setting_id, event.at)
+                return refresh_failing_mail(
+                    self.lang, event.setting_id, event.detail, since=since, now=event.at
+                )
+            case "receive_failed":
+                return self._receive_failed(alerts, event)
+            case "receive_recovered":
+                self._receive.pop(event.setting_id, None)
+        return None
+
+    def _receive_failed(self, alerts: AlertSettings, event: _Event) -> tuple[str, str] | None:
+        episode = self._receive.setdefault(event.setting_id, _Episode(since=event.at))
+        if episode.alerted or event.at - episode.since < alerts.receive_failing_after:
+            return None
+        episode.alerted = True
+        return receive_failing_mail(
+            self.lang, event.setting_id, event.detail, since=episode.since, now=event.at
+        )
+
+    async def _send(
+        self, recipients: Sequence[str], event: _Event, subject: str, body: str
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await self.send_alert(recipients, subject, body)
+        except TimeoutError:
+            log.warning("alert not mailed (%s): no answer in %g s", subject, self.send_timeout)
+        except TokenpostError as error:
+            log.warning("alert not mailed (%s): %s", subject, error)
+        else:
+            log.info("alert mailed for %s %s", event.name, event.setting_id)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def _oauth_settings(self) -> list[MailSetting]:
+        settings: list[MailSetting] = list(await self.store.list_pop())
+        smtp = await self.store.get_smtp()
+        if smtp is not None:
+            settings.insert(0, smtp)
+        return [s for s in settings if s.auth is AuthMethod.OAUTH2]
+
+    async def _state_of(self, setting: MailSetting) -> Acquired | None:
+        try:
+            target = await target_of(self.store, setting)
+            state = (await load_current(self.store, target)).state
+        except TokenpostError as error:
+            log.debug("alerts: %s: %s", setting.setting_id, error)
+            return None
+        return state if isinstance(state, Acquired) else None
+
+
+def invalid_mail(lang: str, setting_id: str, reason: str) -> tuple[str, str]:
+    """Subject and body of the alert for a token that became Invalid."""
+    _ = translator(lang).gettext
+    subject = _("tokenpost: the token of {setting} is invalid").format(setting=setting_id)
+    body = _(
+        "The token of {setting} can no longer be used: {reason}\n\n"
+        "Mail that uses this setting stops until a new token is obtained. Delete the token "
+        "and obtain it again:\n\n"
+        "  tokenpost token delete {setting}\n"
+        "  tokenpost token get {setting}\n"
+    ).format(setting=setting_id, reason=reason or "-")
+    return subject, body
+
+
+def refresh_failing_mail(
+    lang: str, setting_id: str, reason: str, *, since: float, now: float
+) -> tuple[str, str]:
+    """Subject and body of the alert for refreshing that has failed since `since`."""
+    _ = translator(lang).gettext
+    subject = _("tokenpost: refreshing the token of {setting} keeps failing").format(
+        setting=setting_id
+    )
+    body = _(
+        "Refreshing the token of {setting} has failed since {since} ({minutes} min).\n"
+        "Last error: {reason}\n\n"
+        "The token is kept and refreshing is retried. When the current access token expires, "
+        "mail that uses this setting stops. Check the connection to the provider (network, "
+        "proxy, firewall, the provider's status).\n"
+    ).format(
+        setting=setting_id,
+        since=_iso(since),
+        minutes=int((now - since) // 60),
+        reason=reason or "-",
+    )
+    return subject, body
+
+
+def receive_failing_mail(
+    lang: str, setting_id: str, reason: str, *, since: float, now: float
+) -> tuple[str, str]:
+    """Subject and body of the alert for receiving that has failed since `since`."""
+    _ = translator(lang).gettext
+    subject = _("tokenpost: receiving mail for {setting} keeps failing").format(setting=setting_id)
+    body = _(
+        "Receiving mail for {setting} has failed since {since} ({minutes} min).\n"
+        "Last error: {reason}\n\n"
+        "Messages stay on the server until receiving works again. Run the connection test to "
+        "see which step fails:\n\n"
+        "  tokenpost check {setting}\n"
+    ).format(
+        setting=setting_id,
+        since=_iso(since),
+        minutes=int((now - since) // 60),
+        reason=reason or "-",
+    )
+    return subject, body
+
+
+def _iso(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _last_line(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    return lines[-1][:_OUTPUT_EXCERPT] if lines else "(no output)"
