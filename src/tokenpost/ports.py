@@ -241,6 +241,82 @@ class Pop3Connector(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveredMessage:
+    """A message durably in its delivery folder: its file and, when it had any, the folder its
+    attachments were extracted to."""
+
+    path: str
+    attachments: str | None = None
+
+
+class MailDelivery(Protocol):
+    """One received message on its way into a MailDrop: invisible until `commit`."""
+
+    def write(self, chunk: bytes) -> None:
+        """Append a chunk (the sink of `Pop3Session.retrieve`). Never raises: a write error is
+        kept and raised by `commit`."""
+        ...
+
+    async def commit(self) -> DeliveredMessage:
+        """Store the message (its content durably) and extract its attachments; from now on
+        `MailDrop.delivered` is true for its UIDL. Its directory entry and the record of its
+        UIDL become durable at the drop's next `sync`.
+
+        Raises:
+            DeliveryError: it is not delivered (nothing of it is visible), or it is stored but
+                not yet recorded (the drop's next `recover` finishes it). Either way the server
+                copy must stay.
+        """
+        ...
+
+    def discard(self) -> None:
+        """Drop a message that will not be committed. Never raises."""
+        ...
+
+
+class MailDrop(Protocol):
+    """A POP setting's delivery folder and its record of the UIDLs already delivered there."""
+
+    async def recover(self) -> list[DeliveredMessage]:
+        """Finish what an interrupted run left: remove partial messages, record messages that
+        were stored but not recorded. Returns those (their command has not run yet).
+
+        Raises:
+            DeliveryError: the folder cannot be read or written.
+        """
+        ...
+
+    def delivered(self, uidl: str) -> bool:
+        """True when the message with this UIDL was delivered, even if since moved or deleted."""
+        ...
+
+    async def begin(self, uidl: str) -> MailDelivery:
+        """Start writing the message with this UIDL. Raises DeliveryError."""
+        ...
+
+    async def sync(self) -> None:
+        """Make every commit so far durable: after this, and only after this, may the server
+        delete those messages (that is, QUIT after their DELE).
+
+        Raises:
+            DeliveryError: the folder or the record cannot be synced.
+        """
+        ...
+
+
+class MailDropOpener(Protocol):
+    def __call__(self, setting: PopSetting) -> AbstractAsyncContextManager[MailDrop]:
+        """The drop of `setting` (its `deliver_to` folder, created when missing), held
+        exclusively for the setting until the block exits: one receive run per setting and
+        folder at a time, across processes (a second one waits).
+
+        Raises:
+            DeliveryError: the folder cannot be created or used.
+        """
+        ...
+
+
 # --- Commands (per-message command, alert hook) ----------------------------------------------
 
 

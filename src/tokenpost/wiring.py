@@ -8,7 +8,7 @@ what it uses.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +17,15 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from tokenpost.clock import Clock
     from tokenpost.ports import FlightLock, HttpClient, Store
+    from tokenpost.services.alerts import Alerter
     from tokenpost.services.authorize import Authorizer
+    from tokenpost.services.check import Checker
     from tokenpost.services.deletion import Deleter
     from tokenpost.services.endpoints import EndpointResolver
+    from tokenpost.services.receive import Receiver
     from tokenpost.services.refresh import EventHook, Refresher
     from tokenpost.services.scheduler import Scheduler
+    from tokenpost.services.send import Sender
     from tokenpost.services.settings import SettingsService
 
 
@@ -39,11 +43,58 @@ class App:
     refresher: Refresher
     authorizer: Authorizer
     deleter: Deleter
+    alerter: Alerter  # every service's events go to it too; `serve` runs `alerter.run()`
+
+    def checker(self, lang: str = "en") -> Checker:
+        """The connection test over the same connectors sending and receiving use."""
+        from tokenpost.adapters.pop3_client import Pop3ClientConnector
+        from tokenpost.adapters.smtp_client import AioSmtpConnector
+        from tokenpost.services.check import Checker
+
+        return Checker(
+            self.store,
+            self.refresher,
+            self.clock,
+            AioSmtpConnector(),
+            Pop3ClientConnector(),
+            lang=lang,
+        )
+
+    async def send_alert(self, recipients: Sequence[str], subject: str, body: str) -> None:
+        """One alert mail through the SMTP setting (the Alerter's `send_alert`)."""
+        from tokenpost.mime import Draft
+
+        await self.sender().send(Draft(to=tuple(recipients), subject=subject, body=body))
 
     def scheduler(self) -> Scheduler:
         from tokenpost.services.scheduler import Scheduler
 
         return Scheduler(self.store, self.clock, self.refresher, self.authorizer)
+
+    def receiver(self) -> Receiver:
+        """The receive service. Build one per process: it keeps each setting's last run (for
+        `due_at`) and which settings are failing (for `receive_recovered`)."""
+        from tokenpost.adapters.commands import SubprocessRunner
+        from tokenpost.adapters.maildir import open_maildir
+        from tokenpost.adapters.pop3_client import Pop3ClientConnector
+        from tokenpost.services.receive import Receiver
+
+        return Receiver(
+            self.store,
+            Pop3ClientConnector(),
+            open_maildir,
+            SubprocessRunner(),
+            self.refresher,
+            self.clock,
+            on_event=self.refresher.on_event,
+        )
+
+    def sender(self) -> Sender:
+        """The send service over aiosmtplib: `async with app.sender().session() as outbox`."""
+        from tokenpost.adapters.smtp_client import AioSmtpConnector
+        from tokenpost.services.send import Sender
+
+        return Sender(self.store, self.refresher, self.clock, AioSmtpConnector())
 
 
 def _log_event(event: str, setting_id: str, detail: str) -> None:
@@ -52,6 +103,14 @@ def _log_event(event: str, setting_id: str, detail: str) -> None:
     logging.getLogger("tokenpost.events").info(
         "%s %s%s", event, setting_id, f": {detail}" if detail else ""
     )
+
+
+def _both(first: EventHook, second: EventHook) -> EventHook:
+    def hook(event: str, setting_id: str, detail: str) -> None:
+        first(event, setting_id, detail)
+        second(event, setting_id, detail)
+
+    return hook
 
 
 @asynccontextmanager
@@ -64,15 +123,21 @@ async def open_app(
 ) -> AsyncIterator[App]:
     """Open the home, its store and an HTTP client; close them on exit.
 
+    Events go to `on_event` and to the app's `Alerter` (hook command, alert mail); on exit the
+    events still queued are handled before anything closes, unless the work was cancelled.
+
     Raises:
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
     """
+    from tokenpost.adapters.commands import SubprocessRunner
     from tokenpost.adapters.flight_lock import FileFlightLock
     from tokenpost.adapters.home import open_home
     from tokenpost.adapters.http_httpx import HttpxClient
     from tokenpost.adapters.loopback import open_redirect_listener
     from tokenpost.adapters.sql_store import open_store
     from tokenpost.clock import SystemClock
+    from tokenpost.i18n import resolve_language
+    from tokenpost.services.alerts import Alerter
     from tokenpost.services.authorize import Authorizer
     from tokenpost.services.deletion import Deleter
     from tokenpost.services.endpoints import EndpointResolver
@@ -96,7 +161,14 @@ async def open_app(
                 # exchange (30 s timeout), hence twice that.
                 lock = PgFlightLock(store_url, local=lock, lock_timeout_s=60.0)
             resolver = EndpointResolver(http)
-            yield App(
+
+            async def send_alert(recipients: Sequence[str], subject: str, body: str) -> None:
+                await app.send_alert(recipients, subject, body)
+
+            lang = resolve_language(None, environ)
+            alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=lang)
+            on_event = _both(on_event, alerter.on_event)
+            app = App(
                 home=opened.path,
                 store=store,
                 http=http,
@@ -109,7 +181,14 @@ async def open_app(
                     store, http, lock, clock, resolver, open_redirect_listener, on_event=on_event
                 ),
                 deleter=Deleter(store, http, lock, clock, resolver, on_event=on_event),
+                alerter=alerter,
             )
+            try:
+                yield app
+            except Exception:
+                await alerter.drain()
+                raise
+            await alerter.drain()
     finally:
         await store.close()
 

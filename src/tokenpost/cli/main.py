@@ -44,9 +44,13 @@ _COMMANDS = {
     "smtp": "tokenpost.cli.settings_cmds:smtp",
     "pop": "tokenpost.cli.settings_cmds:pop",
     "config": "tokenpost.cli.settings_cmds:config",
+    "alerts": "tokenpost.cli.alerts_cmd:alerts",
     "token": "tokenpost.cli.token_cmds:token",
     "serve": "tokenpost.cli.serve_cmd:serve",
     "setup": "tokenpost.cli.setup_cmd:setup",
+    "check": "tokenpost.cli.check_cmd:check",
+    "send": "tokenpost.cli.send_cmd:send",
+    "receive": "tokenpost.cli.receive_cmd:receive",
 }
 
 
@@ -76,7 +80,10 @@ def main() -> None:
     """Run the CLI; map every tokenpost error to its exit code and one line on stderr."""
     debug = "--debug" in sys.argv[1:]
     try:
-        cli.main(standalone_mode=False)
+        # Outside standalone mode click returns the code of `ctx.exit(code)` instead of exiting.
+        code = cli.main(standalone_mode=False)
+        if isinstance(code, int) and code != 0:
+            sys.exit(code)
     except click.exceptions.Abort as abort:
         # click turns Ctrl-C into Abort; a declined confirmation is an Abort of its own.
         if isinstance(abort.__context__, KeyboardInterrupt):

@@ -16,14 +16,17 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Final, TypeVar
 
+from tokenpost import sasl
 from tokenpost.clock import Clock
-from tokenpost.errors import MailAuthError, MailPolicyError, PlaintextRefusedError
+from tokenpost.errors import MailAuthError, MailPolicyError, PlaintextRefusedError, UsageError
+from tokenpost.ports import SmtpSession
+from tokenpost.sasl import SaslClient
 from tokenpost.secret import Secret
 from tokenpost.services.refresh import Refresher
-from tokenpost.settings.model import AuthMethod, Security
+from tokenpost.settings.model import AuthMethod, Preset, Security, SmtpSetting
 
 log = logging.getLogger("tokenpost.mailauth")
 
@@ -104,3 +107,87 @@ async def authenticate_with_refresh(
             # Refreshing failed for now and left the same token: trying it again is pointless.
             raise refusal from None
     return await attempt(fresh.value)
+
+
+# -- SMTP: one mechanism choice and one AUTH for sending and the connection test ------------------
+
+
+def choose_smtp_mechanism(
+    auth: AuthMethod, offered: Iterable[str], *, preset: Preset | None = None
+) -> str | None:
+    """The SASL mechanism to authenticate to an SMTP server with; None for auth none.
+
+    oauth2: OAUTHBEARER (the standard, RFC 7628) when offered and the provider is not Microsoft,
+    else XOAUTH2; whichever of the two is offered when only one is (Exchange offers only
+    XOAUTH2). password: PLAIN, else LOGIN. (POP3 has its own rules: `services.receive`.)
+
+    Raises:
+        MailAuthError: the server offers nothing this setting can use; says what it offers.
+    """
+    if auth is AuthMethod.NONE:
+        return None
+    mechanisms = frozenset(m.upper() for m in offered)
+    if auth is AuthMethod.OAUTH2:
+        ranked = _MICROSOFT_ORDER if preset is Preset.MICROSOFT else _STANDARD_ORDER
+    elif auth is AuthMethod.PASSWORD:
+        ranked = _PASSWORD_ORDER
+    else:
+        raise MailAuthError(f"authentication {auth.value} is for POP3 only")
+    for mechanism in ranked:
+        if mechanism in mechanisms:
+            return mechanism
+    raise MailAuthError(
+        f"the SMTP server offers no mechanism for {auth.value} authentication "
+        f"(it offers: {' '.join(sorted(mechanisms)) or 'none'}; usable: {' '.join(ranked)})"
+    )
+
+
+_STANDARD_ORDER: Final = ("OAUTHBEARER", "XOAUTH2")
+_MICROSOFT_ORDER: Final = ("XOAUTH2", "OAUTHBEARER")
+_PASSWORD_ORDER: Final = ("PLAIN", "LOGIN")
+
+
+async def authenticate_smtp(
+    session: SmtpSession,
+    setting: SmtpSetting,
+    refresher: Refresher,
+    clock: Clock,
+    *,
+    preset: Preset | None = None,
+) -> str | None:
+    """Authenticate per `setting.auth` with the mechanism `choose_smtp_mechanism` picks
+    (OAuth 2.0 through `authenticate_with_refresh`); returns that mechanism, None for auth none.
+
+    Raises:
+        MailAuthError (MailPolicyError), TokenUnavailableError, TransportError,
+        RemoteProtocolError, UsageError (an incomplete setting).
+    """
+    mechanism = choose_smtp_mechanism(setting.auth, session.auth_mechanisms, preset=preset)
+    if mechanism is None:
+        return None
+    account = setting.account
+    if not account:
+        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs an account")
+
+    def client(credential: Secret) -> SaslClient:
+        match mechanism:
+            case "OAUTHBEARER":
+                return sasl.oauthbearer(account, credential, setting.server, setting.port)
+            case "XOAUTH2":
+                return sasl.xoauth2(account, credential)
+            case "PLAIN":
+                return sasl.plain(account, credential)
+            case _:
+                return sasl.login(account, credential)
+
+    if setting.auth is AuthMethod.OAUTH2:
+
+        async def attempt(token: Secret) -> None:
+            await session.authenticate(client(token))
+
+        await authenticate_with_refresh(refresher, clock, setting.setting_id, attempt)
+        return mechanism
+    if setting.password is None:
+        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs a password")
+    await session.authenticate(client(setting.password))
+    return mechanism

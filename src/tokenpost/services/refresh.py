@@ -179,7 +179,7 @@ class Refresher:
         now = self.clock.now()
         retry_at = now + retry_delay(state.failures)
         await transition(
-            self.store, record, RefreshFailed(str(error), retry_at), binding=target.binding
+            self.store, record, RefreshFailed(str(error), retry_at, now), binding=target.binding
         )
         log.warning("refresh of %s failed, retrying later: %s", target.setting_id, error)
         if is_usable(state, now):
