@@ -134,8 +134,10 @@ def test_kill_9_at_random_moments_loses_and_doubles_nothing(
 
     total = INITIAL + ROUNDS * PER_ROUND
     print(f"kills={kills} unfinished={unfinished} startup={startup:.2f}s final={final}")
-    assert kills >= ROUNDS // 2
-    assert unfinished >= ROUNDS // 4, "too few kills landed while messages were being received"
+    # The test must have exercised crash recovery, whatever the machine's speed: kills that
+    # landed mid-work are timing-dependent, so the floor is low but never zero.
+    assert kills >= ROUNDS // 3
+    assert unfinished >= 3, "too few kills landed while messages were being received"
     assert message_ids(folder) == sorted(f"<fax-{n}@example.test>" for n in range(total))
     assert dovecot_peer.maildir_count(ACCOUNT) == (total if leave_on_server else 0)
     again = json.loads(cli.ok("receive", "--json"))["settings"][0]
