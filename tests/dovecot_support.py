@@ -26,7 +26,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -36,8 +35,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-READY_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
+from peer_process import READY_TIMEOUT, log_tail, spawn, stop_process
+
 MAIL_USER = "mail"
 INTERNAL_GROUP = "dovecot"  # Debian's default_internal_user
 
@@ -141,19 +140,13 @@ class Dovecot:
         _write_for_dovecot(path, "\n".join(lines) + "\n")
 
     def log(self) -> str:
-        return _tail(self.log_path, lines=200)
+        return log_tail(self.log_path, lines=200)
 
     def stop(self) -> int:
         """SIGTERM, wait, remove BASE; returns the exit status (SIGKILL if it will not stop)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        status = stop_process(self.process)
         shutil.rmtree(self.base, ignore_errors=True)
-        return self.process.returncode
+        return status
 
     def _mail_processes(self) -> list[int]:
         """Children of this instance's master running a mail protocol (`pop3`)."""
@@ -208,10 +201,7 @@ def _start_once(binary: str, authserver: _Authserver, timeout: float) -> Dovecot
         os.chmod(base, 0o755)  # noqa: S103  (the `mail` and `dovecot` users must enter it)
         ports = _free_ports(2)
         config = _write_config(base, authserver, (ports[0], ports[1]))
-        with (base / "dovecot.log").open("ab") as log:
-            process = subprocess.Popen(
-                [binary, "-F", "-c", str(config)], stdout=log, stderr=subprocess.STDOUT
-            )
+        process = spawn([binary, "-F", "-c", str(config)], base / "dovecot.log")
     except BaseException:
         shutil.rmtree(base, ignore_errors=True)
         raise
@@ -372,11 +362,3 @@ def _write_for_dovecot(path: Path, text: str) -> None:
     os.chown(temporary, 0, grp.getgrnam(INTERNAL_GROUP).gr_gid)
     os.chmod(temporary, 0o640)
     os.replace(temporary, path)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:])

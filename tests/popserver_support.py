@@ -15,23 +15,18 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from peer_process import start_sandbox_peer, stop_process
 from tokenpost.sandbox.popknobs import PopKnobs
 from tokenpost.sandbox.popserver import PopServer
 from tokenpost.sandbox.tls import write_tls_files
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
-
-READY_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 
 
 class PopHarness:
@@ -141,40 +136,17 @@ class PopserverProcess:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def stop(self) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
 
 
 def start_popserver(
     directory: Path, maildir: Path, authserver_dir: Path | None = None
 ) -> PopserverProcess:
     """`python -m tokenpost.sandbox popserver`, waiting for its ready.json."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ready_path = directory / "ready.json"
-    ready_path.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "tokenpost.sandbox", "popserver"]
-    command += ["--dir", str(directory), "--maildir", str(maildir)]
+    arguments = ["--maildir", str(maildir)]
     if authserver_dir is not None:
-        command += ["--authserver-dir", str(authserver_dir)]
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    with (directory / "popserver.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if ready_path.exists():
-            ready = PopReady.load(ready_path)
-            if ready.pid == process.pid:
-                return PopserverProcess(process, directory, ready)
-        if process.poll() is not None:
-            log_text = (directory / "popserver.log").read_text(errors="replace")
-            raise PopserverError(f"popserver exited with {process.returncode}:\n{log_text}")
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise PopserverError("popserver did not get ready")
+        arguments += ["--authserver-dir", str(authserver_dir)]
+    peer = start_sandbox_peer(
+        "popserver", directory, arguments, load=PopReady.load, error=PopserverError
+    )
+    return PopserverProcess(peer.process, directory, peer.ready)

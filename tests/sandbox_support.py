@@ -14,12 +14,8 @@ Flask and authlib stay in the subprocess (and their warnings out of `-W error`).
 from __future__ import annotations
 
 import json
-import os
-import signal
 import ssl
 import subprocess
-import sys
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +24,8 @@ from typing import Any, Self
 
 import httpx
 
-READY_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
+from peer_process import READY_TIMEOUT, start_sandbox_peer, stop_process
+
 DEFAULT_USER = "alice@example.test"
 
 
@@ -207,14 +203,7 @@ class SandboxProcess:
 
     def stop(self) -> int:
         """SIGTERM, wait, and return the exit status (SIGKILL if it will not stop)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
 
 
 def start_sandbox(
@@ -222,47 +211,18 @@ def start_sandbox(
 ) -> SandboxProcess:
     """Start the sandbox with `sys.executable` and wait until it has written ready.json.
 
-    Its output goes to DIR/authserver.log (a pipe nobody reads would fill and stall it).
+    Its output goes to DIR/authserver.log.
 
     Raises:
         SandboxError: it exited or did not get ready in `timeout` seconds; the message holds
             the end of its log.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    ready_path = directory / "ready.json"
-    ready_path.unlink(missing_ok=True)
-    log_path = directory / "authserver.log"
-    command = [sys.executable, "-m", "tokenpost.sandbox", "authserver", "--dir", str(directory)]
-    command += ["--port", str(port)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_env())
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready_path.exists():
-            ready = Ready.load(ready_path)
-            if ready.pid == process.pid:
-                return SandboxProcess(process, ready, log_path)
-        if process.poll() is not None:
-            raise SandboxError(
-                f"sandbox exited with status {process.returncode}:\n{_tail(log_path)}"
-            )
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise SandboxError(f"sandbox not ready after {timeout:.0f} s:\n{_tail(log_path)}")
-
-
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The server's own warnings go to its log; they must not turn into errors there.
-    env.pop("PYTHONWARNINGS", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:])
+    peer = start_sandbox_peer(
+        "authserver",
+        directory,
+        ["--port", str(port)],
+        load=Ready.load,
+        error=SandboxError,
+        timeout=timeout,
+    )
+    return SandboxProcess(peer.process, peer.ready, peer.log_path)

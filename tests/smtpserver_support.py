@@ -22,7 +22,6 @@ import os
 import signal
 import ssl
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,10 +29,9 @@ from typing import Any
 
 import httpx
 
+from peer_process import READY_TIMEOUT, log_tail, start_sandbox_peer, stop_process
 from sandbox_support import DEFAULT_USER, Sandbox
 
-READY_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 
 
@@ -127,22 +125,15 @@ class SmtpSandbox:
         deadline = time.monotonic() + timeout
         while self.stats()["resets"] == before:
             if time.monotonic() > deadline or self.process.poll() is not None:
-                raise SmtpSandboxError(f"stats were not reset:\n{_tail(self.log_path)}")
+                raise SmtpSandboxError(f"stats were not reset:\n{log_tail(self.log_path)}")
             time.sleep(0.01)
 
     def stop(self) -> int:
         """SIGTERM, wait, and return the exit status (SIGKILL if it will not stop)."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process)
 
     def log(self) -> str:
-        return _tail(self.log_path, lines=200)
+        return log_tail(self.log_path, lines=200)
 
 
 def start_smtp_sandbox(
@@ -157,28 +148,15 @@ def start_smtp_sandbox(
         SmtpSandboxError: it exited or did not get ready in `timeout` seconds; the message holds
             the end of its log.
     """
-    directory.mkdir(parents=True, exist_ok=True)
-    ready_path = directory / "ready.json"
-    ready_path.unlink(missing_ok=True)
-    log_path = directory / "smtpserver.log"
-    command = [sys.executable, "-m", "tokenpost.sandbox", "smtpserver", "--dir", str(directory)]
-    command += ["--authserver-dir", str(authserver_dir)]
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=_env())
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if ready_path.exists():
-            ready = SmtpReady.load(ready_path)
-            if ready.pid == process.pid:
-                return SmtpSandbox(process, directory, ready)
-        if process.poll() is not None:
-            raise SmtpSandboxError(
-                f"smtpserver exited with status {process.returncode}:\n{_tail(log_path)}"
-            )
-        time.sleep(0.05)
-    process.kill()
-    process.wait()
-    raise SmtpSandboxError(f"smtpserver not ready after {timeout:.0f} s:\n{_tail(log_path)}")
+    peer = start_sandbox_peer(
+        "smtpserver",
+        directory,
+        ["--authserver-dir", str(authserver_dir)],
+        load=SmtpReady.load,
+        error=SmtpSandboxError,
+        timeout=timeout,
+    )
+    return SmtpSandbox(peer.process, directory, peer.ready)
 
 
 def sandbox_access_token(sandbox: Sandbox, user: str = DEFAULT_USER) -> str:
@@ -197,23 +175,7 @@ def sandbox_access_token(sandbox: Sandbox, user: str = DEFAULT_USER) -> str:
         return token
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    # The server's own warnings go to its log; they must not turn into errors there.
-    env.pop("PYTHONWARNINGS", None)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def _write_atomically(path: Path, content: bytes) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     temporary.write_bytes(content)
     os.replace(temporary, path)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"(no log: {exc})"
-    return "\n".join(text.splitlines()[-lines:])

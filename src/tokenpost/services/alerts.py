@@ -309,12 +309,7 @@ def refresh_failing_mail(
         "The token is kept and refreshing is retried. When the current access token expires, "
         "mail that uses this setting stops. Check the connection to the provider (network, "
         "proxy, firewall, the provider's status).\n"
-    ).format(
-        setting=setting_id,
-        since=_iso(since),
-        minutes=int((now - since) // 60),
-        reason=reason or "-",
-    )
+    ).format(**_failing_fields(setting_id, reason, since=since, now=now))
     return subject, body
 
 
@@ -330,13 +325,18 @@ def receive_failing_mail(
         "Messages stay on the server until receiving works again. Run the connection test to "
         "see which step fails:\n\n"
         "  tokenpost check {setting}\n"
-    ).format(
-        setting=setting_id,
-        since=_iso(since),
-        minutes=int((now - since) // 60),
-        reason=reason or "-",
-    )
+    ).format(**_failing_fields(setting_id, reason, since=since, now=now))
     return subject, body
+
+
+def _failing_fields(setting_id: str, reason: str, *, since: float, now: float) -> dict[str, str]:
+    """The placeholders of a "keeps failing" mail."""
+    return {
+        "setting": setting_id,
+        "since": _iso(since),
+        "minutes": str(int((now - since) // 60)),
+        "reason": reason or "-",
+    }
 
 
 def _iso(when: float) -> str:

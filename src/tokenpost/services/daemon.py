@@ -58,7 +58,6 @@ class Daemon:
             await asyncio.wait(loops, timeout=self.grace)
         finally:
             for task in loops:  # those still running after the grace period
-
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)
         log.info("service stopped")
