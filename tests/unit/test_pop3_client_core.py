@@ -21,6 +21,7 @@ from tokenpost.pop3 import (
     Ok,
     Pop3Client,
 )
+from tokenpost.pop3.wire import LineBuffer
 from tokenpost.secret import Secret
 
 MS_GREETING = (
@@ -432,3 +433,54 @@ def test_arbitrary_server_bytes_only_raise_remote_protocol_error(
                     client.send_auth_response(Secret(""))
     except RemoteProtocolError:
         assert client.state is ClientState.ERROR
+
+
+_DATA_LINE = st.binary(max_size=40).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+@settings(max_examples=300)
+@given(
+    lines=st.lists(st.tuples(_DATA_LINE, st.sampled_from([b"\r\n", b"\n"])), max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=2000), max_size=8),
+)
+def test_retr_body_matches_a_line_by_line_reading_in_any_chunking(
+    lines: list[tuple[bytes, bytes]], cuts: list[int]
+) -> None:
+    """Mixed CRLF and bare-LF line ends, stuffed dots and the "." line, cut anywhere: the body
+    equals the RFC 1939 reading done one line at a time."""
+    wire = b"+OK\r\n"
+    for line, end in lines:
+        wire += (b"." + line if line.startswith(b".") else line) + end
+    wire += b".\r\n"
+    expected = b"".join(line + b"\r\n" for line, _ in lines)
+    client = in_transaction()
+    client.send_command("RETR", 1)
+    events: list[Event] = []
+    previous = 0
+    for cut in sorted({min(c, len(wire)) for c in cuts} - {0}):  # b"" would mean EOF
+        events += feed(client, wire[previous:cut])
+        previous = cut
+    if previous < len(wire):
+        events += feed(client, wire[previous:])
+    assert body_of(events) == expected
+    assert events[-1] == MultilineEnd()
+    client.send_command("NOOP")
+    assert feed(client, b"+OK after\r\n") == [Ok("after")]
+
+
+@pytest.mark.parametrize(
+    ("received", "data", "left"),
+    [
+        (b"a\r\n..b\r\n.\r\n+OK next", b"a\r\n.b\r\n", b"+OK next"),
+        (b"a\n..b\n.\r\n+OK next", b"a\r\n.b\r\n", b"+OK next"),
+        (b"a\r\nb\n.\n+OK", b"a\r\nb\r\n", b"+OK"),
+        (b".\r\n+OK", b"", b"+OK"),
+    ],
+)
+def test_take_data_leaves_what_follows_the_dot_line(
+    received: bytes, data: bytes, left: bytes
+) -> None:
+    buffer = LineBuffer()
+    buffer.feed(received)
+    assert buffer.take_data(1000) == (data, True)
+    assert buffer.peek(100) == left

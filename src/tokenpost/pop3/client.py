@@ -53,7 +53,6 @@ from tokenpost.pop3.wire import (
     excerpt,
     is_multiline,
     parse_status,
-    unstuff,
 )
 from tokenpost.secret import Secret
 
@@ -283,14 +282,12 @@ class Pop3Client:
                 raise RemoteProtocolError("server sent data after its STLS reply, before TLS")
 
     def _data(self) -> EventOrNeedData:
-        lines = self._buffer.take_lines(MAX_DATA_LINE)
-        data, end = unstuff(lines)
-        if end is not None:
-            self._buffer.push_back(lines[end + 1 :])
+        data, ended = self._buffer.take_data(MAX_DATA_LINE)
+        if ended:
             self._expect = _Expect.END
         if data:
             return MultilineBody(data)
-        if end is not None:
+        if ended:
             return self._next()
         if self._eof:
             raise RemoteProtocolError(

@@ -113,29 +113,60 @@ class LineBuffer:
         self._searched = 0
         return line[:-1] if line.endswith(b"\r") else line
 
-    def take_lines(self, limit: int) -> list[bytes]:
-        """Every complete line received so far, each without its line end (see `take_line`).
-        `push_back` returns unused ones."""
+    def take_data(self, limit: int) -> tuple[bytes, bool]:
+        """The dot-unstuffed data (CRLF line ends) of every complete line of a multi-line reply
+        received so far, and whether its terminating "." line was among them (RFC 1939 §3).
+        Bytes after the "." line stay in the buffer.
+
+        Whole runs of lines are handled at once with C-speed `split`/`find`/`replace`: a
+        line-by-line loop in Python would cost more than the TLS read of the same bytes.
+
+        Raises:
+            RemoteProtocolError: a line, with its line end, is longer than `limit` octets.
+        """
         last = self._data.rfind(b"\n", self._searched)
         if last < 0:
             self._searched = len(self._data)
             _check_length(len(self._data) + 1, limit)
-            return []
-        lines = bytes(self._data[:last]).split(b"\n")
-        del self._data[: last + 1]
-        self._searched = len(self._data)  # the rest holds no LF
-        _check_length(len(self._data) + 1, limit)
-        for index, line in enumerate(lines):
-            _check_length(len(line) + 1, limit)
-            if line.endswith(b"\r"):
-                lines[index] = line[:-1]
-        return lines
-
-    def push_back(self, lines: list[bytes]) -> None:
-        """Put lines taken by `take_lines` back in front, in order (line ends become CRLF)."""
-        if lines:
-            self._data[:0] = b"".join(line + CRLF for line in lines)
+            return b"", False
+        raw = bytes(self._data[: last + 1])
+        _check_length(max(map(len, raw.split(b"\n"))) + 1, limit)
+        block = raw if raw.count(b"\n") == raw.count(b"\r\n") else _crlf_lines(raw)
+        ended, cut = _terminator(block)
+        if not ended:
+            del self._data[: last + 1]
+            self._searched = len(self._data)  # the rest holds no LF
+            _check_length(len(self._data) + 1, limit)
+            data = block
+        else:
+            del self._data[: cut + 3 if block is raw else _raw_offset(raw, cut)]
             self._searched = 0
+            data = block[:cut]
+        return (b"\r\n" + data).replace(b"\r\n.", b"\r\n")[2:], ended
+
+
+def _crlf_lines(raw: bytes) -> bytes:
+    """LF-terminated lines with CRLF line ends (a bare LF from a careless server)."""
+    return b"".join(line.removesuffix(b"\r") + CRLF for line in raw[:-1].split(b"\n"))
+
+
+def _terminator(block: bytes) -> tuple[bool, int]:
+    """Whether `block` (CRLF lines, starting at a line) holds the "." line, and where the data
+    before it ends (the end of `block` when it does not)."""
+    if block.startswith(b".\r\n"):
+        return True, 0
+    found = block.find(b"\r\n.\r\n")
+    return (True, found + 2) if found >= 0 else (False, len(block))
+
+
+def _raw_offset(raw: bytes, cut: int) -> int:
+    """The offset in `raw` just past the "." line, for a `cut` measured in its CRLF form."""
+    position = normalised = 0
+    while normalised < cut:
+        end = raw.index(b"\n", position)
+        normalised += end - position + (1 if raw[end - 1 : end] == b"\r" else 2)
+        position = end + 1
+    return raw.index(b"\n", position) + 1
 
 
 def _check_length(length: int, limit: int) -> None:
@@ -173,24 +204,6 @@ def format_status(*, ok: bool, text: str = "", code: str = "") -> bytes:
     if text:
         parts.append(text)
     return " ".join(parts).encode("utf-8") + CRLF
-
-
-def unstuff(lines: list[bytes]) -> tuple[bytes, int | None]:
-    """The data of multi-line reply lines (RFC 1939 §3), each line ending in CRLF, and the index
-    of the terminating `.` line if it is among them (lines after it are not consumed)."""
-    out: list[bytes] = []
-    for index, line in enumerate(lines):
-        if line[:1] != b".":
-            out.append(line)
-        elif len(line) == 1:
-            return _joined(out), index
-        else:
-            out.append(line[1:])
-    return _joined(out), None
-
-
-def _joined(lines: list[bytes]) -> bytes:
-    return b"".join(line + CRLF for line in lines)
 
 
 class DotStuffer:
