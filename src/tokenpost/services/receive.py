@@ -22,6 +22,8 @@ between storing a message and its command skips the command: it runs at most onc
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import shlex
 from collections import Counter
@@ -194,23 +196,43 @@ class Receiver:
     ) -> int:
         """Fetch what is new, mark what is delivered for deletion; returns how many are marked.
         A message that cannot be stored ends the fetching (the disk is full or unwritable), but
-        the session still quits to commit the deletions marked so far."""
+        the session still quits to commit the deletions marked so far.
+
+        Each message is made durable (fsync, rename) in a worker thread while the next one is
+        being fetched; its DELE follows only once that has finished (DESIGN invariant 4).
+        """
         listing = _usable(await _unique_ids(session, setting), report)
         marked = 0
-        for number, uidl in sorted(listing.items()):
-            if drop.delivered(uidl):
-                report.skipped += 1
-            else:
+        durable: _Durable | None = None  # the previous message, being made durable
+        try:
+            for number, uidl in sorted(listing.items()):
+                if drop.delivered(uidl):
+                    report.skipped += 1
+                    marked += await _mark(session, setting, number)
+                    continue
+                delivery = await drop.begin(uidl)
                 try:
-                    delivered.append(await _fetch(session, drop, number, uidl))
-                except DeliveryError as error:
-                    report.failed += 1
-                    report.error = str(error)
-                    break
-                report.fetched += 1
-            if not setting.leave_on_server:
-                await session.delete(number)
-                marked += 1
+                    await session.retrieve(number, delivery.write)
+                    previous, durable = durable, None
+                    if previous is not None:
+                        marked += await _settle(previous, session, setting, report, delivered)
+                except BaseException:
+                    delivery.discard()
+                    raise
+                durable = _Durable(number, asyncio.ensure_future(delivery.commit()))
+            previous, durable = durable, None
+            if previous is not None:
+                marked += await _settle(previous, session, setting, report, delivered)
+        except DeliveryError as error:
+            report.failed += 1
+            report.error = str(error)
+        finally:
+            if durable is not None:
+                # The session failed while the previous message was being made durable: it is
+                # delivered (its DELE waits for the next run, which finds it delivered).
+                with contextlib.suppress(DeliveryError):
+                    delivered.append(await durable.commit)
+                    report.fetched += 1
         return marked
 
     async def _run_command(
@@ -254,13 +276,37 @@ class Receiver:
             self.on_event(RECEIVE_RECOVERED, setting_id, "")
 
 
-async def _fetch(session: Pop3Session, drop: MailDrop, number: int, uidl: str) -> DeliveredMessage:
-    delivery = await drop.begin(uidl)
-    try:
-        await session.retrieve(number, delivery.write)
-        return await delivery.commit()
-    finally:
-        delivery.discard()  # a no-op once committing: then the drop decides
+@dataclass(frozen=True, slots=True)
+class _Durable:
+    """A fetched message whose commit (fsync, rename, attachments) runs in a worker thread."""
+
+    number: int
+    commit: asyncio.Future[DeliveredMessage]
+
+
+async def _settle(
+    durable: _Durable,
+    session: Pop3Session,
+    setting: PopSetting,
+    report: SettingReport,
+    delivered: list[DeliveredMessage],
+) -> int:
+    """Wait until the message is durable, then mark it for deletion; returns 1 if marked.
+
+    Raises:
+        DeliveryError: it could not be stored; it stays on the server.
+    """
+    delivered.append(await durable.commit)
+    report.fetched += 1
+    return await _mark(session, setting, durable.number)
+
+
+async def _mark(session: Pop3Session, setting: PopSetting, number: int) -> int:
+    """DELE a delivered message unless the setting leaves messages on the server."""
+    if setting.leave_on_server:
+        return 0
+    await session.delete(number)
+    return 1
 
 
 async def _unique_ids(session: Pop3Session, setting: PopSetting) -> dict[int, str]:
