@@ -8,13 +8,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from tokenpost.oauth.http import HttpRequest, HttpResponse
-from tokenpost.sasl import SaslClient
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import TokenState
+
+if TYPE_CHECKING:  # `token status` imports the ports: it should not pay for the SASL core
+    from tokenpost.sasl import SaslClient
 
 
 class HttpClient(Protocol):
