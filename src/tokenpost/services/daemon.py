@@ -29,6 +29,8 @@ log = logging.getLogger("tokenpost.serve")
 DEFAULT_HEALTH_INTERVAL_S: Final = 300.0
 # New or changed POP settings are picked up at least this often.
 RECEIVE_RESCAN_S: Final = 30.0
+# A loop whose pass failed tries again after this long.
+RETRY_AFTER_FAILURE_S: Final = 30.0
 DEFAULT_GRACE_S: Final = 20.0
 
 
@@ -42,6 +44,7 @@ class Daemon:
     allow_plaintext: bool = False
     health_interval: float = DEFAULT_HEALTH_INTERVAL_S
     grace: float = DEFAULT_GRACE_S
+    retry_after_failure: float = RETRY_AFTER_FAILURE_S
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run every loop until `stop` is set, then finish or cancel in-flight work."""
@@ -73,8 +76,10 @@ class Daemon:
             except Exception:
                 # One broken pass must not end the schedule: log it with its traceback (the
                 # redacting filter applies) and try again after a pause.
-                log.exception("the %s loop failed; retrying in %g s", name, RECEIVE_RESCAN_S)
-                wait = RECEIVE_RESCAN_S
+                log.exception(
+                    "the %s loop failed; retrying in %g s", name, self.retry_after_failure
+                )
+                wait = self.retry_after_failure
             try:
                 await asyncio.wait_for(stop.wait(), timeout=max(0.05, wait))
             except TimeoutError:
