@@ -39,8 +39,8 @@ from tokenpost.clock import Clock
 from tokenpost.errors import OperationError, TokenpostError
 from tokenpost.i18n import translator
 from tokenpost.ports import CommandRunner, Store
-from tokenpost.services.targets import load_current, target_of
-from tokenpost.settings.model import AlertSettings, AuthMethod, MailSetting
+from tokenpost.services.targets import load_current, oauth_settings, target_of
+from tokenpost.settings.model import AlertSettings, MailSetting
 from tokenpost.tokens.state import Acquired
 
 log = logging.getLogger("tokenpost.alerts")
@@ -158,7 +158,7 @@ class Alerter:
         once per run of failures."""
         try:
             alerts = await self.store.get_alerts()
-            settings = await self._oauth_settings()
+            settings = await oauth_settings(self.store)
         except TokenpostError as error:
             log.warning("alerts: cannot read the settings: %s", error)
             return
@@ -263,13 +263,6 @@ class Alerter:
             log.info("alert mailed for %s %s", event.name, event.setting_id)
 
     # -- reading -------------------------------------------------------------------------------
-
-    async def _oauth_settings(self) -> list[MailSetting]:
-        settings: list[MailSetting] = list(await self.store.list_pop())
-        smtp = await self.store.get_smtp()
-        if smtp is not None:
-            settings.insert(0, smtp)
-        return [s for s in settings if s.auth is AuthMethod.OAUTH2]
 
     async def _state_of(self, setting: MailSetting) -> Acquired | None:
         try:

@@ -17,8 +17,8 @@ from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.refresh import Refresher
-from tokenpost.services.targets import load_current, target_of
-from tokenpost.settings.model import AuthMethod, MailSetting
+from tokenpost.services.targets import load_current, oauth_settings, target_of
+from tokenpost.settings.model import MailSetting
 from tokenpost.tokens.policy import refresh_due_at
 from tokenpost.tokens.state import Acquired, WaitingForAuthorization
 
@@ -45,7 +45,7 @@ class Scheduler:
         """One pass over all settings; returns the seconds until the next one is due."""
         now = self.clock.now()
         next_due = now + self.max_tick
-        for setting in await self._oauth_settings():
+        for setting in await oauth_settings(self.store):
             try:
                 due = await self._serve_one(setting)
             except TokenpostError as error:
@@ -80,10 +80,3 @@ class Scheduler:
                 return flow.next_poll_at
             return flow.expires_at
         return None
-
-    async def _oauth_settings(self) -> list[MailSetting]:
-        settings: list[MailSetting] = list(await self.store.list_pop())
-        smtp = await self.store.get_smtp()
-        if smtp is not None:
-            settings.insert(0, smtp)
-        return [s for s in settings if s.auth is AuthMethod.OAUTH2]

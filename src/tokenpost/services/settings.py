@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from tokenpost.errors import NotFoundError, TokenpostError
 from tokenpost.ports import FlightLock, Store
-from tokenpost.services.targets import target_of, transition
+from tokenpost.services.targets import all_settings, target_of, transition
 from tokenpost.settings.document import ConfigDocument
 from tokenpost.settings.model import (
     POP_PREFIX,
@@ -104,11 +104,7 @@ class SettingsService:
 
     async def reconcile(self) -> None:
         """Discard tokens whose binding no longer matches their setting."""
-        settings: list[MailSetting] = list(await self.store.list_pop())
-        smtp = await self.store.get_smtp()
-        if smtp is not None:
-            settings.append(smtp)
-        for setting in settings:
+        for setting in await all_settings(self.store):
             await self._reconcile_one(setting)
 
     async def _reconcile_one(self, setting: MailSetting) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from tokenpost.errors import TokenpostError
 from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
-from tokenpost.services.targets import load_current, target_of
+from tokenpost.services.targets import all_settings, load_current, target_of
 from tokenpost.settings.model import AuthMethod, MailSetting
 from tokenpost.tokens.state import (
     Acquired,
@@ -37,13 +37,7 @@ class SettingStatus:
 
 async def status(store: Store) -> list[SettingStatus]:
     """Every setting, SMTP first, then POP settings by name."""
-    settings: list[MailSetting] = []
-    smtp = await store.get_smtp()
-    if smtp is not None:
-        settings.append(smtp)
-    pops = sorted(await store.list_pop(), key=lambda p: p.name)
-    settings.extend(pops)
-    return [await _row(store, s) for s in settings]
+    return [await _row(store, s) for s in await all_settings(store)]
 
 
 async def _row(store: Store, setting: MailSetting) -> SettingStatus:

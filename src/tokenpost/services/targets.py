@@ -56,6 +56,18 @@ class Target:
         return ClientAuth(self.provider.client_id, self.provider.client_secret)
 
 
+async def all_settings(store: SettingsStore) -> list[MailSetting]:
+    """Every mail setting: the SMTP setting first, then the POP settings by name."""
+    pops = sorted(await store.list_pop(), key=lambda p: p.name)
+    smtp = await store.get_smtp()
+    return [smtp, *pops] if smtp is not None else list(pops)
+
+
+async def oauth_settings(store: SettingsStore) -> list[MailSetting]:
+    """The mail settings that authenticate with an OAuth 2.0 token, in `all_settings` order."""
+    return [s for s in await all_settings(store) if s.auth is AuthMethod.OAUTH2]
+
+
 async def load_setting(store: SettingsStore, setting_id: str) -> MailSetting:
     """The SMTP setting or the named POP setting. Raises NotFoundError."""
     if setting_id == SMTP_ID:
