@@ -35,7 +35,6 @@ from tokenpost import sasl
 from tokenpost.clock import Clock
 from tokenpost.errors import (
     DeliveryError,
-    NotFoundError,
     OperationError,
     RemoteProtocolError,
     TokenpostError,
@@ -53,6 +52,7 @@ from tokenpost.ports import (
 from tokenpost.secret import Secret
 from tokenpost.services.mailauth import authenticate_with_refresh, require_encryption
 from tokenpost.services.refresh import EventHook, Refresher, ignore_event
+from tokenpost.services.targets import load_setting
 from tokenpost.settings.model import POP_PREFIX, AuthMethod, PopSetting
 
 log = logging.getLogger("tokenpost.receive")
@@ -149,10 +149,8 @@ class Receiver:
     async def _settings(self, name: str | None) -> list[PopSetting]:
         if name is None:
             return sorted(await self.store.list_pop(), key=lambda s: s.name)
-        name = name.removeprefix(POP_PREFIX)
-        setting = await self.store.get_pop(name)
-        if setting is None:
-            raise NotFoundError(f"no POP setting named {name!r}")
+        setting = await load_setting(self.store, POP_PREFIX + name.removeprefix(POP_PREFIX))
+        assert isinstance(setting, PopSetting)  # noqa: S101 - a pop: id loads a PopSetting
         return [setting]
 
     async def _run(self, setting: PopSetting, report: SettingReport, allow_plaintext: bool) -> None:
