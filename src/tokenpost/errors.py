@@ -39,11 +39,34 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tokenpost.text import Gettext, Text
+
 
 class TokenpostError(Exception):
-    """Base of every tokenpost error. `str(error)` is safe to print and log."""
+    """Base of every tokenpost error. `str(error)` is safe to print and log.
+
+    The message is a `Text`: a string literal (the msgid, English) and its parameters, as in
+    ``NotFoundError("no POP setting {name!r}", name=name)``; `str(error)` is the English text and
+    `translate(gettext)` the text in another language. A `Text` may be given instead.
+    """
 
     exit_code: int = 1
+
+    def __init__(self, message: str | Text = "", /, **params: object) -> None:
+        if isinstance(message, Text):
+            if params:
+                raise TypeError("give a Text or a msgid with parameters, not both")
+            self.text = message
+        else:
+            self.text = Text(message, **params)
+        super().__init__(str(self.text))
+
+    def as_text(self) -> Text:
+        return self.text
+
+    def translate(self, gettext: Gettext) -> str:
+        """The message in the language of `gettext`."""
+        return self.text.translate(gettext)
 
 
 class UsageError(TokenpostError):
@@ -54,13 +77,21 @@ class UsageError(TokenpostError):
 
 @dataclass(frozen=True, slots=True)
 class FieldProblem:
-    """One invalid field and the rule it breaks, e.g. ("port", "must be 1-65535")."""
+    """One invalid field and the rule it breaks, e.g. ("port", "must be 1-65535"). The field is
+    an option name (never translated); the rule is a msgid or a `Text`."""
 
     field: str
-    rule: str
+    rule: str | Text
 
     def __str__(self) -> str:
-        return f"{self.field}: {self.rule}"
+        return str(self.as_text())
+
+    def as_text(self) -> Text:
+        rule = self.rule if isinstance(self.rule, Text) else Text(self.rule)
+        return Text("{field}: {rule}", field=self.field, rule=rule)
+
+    def translate(self, gettext: Gettext) -> str:
+        return self.as_text().translate(gettext)
 
 
 class ValidationError(UsageError):
@@ -69,8 +100,11 @@ class ValidationError(UsageError):
     def __init__(self, problems: Sequence[FieldProblem], *, subject: str = "") -> None:
         self.problems = tuple(problems)
         self.subject = subject
-        prefix = f"{subject}: " if subject else ""
-        super().__init__(prefix + "; ".join(str(p) for p in self.problems))
+        listed = tuple(p.as_text() for p in self.problems)
+        if subject:
+            super().__init__("{subject}: {problems}", subject=subject, problems=listed)
+        else:
+            super().__init__("{problems}", problems=listed)
 
 
 class OperationError(TokenpostError):
@@ -127,28 +161,40 @@ class MailAuthError(OperationError):
     back.
     """
 
-    def __init__(self, message: str, *, reply: str = "", status: str = "") -> None:
+    def __init__(
+        self, message: str | Text, /, *, reply: str = "", status: str = "", **params: object
+    ) -> None:
         self.reply = reply
         self.status = status
-        super().__init__(message)
+        super().__init__(message, **params)
 
 
 class MailPolicyError(MailAuthError):
     """A refusal for a configuration reason (Exchange `535 5.7.139`, `550 5.7.30`): `fix` says
     what the administrator must change. Never a reason to refresh or to invalidate a token."""
 
-    def __init__(self, message: str, *, fix: str, reply: str = "") -> None:
+    def __init__(
+        self, message: str | Text, /, *, fix: str | Text, reply: str = "", **params: object
+    ) -> None:
         self.fix = fix
-        super().__init__(message, reply=reply)
+        super().__init__(message, reply=reply, status="", **params)
 
 
 class MailRejectedError(OperationError):
     """The SMTP server refused the sender, a recipient or the message (`reply` says which)."""
 
-    def __init__(self, message: str, *, reply: str = "", transient: bool = False) -> None:
+    def __init__(
+        self,
+        message: str | Text,
+        /,
+        *,
+        reply: str = "",
+        transient: bool = False,
+        **params: object,
+    ) -> None:
         self.reply = reply
         self.transient = transient  # a 4xx reply: the same message may pass later
-        super().__init__(message)
+        super().__init__(message, **params)
 
 
 class DeliveryError(OperationError):
@@ -162,10 +208,18 @@ class OAuthError(OperationError):
     control characters, for the administrator (never parsed: Microsoft says AADSTS texts change).
     """
 
-    def __init__(self, message: str, *, error: str = "", description: str = "") -> None:
+    def __init__(
+        self,
+        message: str | Text,
+        /,
+        *,
+        error: str = "",
+        description: str = "",
+        **params: object,
+    ) -> None:
         self.error = error
         self.description = description
-        super().__init__(message)
+        super().__init__(message, **params)
 
 
 class TransientOAuthError(OAuthError):

@@ -12,6 +12,13 @@ yet (a constant, a table) is marked with `N_` and translated where it is shown.
 `state_label` gives the four token state labels: they are a contract (DESIGN.md) and live here,
 below `tokenpost.tokens` in the layers, so every entry point can show them.
 
+The process's language is set once, early, by `use_language` (the CLI's `main` does it from
+``--lang`` and the environment before click parses anything): `active()` is then its translator,
+click's own messages ("Missing option", "Usage:") come from tokenpost's catalog as well (click
+looks them up in gettext's global domain, which `use_language` points at this catalog), and help
+texts are translated as they are shown (`cli.translated`). Messages made deep inside services are
+`text.Text` values, translated where they are shown.
+
 Language choice follows POSIX: the first of ``LC_ALL``, ``LC_MESSAGES``, ``LANG`` that is set and
 non-empty is the locale (``de_DE.UTF-8`` → ``de``); ``C`` and ``POSIX`` are English. ``LANGUAGE``
 (a GNU priority list) is not consulted.
@@ -21,12 +28,14 @@ from __future__ import annotations
 
 import functools
 import gettext
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Final
 
 from tokenpost.errors import OperationError, UsageError
+from tokenpost.text import translate
 
 DOMAIN: Final = "tokenpost"
 SUPPORTED: Final = ("en", "de")
@@ -144,3 +153,40 @@ def load_translations(lang: str, localedir: Path) -> gettext.NullTranslations:
         raise OperationError(
             f"the {lang} message catalog is missing under {localedir}; reinstall tokenpost"
         ) from None
+
+
+_active: list[str] = [DEFAULT]
+
+
+def use_language(lang: str) -> gettext.NullTranslations:
+    """Make `lang` the language of this process: `active()`, and click's own messages.
+
+    Click translates through the stdlib's global gettext domain with the language from the
+    environment, so this binds that domain to tokenpost's catalog and sets ``LANGUAGE`` (the GNU
+    variable gettext consults first) to `lang`. Commands tokenpost starts inherit it.
+
+    Raises:
+        UsageError: `lang` is not supported. OperationError: its catalog is missing.
+    """
+    translations = translator(lang)
+    _active[0] = lang
+    gettext.bindtextdomain(DOMAIN, str(LOCALE_DIR))
+    gettext.textdomain(DOMAIN)
+    os.environ["LANGUAGE"] = lang
+    return translations
+
+
+def active_language() -> str:
+    """The language set by `use_language` (English until then)."""
+    return _active[0]
+
+
+def active() -> gettext.NullTranslations:
+    """The translator of the language set by `use_language` (English until then)."""
+    return translator(_active[0])
+
+
+def show(value: object, lang: str | None = None) -> str:
+    """A message-like value (`Text`, TokenpostError, FieldProblem, str) in `lang`, by default
+    the active language. A plain string is shown as it is (it is data, or already translated)."""
+    return translate(value, translator(lang or _active[0]).gettext)

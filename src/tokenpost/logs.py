@@ -1,7 +1,14 @@
-"""Logging set-up, with redaction as a second line of defence.
+"""Logging set-up: tokenpost's own lines in the process's language, with redaction as a second
+line of defence.
 
-The first line is the type: every secret is a `Secret`, which formats as ``***``. The filter here
-catches what a library might log on its own (a bearer header, a form body, a redirect query).
+The first line of defence is the type: every secret is a `Secret`, which formats as ``***``. The
+redacting filter catches what a library might log on its own (a bearer header, a form body, a
+redirect query).
+
+Log lines are for people: tokenpost's own lines (loggers ``tokenpost.*``, above DEBUG) are
+translated before they are formatted. Their format string is the msgid, so it must be a string
+literal with ``%s``-style placeholders; an argument that is a `Text` or a TokenpostError is shown
+in the same language. Debug lines are for developers and stay English.
 """
 
 from __future__ import annotations
@@ -12,6 +19,8 @@ import re
 import sys
 import time
 from typing import Final
+
+from tokenpost.text import Gettext, Text, translate
 
 _SECRET_PATTERNS: Final = (
     re.compile(r"(?i)(bearer\s+)[^\s\"',]+"),
@@ -28,6 +37,30 @@ def redact(text: str) -> str:
     for pattern in _SECRET_PATTERNS:
         text = pattern.sub(r"\1***", text)
     return text
+
+
+class TranslatingFilter(logging.Filter):
+    """Translates tokenpost's own records (message and message-like arguments) with `gettext`."""
+
+    def __init__(self, gettext: Gettext) -> None:
+        super().__init__()
+        self._gettext = gettext
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("tokenpost") or record.levelno <= logging.DEBUG:
+            return True
+        if isinstance(record.msg, Text):
+            record.msg = record.msg.translate(self._gettext)
+        elif isinstance(record.msg, str):
+            record.msg = self._gettext(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._argument(arg) for arg in record.args)
+        return True
+
+    def _argument(self, value: object) -> object:
+        if isinstance(value, Text) or callable(getattr(value, "as_text", None)):
+            return translate(value, self._gettext)
+        return value
 
 
 class RedactingFilter(logging.Filter):
@@ -63,9 +96,12 @@ class JsonLinesFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
-def configure_logging(*, debug: bool = False, json_lines: bool = False) -> None:
-    """Log to stderr, as text or JSON lines; quiet third-party loggers that would log request
-    lines at INFO."""
+def configure_logging(
+    *, debug: bool = False, json_lines: bool = False, gettext: Gettext | None = None
+) -> None:
+    """Log to stderr, as text or JSON lines, tokenpost's lines translated with `gettext` (by
+    default the language of the process, `i18n.active`); quiet third-party loggers that would
+    log request lines at INFO."""
     handler = logging.StreamHandler(sys.stderr)
     formatter: logging.Formatter
     if json_lines:
@@ -76,6 +112,11 @@ def configure_logging(*, debug: bool = False, json_lines: bool = False) -> None:
             "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
         )
     handler.setFormatter(formatter)
+    if gettext is None:
+        from tokenpost.i18n import active
+
+        gettext = active().gettext
+    handler.addFilter(TranslatingFilter(gettext))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -183,8 +183,12 @@ def test_compiled_catalog_matches_the_po() -> None:
     messages = [message for message in german_catalog() if message.id]
     assert messages
     for message in messages:
-        assert isinstance(message.id, str)
-        assert german.gettext(message.id) == message.string
+        if isinstance(message.id, tuple):  # a plural: msgstr[0] for one, msgstr[1] for more
+            assert isinstance(message.string, tuple)
+            assert german.ngettext(*message.id, 1) == message.string[0]
+            assert german.ngettext(*message.id, 2) == message.string[1]
+        else:
+            assert german.gettext(message.id) == message.string
 
 
 def test_po_entries_are_complete_and_keep_their_placeholders() -> None:

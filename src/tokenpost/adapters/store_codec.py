@@ -30,6 +30,7 @@ from tokenpost.errors import StoreCorruptError
 from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
+from tokenpost.text import Text
 from tokenpost.tokens.state import (
     Acquired,
     Invalid,
@@ -126,6 +127,9 @@ def _encode_value(value: object, path: str, secrets: dict[str, str]) -> JsonValu
     if isinstance(value, Secret):
         secrets[path] = value.reveal()
         return {SECRET_KEY: path}
+    if isinstance(value, Text):
+        encoded: JsonValue = value.to_json()
+        return encoded
     if isinstance(value, StrEnum):
         return value.value
     if value is None or isinstance(value, str | int | float):
@@ -178,6 +182,8 @@ def _decode_value(raw: object, hint: Any, secrets: Mapping[str, str], where: str
         return _decode_union(raw, typing.get_args(hint), secrets, where)
     if hint is Secret:
         return _decode_secret(raw, secrets, where)
+    if hint is Text:
+        return _decode_text(raw, where)
     if origin is tuple:
         item_hint, ellipsis = typing.get_args(hint)
         if ellipsis is not Ellipsis or not isinstance(raw, list):
@@ -210,6 +216,18 @@ def _decode_secret(raw: object, secrets: Mapping[str, str], where: str) -> Secre
     if not isinstance(value, str):
         raise _Mismatch(f"{where}: the encrypted part of the row lacks this secret")
     return Secret(value)
+
+
+def _decode_text(raw: object, where: str) -> Text:
+    """A stored `Text`; a plain string (rows written before texts were stored) is shown as it is."""
+    if isinstance(raw, str):
+        return Text.verbatim(raw)
+    if not Text.is_json(raw):
+        raise _Mismatch(f"{where}: expected a text")
+    try:
+        return Text.from_json(typing.cast(Mapping[str, Any], raw))
+    except (TypeError, ValueError):
+        raise _Mismatch(f"{where}: not a readable text") from None
 
 
 def _decode_scalar(raw: object, hint: Any, where: str) -> object:

@@ -16,10 +16,11 @@ import click
 
 from tokenpost import __version__
 from tokenpost.cli.context import CliContext
+from tokenpost.cli.translated import TranslatedGroup
 from tokenpost.errors import TokenpostError, ValidationError
 
 
-class LazyGroup(click.Group):
+class LazyGroup(TranslatedGroup):
     """Imports a command's module only when that command runs (or help lists it): start-up
     time is part of the contract (bench/startup.py)."""
 
@@ -76,9 +77,38 @@ def cli(ctx: click.Context, home: Path | None, lang: str | None, debug: bool) ->
     ctx.obj = CliContext(home=home, lang=resolve_language(lang, os.environ), debug=debug)
 
 
+def _language_flag(argv: list[str]) -> str | None:
+    """The value of ``--lang`` among the root options, read before click parses anything."""
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.partition("=")[2]
+    return None
+
+
+def _set_language(argv: list[str]) -> None:
+    """Set the process's language first, so that even click's parsing errors are translated. A
+    bad ``--lang`` falls back to the environment's here; the root callback reports it."""
+    from tokenpost.errors import UsageError
+    from tokenpost.i18n import resolve_language, use_language
+
+    try:
+        lang = resolve_language(_language_flag(argv), os.environ)
+    except UsageError:
+        lang = resolve_language(None, os.environ)
+    use_language(lang)
+
+
 def main() -> None:
     """Run the CLI; map every tokenpost error to its exit code and one line on stderr."""
     debug = "--debug" in sys.argv[1:]
+    _set_language(sys.argv[1:])
+    from tokenpost.i18n import active
+
+    _ = active().gettext
     try:
         # Outside standalone mode click returns the code of `ctx.exit(code)` instead of exiting.
         code = cli.main(standalone_mode=False)
@@ -87,9 +117,9 @@ def main() -> None:
     except click.exceptions.Abort as abort:
         # click turns Ctrl-C into Abort; a declined confirmation is an Abort of its own.
         if isinstance(abort.__context__, KeyboardInterrupt):
-            click.echo("tokenpost: interrupted", err=True)
+            click.echo(_("tokenpost: interrupted"), err=True)
             sys.exit(130)
-        click.echo("Aborted.", err=True)
+        click.echo(_("Aborted."), err=True)
         sys.exit(1)
     except click.ClickException as error:
         error.show()
@@ -97,19 +127,20 @@ def main() -> None:
     except click.exceptions.Exit as done:
         sys.exit(done.exit_code)
     except ValidationError as error:
-        click.echo(
-            f"tokenpost: invalid settings{' for ' + error.subject if error.subject else ''}:",
-            err=True,
-        )
+        if error.subject:
+            title = _("tokenpost: invalid settings for {subject}:").format(subject=error.subject)
+        else:
+            title = _("tokenpost: invalid settings:")
+        click.echo(title, err=True)
         for problem in error.problems:
-            click.echo(f"  {problem}", err=True)
+            click.echo(f"  {problem.translate(_)}", err=True)
         sys.exit(error.exit_code)
     except TokenpostError as error:
         if debug:
             raise
-        click.echo(f"tokenpost: error: {error}", err=True)
+        click.echo(_("tokenpost: error: {message}").format(message=error.translate(_)), err=True)
         sys.exit(error.exit_code)
     except KeyboardInterrupt:
-        click.echo("tokenpost: interrupted", err=True)
+        click.echo(_("tokenpost: interrupted"), err=True)
         sys.exit(130)
     sys.exit(0)

@@ -20,6 +20,7 @@ from tokenpost.errors import (
 from tokenpost.i18n import translator
 from tokenpost.services.refresh import TokenUnavailableError
 from tokenpost.settings.model import SMTP_ID, AuthMethod, MailSetting, SmtpSetting
+from tokenpost.text import translate
 from tokenpost.tokens.state import Invalid, TokenState, WaitingForAuthorization
 
 
@@ -108,7 +109,7 @@ def authentication(lang: str, setting: MailSetting, error: TokenpostError) -> st
     """The server refused to authenticate (or the exchange broke off)."""
     _ = translator(lang).gettext
     if isinstance(error, MailPolicyError):
-        return error.fix
+        return translate(error.fix, _)
     if isinstance(error, TokenUnavailableError):
         return invalid_token(lang, setting.setting_id)
     if isinstance(error, TransportError | RemoteProtocolError | MailRejectedError):

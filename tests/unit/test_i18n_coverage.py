@@ -1,0 +1,391 @@
+"""Every word a person reads has a German translation: a test that fails on a missing one.
+
+What a person reads comes from five places, and each is checked:
+
+1. Messages in the code: `_()`, `gettext()`, `N_()`, `Text()`, every TokenpostError's message and
+   tokenpost's own log lines above DEBUG. babel extracts their literal msgids; each must have a
+   German translation with the same placeholders.
+2. Messages that would escape extraction: an f-string, a concatenation, ``.format()``, ``%`` or
+   ``str()`` as the message of those calls, and English words printed by ``click.echo`` or asked
+   by a prompt without ``_()``. An AST check refuses them.
+3. Help: every command's docstring and every option's ``help=``, found by walking the command
+   tree; each must be translated, and each command must be of a class that translates it.
+4. click's own messages ("Missing option", "No such command", "Usage:"): every msgid in click's
+   source must be in tokenpost's catalog.
+5. The catalog itself (test_i18n.py): complete, compiled, placeholders kept.
+
+The sandbox (test peers) is not the product and is not checked.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import pkgutil
+import re
+import string
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import click
+import pytest
+from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir, extract_from_file
+from babel.messages.pofile import read_po
+
+import tokenpost
+from tokenpost.errors import TokenpostError
+from tokenpost.i18n import LOCALE_DIR
+
+PACKAGE_DIR = Path(tokenpost.__file__).parent
+GERMAN_PO = LOCALE_DIR / "de" / "LC_MESSAGES" / "tokenpost.po"
+LOG_METHODS = frozenset({"info", "warning", "error", "exception", "critical"})
+ECHO_CALLS = frozenset({"echo", "secho", "confirm", "prompt", "fail"})
+
+# Modules whose texts are not converted yet (paths under src/tokenpost). Each conversion removes
+# its module from this set; the set must end empty.
+PENDING: frozenset[str] = frozenset(
+    {
+        "__main__.py",
+        "adapters/attachments.py",
+        "adapters/commands.py",
+        "adapters/crypto.py",
+        "adapters/flight_lock.py",
+        "adapters/home.py",
+        "adapters/http_httpx.py",
+        "adapters/loopback.py",
+        "adapters/maildir.py",
+        "adapters/migrations/__init__.py",
+        "adapters/migrations/env.py",
+        "adapters/migrations/versions/0001_initial.py",
+        "adapters/migrations/versions/0002_pop_options_and_alerts.py",
+        "adapters/pg_flight_lock.py",
+        "adapters/pop3_client.py",
+        "adapters/smtp_client.py",
+        "adapters/smtp_replies.py",
+        "adapters/sql_engine.py",
+        "adapters/sql_store.py",
+        "adapters/sqlite_reader.py",
+        "adapters/store_codec.py",
+        "adapters/store_schema.py",
+        "cli/alerts_cmd.py",
+        "cli/check_cmd.py",
+        "cli/context.py",
+        "cli/receive_cmd.py",
+        "cli/render.py",
+        "cli/send_cmd.py",
+        "cli/serve_cmd.py",
+        "cli/settings_cmds.py",
+        "cli/setup_cmd.py",
+        "cli/token_cmds.py",
+        "i18n.py",
+        "mime.py",
+        "oauth/authcode.py",
+        "oauth/grant.py",
+        "oauth/http.py",
+        "oauth/pending.py",
+        "oauth/providers.py",
+        "oauth/rfc6749.py",
+        "oauth/rfc7009.py",
+        "oauth/rfc7636.py",
+        "oauth/rfc8414.py",
+        "oauth/rfc8628.py",
+        "pop3/client.py",
+        "pop3/events.py",
+        "pop3/listings.py",
+        "pop3/server.py",
+        "pop3/wire.py",
+        "ports.py",
+        "sasl.py",
+        "secret.py",
+        "services/alerts.py",
+        "services/authorize.py",
+        "services/check.py",
+        "services/check_advice.py",
+        "services/daemon.py",
+        "services/deletion.py",
+        "services/endpoints.py",
+        "services/mailauth.py",
+        "services/receive.py",
+        "services/refresh.py",
+        "services/scheduler.py",
+        "services/send.py",
+        "services/settings.py",
+        "services/status.py",
+        "services/targets.py",
+        "settings/document.py",
+        "settings/model.py",
+        "settings/syntax.py",
+        "settings/toml_io.py",
+        "settings/toml_read.py",
+        "settings/validate.py",
+        "tokens/binding.py",
+        "tokens/machine.py",
+        "tokens/policy.py",
+        "tokens/state.py",
+        "wiring.py",
+    }
+)
+
+
+def product_modules() -> Iterator[Path]:
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_DIR).as_posix()
+        if not relative.startswith("sandbox/") and relative not in PENDING:
+            yield path
+
+
+def error_classes() -> frozenset[str]:
+    """The names of TokenpostError and every subclass anywhere in the product."""
+    for info in pkgutil.walk_packages([str(PACKAGE_DIR)], prefix="tokenpost."):
+        skipped = ("tokenpost.sandbox", "tokenpost.adapters.migrations", "tokenpost.__main__")
+        if not info.name.startswith(skipped):
+            importlib.import_module(info.name)
+    names: set[str] = set()
+    todo: list[type] = [TokenpostError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return frozenset(names)
+
+
+def keywords() -> dict[str, Any]:
+    found: dict[str, Any] = {"_": None, "gettext": None, "N_": None, "ngettext": (1, 2)}
+    found["Text"] = None
+    found.update(dict.fromkeys(error_classes()))
+    found.update(dict.fromkeys(LOG_METHODS))
+    return found
+
+
+def german_catalog() -> Catalog:
+    with GERMAN_PO.open("rb") as po:
+        return read_po(po)
+
+
+def translated(catalog: Catalog, msgid: str) -> bool:
+    entry = catalog.get(msgid)
+    if entry is None or entry.fuzzy:
+        return False
+    parts = entry.string if isinstance(entry.string, tuple) else (entry.string,)
+    return all(parts)
+
+
+def code_msgids() -> dict[str, str]:
+    """msgid → where it is (file:line), from every product module not pending."""
+    found: dict[str, str] = {}
+    spec = keywords()
+    for path in product_modules():
+        for line, message, _comments, _context in extract_from_file(
+            "python", str(path), keywords=spec
+        ):
+            msgid = message[0] if isinstance(message, tuple) else message
+            if isinstance(msgid, str) and msgid:
+                found.setdefault(msgid, f"{path.relative_to(PACKAGE_DIR)}:{line}")
+    return found
+
+
+def test_extraction_sees_errors_texts_and_logs() -> None:
+    # Guards the test below against passing vacuously.
+    messages = code_msgids()
+    assert "tokenpost: error: {message}" in messages  # _() in cli/main.py
+    assert "Please answer y or n." in messages  # _() in cli/prompts.py
+    assert "give a Text or a msgid with parameters, not both" not in messages  # TypeError
+    spec = keywords()
+    assert {"NotFoundError", "OAuthError", "Text", "warning"} <= set(spec)
+
+
+def test_every_message_in_the_code_has_a_german_translation() -> None:
+    catalog = german_catalog()
+    missing = {m: where for m, where in code_msgids().items() if not translated(catalog, m)}
+    assert not missing, f"add German translations to {GERMAN_PO}: {missing}"
+
+
+# --- messages that would escape extraction ------------------------------------------------------
+
+_WORDS = re.compile(r"[A-Za-z]{2,}[ ,] ?[A-Za-z]{2,}")
+
+
+def _call_name(node: ast.Call) -> str:
+    func = node.func
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""
+
+
+def _receiver(node: ast.Call) -> str:
+    func = node.func
+    if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+        return func.value.id
+    return ""
+
+
+def _built_message(node: ast.expr) -> bool:
+    """True for a message built at run time, which babel cannot extract."""
+    if isinstance(node, ast.JoinedStr):
+        return True
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add | ast.Mod):
+        return True
+    return isinstance(node, ast.Call) and _call_name(node) in {"format", "str", "join"}
+
+
+def _english_literal(node: ast.expr) -> bool:
+    """A literal (or the literal parts of an f-string) with English words in it."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return bool(_WORDS.search(node.value))
+    if isinstance(node, ast.JoinedStr):
+        # A placeholder counts as a word: f"provider {name} saved" is English.
+        parts = [str(v.value) if isinstance(v, ast.Constant) else "Xx" for v in node.values]
+        literal = "".join(str(v.value) for v in node.values if isinstance(v, ast.Constant))
+        return bool(re.search("[A-Za-z]{2,}", literal) and _WORDS.search("".join(parts)))
+    return False
+
+
+def violations(tree: ast.AST, errors: frozenset[str]) -> Iterator[tuple[int, str]]:
+    message_calls = errors | {"Text", "_", "gettext", "N_"}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call) or not node.args:
+            continue
+        name, first = _call_name(node), node.args[0]
+        is_log = name in LOG_METHODS and _receiver(node) in {"log", "logger", "logging"}
+        if (name in message_calls or is_log) and _built_message(first):
+            yield node.lineno, f"{name}() gets a message built at run time: use a literal msgid"
+        if name in errors:
+            for keyword in node.keywords:
+                if keyword.arg == "fix" and isinstance(keyword.value, ast.Constant | ast.JoinedStr):
+                    yield node.lineno, "fix= must be a Text"
+        if name in ECHO_CALLS and _receiver(node) in {"click", ""} and _english_literal(first):
+            yield node.lineno, f"{name}() shows English words without _()"
+
+
+def test_no_message_escapes_extraction() -> None:
+    errors = error_classes()
+    found = []
+    for path in product_modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        found += [
+            f"{path.relative_to(PACKAGE_DIR)}:{line}: {why}"
+            for line, why in violations(tree, errors)
+        ]
+    assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ('raise NotFoundError(f"no setting {name}")', True),
+        ('raise NotFoundError("no setting " + name)', True),
+        ('raise NotFoundError("no setting {n}".format(n=name))', True),
+        ("raise NotFoundError(str(error))", True),
+        ('raise NotFoundError("no setting {name!r}", name=name)', False),
+        ('log.warning(f"refresh of {x} failed")', True),
+        ('log.warning("refresh of %s failed", x)', False),
+        ('click.echo(f"provider {name} saved")', True),
+        ('click.echo(_("Provider {name} saved.").format(name=name))', False),
+        ('click.echo(f"{key}: {value}")', False),
+        ('click.echo(f"pop:{p.name}\\t{p.server}")', False),
+        ('confirm("Remove it?")', True),
+        ('confirm(_("Remove it?"))', False),
+        ('click.prompt(f"{question} {suffix}")', False),
+        ('raise MailPolicyError(Text("m"), fix="do this")', True),
+        ('Text(f"a {b}")', True),
+    ],
+)
+def test_the_escape_check_itself(source: str, flagged: bool) -> None:
+    errors = frozenset({"NotFoundError", "MailPolicyError"})
+    assert bool(list(violations(ast.parse(source), errors))) is flagged
+
+
+# --- help texts ---------------------------------------------------------------------------------
+
+
+def commands() -> Iterator[tuple[str, click.Command]]:
+    from tokenpost.cli.main import cli
+
+    todo: list[tuple[str, click.Command]] = [("tokenpost", cli)]
+    while todo:
+        path, command = todo.pop()
+        yield path, command
+        if isinstance(command, click.Group):
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                assert sub is not None
+                todo.append((f"{path} {name}", sub))
+
+
+def _module_of(command: click.Command) -> str:
+    callback = command.callback
+    module = getattr(callback, "__module__", "") if callback else ""
+    return module.removeprefix("tokenpost.").replace(".", "/") + ".py"
+
+
+def test_every_command_translates_its_help() -> None:
+    from tokenpost.cli.translated import TranslatedCommand, TranslatedGroup
+
+    for path, command in commands():
+        if _module_of(command) in PENDING:
+            continue
+        assert isinstance(command, TranslatedCommand | TranslatedGroup), path
+
+
+def test_every_help_text_has_a_german_translation() -> None:
+    catalog = german_catalog()
+    missing = []
+    for path, command in commands():
+        if _module_of(command) in PENDING:
+            continue
+        texts = [command.help] + [p.help for p in command.params if isinstance(p, click.Option)]
+        missing += [f"{path}: {t!r}" for t in texts if t and not translated(catalog, t)]
+    assert not missing, "\n".join(missing)
+
+
+# --- click's own messages -----------------------------------------------------------------------
+
+
+def click_msgids() -> set[str]:
+    """click's msgids; a plural message by its singular (the catalog's key for it)."""
+    found: set[str] = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+        Path(click.__file__).parent,
+        method_map=[("**.py", "python")],
+        keywords={"_": None, "ngettext": (1, 2)},
+    ):
+        msgid = message[0] if isinstance(message, tuple) else message
+        if isinstance(msgid, str) and msgid:
+            found.add(msgid)
+    return found
+
+
+def test_click_has_messages_to_translate() -> None:
+    assert {"Missing option", "No such command {name!r}.", "Usage:"} <= click_msgids()
+
+
+def test_every_click_message_has_a_german_translation() -> None:
+    catalog = german_catalog()
+    missing = sorted(m for m in click_msgids() if not translated(catalog, m))
+    assert not missing, f"add German translations of click's messages to {GERMAN_PO}: {missing}"
+
+
+def percent_placeholders(text: str) -> list[str]:
+    return re.findall(r"%[sdgrf%]", text)
+
+
+def test_translations_keep_percent_placeholders() -> None:
+    for message in german_catalog():
+        if isinstance(message.id, str) and message.id and isinstance(message.string, str):
+            assert percent_placeholders(message.string) == percent_placeholders(message.id), (
+                message.id
+            )
+
+
+def test_translations_keep_brace_placeholders() -> None:
+    def fields(text: str) -> set[str]:
+        return {f for _l, f, _s, _c in string.Formatter().parse(text) if f is not None}
+
+    for message in german_catalog():
+        if isinstance(message.id, str) and message.id and isinstance(message.string, str):
+            assert fields(message.string) == fields(message.id), message.id
