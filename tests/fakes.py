@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from tokenpost.errors import ConflictError, UsageError
 from tokenpost.oauth.http import HttpRequest, HttpResponse
-from tokenpost.ports import TokenRecord
+from tokenpost.ports import DamagedRecord, TokenRecord
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import NotAcquired, TokenState
 
@@ -58,6 +58,9 @@ class MemoryStore:
 
     async def put_smtp(self, setting: SmtpSetting) -> None:
         self.smtp = setting
+
+    async def damaged_records(self) -> list[DamagedRecord]:
+        return []
 
     async def list_pop(self) -> list[PopSetting]:
         return list(self.pops.values())

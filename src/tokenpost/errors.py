@@ -11,6 +11,7 @@
         │   ├── HomeError               home missing, not ours, or wrong permissions
         │   ├── KeyFileError            key file missing or not the key the store was written with
         │   ├── StoreCorruptError       unreadable rows or database file
+    │   │   └── DamagedRecordError  one settings record is damaged; the others are intact
         │   └── ConflictError           a compare-and-set lost against a newer write
         ├── TransportError              no usable exchange with a provider or mail server (DNS,
         │                               refused, TLS, timeout, connection dropped)
@@ -125,6 +126,11 @@ class KeyFileError(StoreError):
 
 class StoreCorruptError(StoreError):
     """The database or one of its rows cannot be read."""
+
+
+class DamagedRecordError(StoreCorruptError):
+    """One stored record (a provider, a mail setting, the alert settings) cannot be read or does
+    not authenticate; the other records are intact. The message names the record and the fix."""
 
 
 class ConflictError(StoreError):

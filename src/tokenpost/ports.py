@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
+from tokenpost.text import Text
 from tokenpost.tokens.state import TokenState
 
 if TYPE_CHECKING:  # `token status` imports the ports: it should not pay for the SASL core
@@ -50,7 +51,21 @@ class TokenRecord:
     updated_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class DamagedRecord:
+    """A settings record the store cannot read or authenticate: ``smtp``, ``pop:NAME``,
+    ``provider:NAME`` or ``alerts``, and why (with the fix), for the administrator."""
+
+    record_id: str
+    reason: Text
+
+
 class SettingsStore(Protocol):
+    """Settings records. `list_*` return the intact records only; `get_*` of a damaged record
+    raises DamagedRecordError; `damaged_records` names the damaged ones; `put_*` and `delete_*`
+    overwrite or remove a record whether or not it is damaged."""
+
+    async def damaged_records(self) -> list[DamagedRecord]: ...
     async def list_providers(self) -> list[Provider]: ...
     async def get_provider(self, name: str) -> Provider | None: ...
     async def put_provider(self, provider: Provider) -> None: ...

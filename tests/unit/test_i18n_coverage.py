@@ -63,11 +63,11 @@ PENDING: frozenset[str] = frozenset(
         "oauth/pending.py",
         "oauth/grant.py",
         "ports.py",
+        "adapters/flight_lock.py",
+        "adapters/pg_flight_lock.py",
         # store
         "adapters/crypto.py",
         "adapters/home.py",
-        "adapters/flight_lock.py",
-        "adapters/pg_flight_lock.py",
         "adapters/sql_engine.py",
         "adapters/sql_store.py",
         "adapters/sqlite_reader.py",

@@ -55,7 +55,7 @@ from tokenpost.adapters.sql_engine import (
 )
 from tokenpost.adapters.store_schema import check_setting_id, token_record
 from tokenpost.errors import ConflictError, NotFoundError, UsageError
-from tokenpost.ports import Store, TokenRecord
+from tokenpost.ports import DamagedRecord, Store, TokenRecord
 from tokenpost.settings.model import (
     POP_PREFIX,
     AlertSettings,
@@ -118,6 +118,10 @@ class SqlStore:
         await self._engine.dispose()
 
     # --- providers ------------------------------------------------------------------------------
+
+    async def damaged_records(self) -> list[DamagedRecord]:
+        """Settings records that cannot be read or authenticated (none are detected yet)."""
+        return []
 
     async def list_providers(self) -> list[Provider]:
         query = sa.select(providers_table).order_by(providers_table.c.name)

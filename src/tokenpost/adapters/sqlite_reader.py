@@ -34,7 +34,7 @@ from tokenpost.adapters.store_schema import (
     wrong_key,
 )
 from tokenpost.errors import UsageError
-from tokenpost.ports import TokenRecord
+from tokenpost.ports import DamagedRecord, TokenRecord
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.tokens.state import TokenState
 
@@ -115,6 +115,10 @@ class SqliteReader:
         self._conn.close()
 
     # --- reads: the same queries and answers as SqlStore ----------------------------------------
+
+    async def damaged_records(self) -> list[DamagedRecord]:
+        """Settings records that cannot be read or authenticated (none are detected yet)."""
+        return []
 
     async def list_providers(self) -> list[Provider]:
         rows = self._select("SELECT * FROM providers ORDER BY name")
