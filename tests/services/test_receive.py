@@ -361,6 +361,23 @@ async def test_an_unusable_folder_fails_before_connecting(rw: ReceiveWorld) -> N
     assert len(rw.server.messages) == 1
 
 
+async def test_the_summary_and_the_reason_in_german(rw: ReceiveWorld) -> None:
+    from tokenpost.cli.receive_cmd import summary_line
+    from tokenpost.i18n import translator
+
+    rw.folder.parent.mkdir(parents=True, exist_ok=True)
+    rw.folder.write_text("a file, not a folder")
+    report = (await rw.receiver.receive()).settings[0]
+    report.commands_run = 1
+
+    line = summary_line(report, translator("de"))
+
+    assert line.startswith("pop:fax: 0 abgeholt, 0 gelöscht, 1 Befehl ausgeführt\n")
+    assert f"Empfang fehlgeschlagen: Der Zustellordner {rw.folder} ist nicht verwendbar" in line
+    assert "'tokenpost pop add fax --deliver-to ORDNER'" in line
+    assert "cannot use the delivery folder" in summary_line(report, translator("en"))
+
+
 async def test_messages_sharing_a_uidl_stay_on_the_server(rw: ReceiveWorld) -> None:
     rw.server.add("uid-1", mail(1))
     rw.server.add("dup", mail(2))

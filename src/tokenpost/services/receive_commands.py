@@ -127,7 +127,7 @@ def _log_outcome(setting_id: str, path: str, result: CommandResult, timeout: flo
     tail = output_tail(result.output)
     if result.returncode is None:
         log.warning(
-            "%s: the command for %s was killed at its timeout of %g s; its output ended: %r",
+            "%s: the command for %s was killed at its timeout of %g s; end of its output: %r",
             setting_id,
             path,
             timeout,
@@ -136,7 +136,7 @@ def _log_outcome(setting_id: str, path: str, result: CommandResult, timeout: flo
         return
     if result.returncode == 0:
         log.info(
-            "%s: the command for %s ended with exit status %d; its output ended: %r",
+            "%s: the command for %s ended with exit status %d; end of its output: %r",
             setting_id,
             path,
             result.returncode,
@@ -144,7 +144,7 @@ def _log_outcome(setting_id: str, path: str, result: CommandResult, timeout: flo
         )
         return
     log.warning(
-        "%s: the command for %s ended with exit status %d; its output ended: %r",
+        "%s: the command for %s ended with exit status %d; end of its output: %r",
         setting_id,
         path,
         result.returncode,
