@@ -292,3 +292,16 @@ async def test_a_setting_without_a_command_keeps_no_record(rw: ReceiveWorld) -> 
     assert (await rw.receiver.receive()).ok
     assert not (rw.folder / owed_name("pop:fax")).exists()
     assert rw.runner.calls == []
+
+
+async def test_the_scheduled_pass_of_serve_runs_what_is_owed(rw: ReceiveWorld) -> None:
+    await rw.put(command=COMMAND)
+    rw.server.add("uid-1", mail(1))
+    rw.runner.fails_to_start = True
+    await rw.receiver.run_due()  # serve's receive pass
+    assert len(rw.runner.calls) == 1
+    rw.runner.fails_to_start = False
+    rw.runner.calls.clear()
+    await rw.world.clock.sleep(300)  # the check interval
+    await rw.receiver.run_due()
+    assert ran(rw) == list(stored(rw.folder).values())
