@@ -267,6 +267,17 @@ class DeliveredMessage:
     attachments: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class OwedCommand:
+    """A delivered message whose setting's command has not run to an end yet: `key` names it to
+    `MailDrop.command_done`, `name` is its file name when it was stored (for log lines), and
+    `message` is where it is now: None when it has been removed from the folder since."""
+
+    key: str
+    name: str
+    message: DeliveredMessage | None
+
+
 class MailDelivery(Protocol):
     """One received message on its way into a MailDrop: invisible until `commit`."""
 
@@ -297,7 +308,7 @@ class MailDrop(Protocol):
 
     async def recover(self) -> list[DeliveredMessage]:
         """Finish what an interrupted run left: remove partial messages, record messages that
-        were stored but not recorded. Returns those (their command has not run yet).
+        were stored but not recorded (their command owed first, as `sync` does). Returns those.
 
         Raises:
             DeliveryError: the folder cannot be read or written.
@@ -314,10 +325,30 @@ class MailDrop(Protocol):
 
     async def sync(self) -> None:
         """Make every commit so far durable: after this, and only after this, may the server
-        delete those messages (that is, QUIT after their DELE).
+        delete those messages (that is, QUIT after their DELE). When the setting has a command,
+        each message's command is owed from the same step on (before the message is recorded as
+        delivered), so whatever moment a kill picks, a stored message's command is owed or done.
 
         Raises:
             DeliveryError: the folder or the record cannot be synced.
+        """
+        ...
+
+    async def owed_commands(self) -> list[OwedCommand]:
+        """The messages whose command is owed, oldest first (recorded durably by `sync` and
+        `recover`, and kept until `command_done`).
+
+        Raises:
+            DeliveryError: the folder cannot be read.
+        """
+        ...
+
+    async def command_done(self, key: str) -> None:
+        """The command of message `key` has run to an end (or is dropped): no longer owed. Not
+        necessarily durable at once: after a power loss the command may be owed again.
+
+        Raises:
+            DeliveryError: the record cannot be written.
         """
         ...
 
@@ -326,7 +357,8 @@ class MailDropOpener(Protocol):
     def __call__(self, setting: PopSetting) -> AbstractAsyncContextManager[MailDrop]:
         """The drop of `setting` (its `deliver_to` folder, created when missing), held
         exclusively for the setting until the block exits: one receive run per setting and
-        folder at a time, across processes (a second one waits).
+        folder at a time, across processes (a second one waits). When the setting has a
+        command, each message the drop records as delivered owes it (`MailDrop.sync`).
 
         Raises:
             DeliveryError: the folder cannot be created or used.

@@ -132,7 +132,7 @@ def test_password_login_and_the_command(cli: Cli, dovecot_peer: Dovecot, tmp_pat
 
     out = cli.ok("receive", "pop:fax")
 
-    assert out.strip() == "pop:fax: 2 fetched, 2 deleted"
+    assert out.strip() == "pop:fax: 2 fetched, 2 deleted, 2 commands run"
     lines = sorted(calls.read_text().splitlines())
     delivered = sorted(str(p) for p in (folder / "new").iterdir())
     assert lines == [f"first arg {path} pop:fax" for path in delivered]
@@ -160,3 +160,27 @@ def test_a_revoked_grant_fails_and_leaves_the_mail(
 def test_receive_without_settings_and_with_an_unknown_name(cli: Cli) -> None:
     assert "No POP settings" in cli.ok("receive")
     assert cli.run("receive", "nope").returncode == 2
+
+
+def test_receive_in_german_names_the_fix_for_a_command_that_cannot_start(
+    cli: Cli, dovecot_peer: Dovecot, tmp_path: Path
+) -> None:
+    user = "printer@example.test"
+    dovecot_peer.set_password(user, "s3cret-pw")
+    add_pop(
+        cli, dovecot_peer, tmp_path / "print", "--auth", "password", "--account", user,
+        "--password", "-", "--command", "/nonexistent/print-fax --pin 4711", stdin="s3cret-pw\n",
+    )  # fmt: skip
+    dovecot_peer.add_message(user, message(1))
+
+    result = cli.run("--lang", "de", "receive")
+
+    assert result.returncode == 1
+    summary = "pop:fax: 1 abgeholt, 1 gelöscht, 1 Befehl fehlgeschlagen, 1 Befehl noch ausstehend"
+    assert summary in result.stderr
+    assert "Der Befehl für" in result.stderr
+    assert "konnte nicht gestartet werden" in result.stderr
+    assert "'print-fax' kann nicht ausgeführt werden" in result.stderr
+    assert "'tokenpost pop add fax --command BEFEHL'" in result.stderr
+    assert "4711" not in result.stderr  # the command line may hold a secret: never shown
+    assert dovecot_peer.maildir_count(user) == 0  # the message is delivered; its command owed

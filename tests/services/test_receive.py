@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from service_world import TOKEN_URL, World, provider
 
 from fakes import json_response
+from kill_points import KillPoints
 from pop3_fakes import FakeConnector, FakeMaildrop, Pop3Crash
 from tokenpost.adapters.maildir import MaildirDrop, ledger_name, open_maildir
 from tokenpost.errors import NotFoundError, OperationError
@@ -27,6 +28,7 @@ from tokenpost.secret import Secret
 from tokenpost.services.receive import Receiver, pop_oauth_mechanism
 from tokenpost.services.targets import load_target
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost.text import Text
 from tokenpost.tokens.state import Acquired
 
 ACCOUNT = "fax@example.test"
@@ -39,19 +41,28 @@ def mail(n: int, size: int = 300) -> bytes:
 
 @dataclass
 class RecordingRunner:
-    """A fake of `ports.CommandRunner` that records each call and answers `returncode`."""
+    """A fake of `ports.CommandRunner` that records each call and answers `returncode`. With
+    `kills`, a kill may strike as the command starts or once it has had its effect (the call is
+    recorded: the fax is printed) but before tokenpost hears of its end."""
 
     returncode: int | None = 0
     fails_to_start: bool = False
+    output: str = "printer on fire\n"
     calls: list[tuple[list[str], dict[str, str]]] = field(default_factory=list)
+    kills: KillPoints | None = None
 
     async def run(
         self, argv: Sequence[str], *, timeout: float, env: Mapping[str, str] | None = None
     ) -> CommandResult:
-        self.calls.append((list(argv), dict(env or {})))
         if self.fails_to_start:
+            self.calls.append((list(argv), dict(env or {})))
             raise OperationError("cannot run 'print-fax': No such file or directory")
-        return CommandResult(self.returncode, "printer on fire\n")
+        if self.kills is not None:
+            self.kills.point("command starts")
+        self.calls.append((list(argv), dict(env or {})))
+        if self.kills is not None:
+            self.kills.point("command ends")
+        return CommandResult(self.returncode, self.output)
 
 
 class ReceiveWorld:
@@ -170,11 +181,11 @@ async def test_a_drop_mid_retr_keeps_earlier_messages_only(rw: ReceiveWorld) -> 
     report = (await rw.receiver.receive()).settings[0]
     assert report.fetched == 1
     assert report.error is not None
-    assert "closed the connection" in report.error
+    assert "closed the connection" in str(report.error)
     assert rw.delivered() == [mail(1, size=5000)]
     assert os.listdir(rw.folder / "tmp") == []
     assert len(rw.server.messages) == 3  # no QUIT: nothing deleted
-    assert rw.events == [("receive_failed", "pop:fax", report.error)]
+    assert rw.events == [("receive_failed", "pop:fax", str(report.error))]
     rw.server.broken_retr = set()
     healed = (await rw.receiver.receive()).settings[0]
     assert (healed.fetched, healed.skipped, healed.deleted) == (2, 1, 3)
@@ -224,7 +235,7 @@ async def test_a_refused_fresh_token_fails_without_refreshing(
     rw.server.add("uid-1", mail(1))
     report = (await rw.receiver.receive()).settings[0]
     assert report.error is not None
-    assert "Authentication failed" in report.error
+    assert "Authentication failed" in str(report.error)
     assert rw.world.http.requests == []
     assert len(rw.server.messages) == 1
     assert rw.connector.sessions[0].closed
@@ -256,8 +267,8 @@ async def test_apop_needs_the_greeting_timestamp(rw: ReceiveWorld) -> None:
     rw.server.add("uid-1", mail(1))
     refused = (await rw.receiver.receive()).settings[0]
     assert refused.error is not None
-    assert "APOP" in refused.error
-    assert "tanstaaf" not in refused.error
+    assert "APOP" in str(refused.error)
+    assert "tanstaaf" not in str(refused.error)
     rw.server.apop_timestamp = "<1896.697170952@dbc.mtview.ca.us>"
     assert (await rw.receiver.receive()).ok
     assert rw.server.attempts == [("APOP", ACCOUNT, "tanstaaf")]
@@ -272,7 +283,7 @@ async def test_a_server_without_uidl_is_a_clear_error(
     rw.server.add("uid-1", mail(1))
     report = (await rw.receiver.receive()).settings[0]
     assert report.error is not None
-    assert "does not support UIDL" in report.error
+    assert "does not support UIDL" in str(report.error)
     assert rw.server.retrieved == []
     assert len(rw.server.messages) == 1
 
@@ -281,7 +292,7 @@ async def test_plaintext_is_refused_before_connecting(rw: ReceiveWorld) -> None:
     await rw.put(security=Security.NONE)
     report = (await rw.receiver.receive()).settings[0]
     assert report.error is not None
-    assert "unencrypted" in report.error
+    assert "unencrypted" in str(report.error)
     assert rw.server.connections == 0
     await rw.put(security=Security.NONE, server="127.0.0.1")
     await rw.token()  # a token belongs to its server
@@ -345,9 +356,26 @@ async def test_an_unusable_folder_fails_before_connecting(rw: ReceiveWorld) -> N
     rw.server.add("uid-1", mail(1))
     report = (await rw.receiver.receive()).settings[0]
     assert report.error is not None
-    assert "delivery folder" in report.error
+    assert "delivery folder" in str(report.error)
     assert rw.server.connections == 0
     assert len(rw.server.messages) == 1
+
+
+async def test_the_summary_and_the_reason_in_german(rw: ReceiveWorld) -> None:
+    from tokenpost.cli.receive_cmd import summary_line
+    from tokenpost.i18n import translator
+
+    rw.folder.parent.mkdir(parents=True, exist_ok=True)
+    rw.folder.write_text("a file, not a folder")
+    report = (await rw.receiver.receive()).settings[0]
+    report.commands_run = 1
+
+    line = summary_line(report, translator("de"))
+
+    assert line.startswith("pop:fax: 0 abgeholt, 0 gelöscht, 1 Befehl ausgeführt\n")
+    assert f"Empfang fehlgeschlagen: Der Zustellordner {rw.folder} ist nicht verwendbar" in line
+    assert "'tokenpost pop add fax --deliver-to ORDNER'" in line
+    assert "cannot use the delivery folder" in summary_line(report, translator("en"))
 
 
 async def test_messages_sharing_a_uidl_stay_on_the_server(rw: ReceiveWorld) -> None:
@@ -424,7 +452,7 @@ def test_reports_count_a_command_failure_as_not_ok() -> None:
 
     assert ReceiveReport((SettingReport("pop:a"),)).ok
     assert not ReceiveReport((SettingReport("pop:a", commands_failed=1),)).ok
-    assert not ReceiveReport((replace(SettingReport("pop:a"), error="x"),)).ok
+    assert not ReceiveReport((replace(SettingReport("pop:a"), error=Text("x")),)).ok
 
 
 @settings(max_examples=40, deadline=None)

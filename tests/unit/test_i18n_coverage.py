@@ -78,12 +78,6 @@ PENDING: frozenset[str] = frozenset(
         "adapters/migrations/versions/0001_initial.py",
         "adapters/migrations/versions/0002_pop_options_and_alerts.py",
         "secret.py",
-        # receive
-        "services/receive.py",
-        "adapters/maildir.py",
-        "adapters/attachments.py",
-        "adapters/commands.py",
-        "cli/receive_cmd.py",
         # send
         "mime.py",
         "adapters/smtp_client.py",

@@ -56,8 +56,11 @@ def extract(message: Path, target: Path) -> Path | None:
     except OSError as error:
         shutil.rmtree(staging, ignore_errors=True)
         raise DeliveryError(
-            f"cannot write the attachments of {message.name} to {target.parent}: "
-            f"{error.strerror or error}"
+            "cannot write the attachments of {message} to {folder}: {reason}. Free space on the"
+            " file system that holds the folder, or make the folder writable.",
+            message=message.name,
+            folder=str(target.parent),
+            reason=error.strerror or str(error),
         ) from None
     return target
 
@@ -73,7 +76,12 @@ def _attachments(message: Path) -> list[tuple[str, bytes]]:
             source.seek(0)
             parsed = BytesParser(policy=email.policy.default).parse(source)
     except OSError as error:
-        raise DeliveryError(f"cannot read {message.name}: {error.strerror or error}") from None
+        raise DeliveryError(
+            "cannot read {message} to extract its attachments: {reason}. Make the delivery"
+            " folder readable and writable by tokenpost.",
+            message=message.name,
+            reason=error.strerror or str(error),
+        ) from None
     try:
         return _named_parts(parsed)
     except Exception as error:  # noqa: BLE001 - the stdlib parser on hostile input

@@ -69,7 +69,7 @@ class SubprocessRunner:
             OperationError: the command could not be started (empty, not found, not executable).
         """
         if not argv:
-            raise OperationError("the command is empty")
+            raise OperationError("the command is empty: give the program to run")
         transport, protocol = await self._start(argv, env)
         try:
             killed = not await _wait(protocol.exited, timeout)
@@ -101,7 +101,12 @@ class SubprocessRunner:
         except OSError as error:
             # The program's name only: arguments may hold paths or details not ours to show.
             reason = error.strerror or type(error).__name__
-            raise OperationError(f"cannot run {os.path.basename(argv[0])!r}: {reason}") from None
+            raise OperationError(
+                "cannot run {program!r}: {reason}. Check that the program is installed and"
+                " executable, and that it is an absolute path or found in PATH.",
+                program=os.path.basename(argv[0]),
+                reason=reason,
+            ) from None
 
 
 async def _wait(future: asyncio.Future[None], timeout: float) -> bool:  # noqa: ASYNC109

@@ -4,20 +4,23 @@ Theory of operation. A message is written into ``tmp/`` under a unique name, flu
 fsynced, and renamed into ``new/``. Its name embeds a key derived from (setting id, UIDL), so a
 delivered message is recognisable in ``new/`` or ``cur/`` (with or without a ``:2,…`` info
 suffix) after any crash. Its attachments are extracted next (`adapters.attachments`). `sync` then
-fsyncs ``new/`` and only after that appends the keys to the setting's ledger
-(``.tokenpost-pop-NAME.uidl``, append-only, fsynced), which remembers a delivery after the user
-moved or deleted the message. A message counts as delivered when its key is in the ledger or in
-``new/`` or ``cur/``.
+fsyncs ``new/`` and only after that records the keys: first as owing the setting's command (when
+it has one; ``.tokenpost-pop-NAME.owed``), then in the setting's ledger
+(``.tokenpost-pop-NAME.uidl``), both fsynced (`adapters.maildir_records`). The ledger remembers a
+delivery after the user moved or deleted the message. A message counts as delivered when its key
+is in the ledger or in ``new/`` or ``cur/``.
 
 Why this order. The file is durable before its name is (fsync before rename), so a name found
 after a power loss never stands for a partial message; the ledger never gets ahead of the
 folder (``new/`` is synced before the ledger is written), so it never claims a message the folder
-could lose. The service deletes server copies (QUIT) only after `sync`, so directory and ledger
-fsyncs are paid once per session, not per message. A kill at any point leaves one of: a partial
-file in ``tmp/`` (removed by `recover`; the message is still on the server and is fetched again);
-a message in ``new/`` but not in the ledger (`recover` extracts its attachments, idempotently,
-and records it); or a delivered and recorded message whose server copy the next run deletes.
-None of them puts a message into the folder twice.
+could lose; and it never gets ahead of the owed record, so a message it records always has its
+command owed or done. The service deletes server copies (QUIT) only after `sync`, so directory
+and record fsyncs are paid once per session, not per message. A kill at any point leaves one of:
+a partial file in ``tmp/`` (removed by `recover`; the message is still on the server and is
+fetched again); a message in ``new/`` but not in the ledger, its command owed or not (`recover`
+extracts its attachments, idempotently, and records it and its command); or a delivered and
+recorded message with its command owed, whose server copy the next run deletes. None of them
+puts a message into the folder twice or loses its command.
 
 Only the holder of the setting's lock file in the folder writes the setting's files, so
 `recover` may remove partial files carrying the setting's tag without racing a live writer.
@@ -34,25 +37,31 @@ import re
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Final
 
 from tokenpost.adapters.attachments import TMP_PREFIX, extract, fsync_dir
+from tokenpost.adapters.maildir_records import (
+    Ledger,
+    OwedRecord,
+    ledger_name,
+    owed_name,
+    record_stem,
+)
 from tokenpost.errors import DeliveryError
-from tokenpost.ports import DeliveredMessage
+from tokenpost.ports import DeliveredMessage, OwedCommand
 from tokenpost.settings.model import PopSetting
 
 if TYPE_CHECKING:
     from tokenpost.ports import MailDelivery, MailDrop, MailDropOpener
 
+__all__ = ["MaildirDrop", "delivery_key", "key_of", "ledger_name", "open_maildir", "owed_name"]
+
 ATTACHMENTS: Final = "attachments"
 _WRITE_BUFFER: Final = 256 * 1024
-# A key: 8 hex digits naming the setting, 32 naming (setting id, UIDL): 128 bits, no collisions.
-_KEY: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{32}")
 # Our unique names: "<seconds>.M<microseconds>P<pid>_tp<key>.<host>" (Maildir's time.unique.host).
 _NAME: Final = re.compile(r"\d+\.M\d+P\d+_tp(?P<key>[0-9a-f]{8}-[0-9a-f]{32})\.")
-_UIDL: Final = re.compile(r"[\x21-\x7e]{1,70}")  # RFC 1939 §7
 
 
 def setting_tag(setting_id: str) -> str:
@@ -60,7 +69,7 @@ def setting_tag(setting_id: str) -> str:
 
 
 def delivery_key(setting_id: str, uidl: str) -> str:
-    """The key of one message of one setting, as it appears in file names and the ledger."""
+    """The key of one message of one setting, as it appears in file names and the records."""
     digest = hashlib.sha256(f"{setting_id}\0{uidl}".encode()).hexdigest()[:32]
     return f"{setting_tag(setting_id)}-{digest}"
 
@@ -71,28 +80,22 @@ def key_of(file_name: str) -> str | None:
     return found["key"] if found else None
 
 
-def _file_stem(setting_id: str) -> str:
-    # Setting names are letters, digits, "_", "." and "-": "pop:fax" -> ".tokenpost-pop-fax".
-    return ".tokenpost-" + setting_id.replace(":", "-").replace("/", "_")
-
-
-def ledger_name(setting_id: str) -> str:
-    return _file_stem(setting_id) + ".uidl"
-
-
 @contextlib.asynccontextmanager
 async def open_maildir(setting: PopSetting) -> AsyncIterator[MaildirDrop]:
     """`ports.MailDropOpener`: the drop of `setting.deliver_to` (created 0700 when missing),
     under an exclusive flock on ``.tokenpost-pop-NAME.lock`` in the folder until the block exits.
-    The kernel drops the lock when its holder dies, so a killed run never blocks the next."""
+    The kernel drops the lock when its holder dies, so a killed run never blocks the next. Each
+    message the drop records owes the setting's command when the setting has one."""
     folder = Path(setting.deliver_to)
     fd = await asyncio.to_thread(_open_lock, folder, setting.setting_id)
     try:
         try:
             await _flock_exclusive(fd)
         except OSError as error:  # e.g. ENOLCK: a file system without locks
-            raise _folder_error(folder, error) from None
-        drop = await asyncio.to_thread(MaildirDrop.open, folder, setting.setting_id)
+            raise _folder_error(folder, setting.setting_id, error) from None
+        drop = await asyncio.to_thread(
+            MaildirDrop.open, folder, setting.setting_id, owes_commands=bool(setting.command)
+        )
         try:
             yield drop
         finally:
@@ -107,9 +110,9 @@ def _open_lock(folder: Path, setting_id: str) -> int:
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        return os.open(folder / (_file_stem(setting_id) + ".lock"), flags, 0o600)
+        return os.open(folder / (record_stem(setting_id) + ".lock"), flags, 0o600)
     except OSError as error:
-        raise _folder_error(folder, error) from None
+        raise _folder_error(folder, setting_id, error) from None
 
 
 async def _flock_exclusive(fd: int) -> None:
@@ -126,101 +129,72 @@ async def _flock_exclusive(fd: int) -> None:
             return
 
 
-class _Ledger:
-    """The append-only record of a setting's delivered keys, one ``KEY [UIDL]`` line each. A
-    torn last line (a kill mid-append) is ignored: its message is in the folder and `recover`
-    records it again."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.keys: set[str] = set()
-        self._torn = False
-
-    def load(self) -> None:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        *complete, last = data.split(b"\n")
-        self._torn = bool(last)
-        for line in complete:
-            key = line.split(b" ", 1)[0].decode("ascii", "replace")
-            if _KEY.fullmatch(key):
-                self.keys.add(key)
-
-    def append(self, entries: Sequence[tuple[str, str | None]]) -> None:
-        """Append and fsync (raises OSError)."""
-        lines = [
-            key + (f" {uidl}" if uidl and _UIDL.fullmatch(uidl) else "") for key, uidl in entries
-        ]
-        text = ("\n" if self._torn else "") + "".join(line + "\n" for line in lines)
-        created = not self.path.exists()
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(self.path, flags, 0o600)
-        try:
-            view = memoryview(text.encode("ascii"))
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if created:
-            fsync_dir(self.path.parent)
-        self._torn = False
-        self.keys.update(key for key, _ in entries)
-
-
 class MaildirDrop:
     """One setting's view of a Maildir; see the module docstring. Not shared between tasks."""
 
-    def __init__(self, folder: Path, setting_id: str) -> None:
+    def __init__(self, folder: Path, setting_id: str, *, owes_commands: bool = False) -> None:
         self.folder = folder
         self.setting_id = setting_id
+        self.owes_commands = owes_commands
         self._tag = setting_tag(setting_id)
-        self._ledger = _Ledger(folder / ledger_name(setting_id))
+        self._ledger = Ledger(folder / ledger_name(setting_id))
+        self._owed = OwedRecord(folder / owed_name(setting_id))
         self._stored: set[str] = set()  # keys of messages in new/ and cur/ (every setting's)
+        self._paths: dict[str, Path] = {}  # ours: key -> where the message was last seen
         self._unrecorded: dict[str, Path] = {}  # ours, stored but missing from the ledger
-        self._unsynced: list[tuple[str, str]] = []  # (key, UIDL) committed since the last sync
+        # (key, UIDL, file name) committed since the last sync
+        self._unsynced: list[tuple[str, str, str]] = []
         self._host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
 
     @classmethod
-    def open(cls, folder: Path, setting_id: str) -> MaildirDrop:
-        drop = cls(folder, setting_id)
+    def open(cls, folder: Path, setting_id: str, *, owes_commands: bool = False) -> MaildirDrop:
+        drop = cls(folder, setting_id, owes_commands=owes_commands)
         try:
             for directory in (folder, folder / "tmp", folder / "new", folder / "cur"):
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             drop._ledger.load()
+            drop._owed.load()
             drop._scan()
         except OSError as error:
-            raise _folder_error(folder, error) from None
+            raise _folder_error(folder, setting_id, error) from None
         return drop
 
-    def _scan(self) -> None:
-        # new/ before cur/: a reader moving a message meanwhile moves it new -> cur.
+    def _messages(self) -> Iterator[tuple[str, Path]]:
+        """(key, path) of every message with one of our names, of any setting (raises OSError).
+        new/ before cur/: a reader moving a message meanwhile moves it new -> cur."""
         for sub in ("new", "cur"):
             with os.scandir(self.folder / sub) as entries:
                 for entry in entries:
                     key = key_of(entry.name)
-                    if key is None:
-                        continue
-                    self._stored.add(key)
-                    if key.startswith(self._tag) and key not in self._ledger.keys:
-                        self._unrecorded[key] = Path(entry.path)
+                    if key is not None:
+                        yield key, Path(entry.path)
+
+    def _scan(self) -> None:
+        for key, path in self._messages():
+            self._stored.add(key)
+            if key.startswith(self._tag):
+                self._paths[key] = path
+                if key not in self._ledger.keys:
+                    self._unrecorded[key] = path
 
     async def recover(self) -> list[DeliveredMessage]:
         return await asyncio.to_thread(self._recover)
 
     def _recover(self) -> list[DeliveredMessage]:
+        # Oldest first: the names start with the time of delivery.
+        unrecorded = sorted(self._unrecorded.items(), key=lambda item: item[1].name)
         try:
             self._remove_partial()
             finished = [
                 DeliveredMessage(str(path), _optional(self._extract_if_there(path)))
-                for path in self._unrecorded.values()
+                for _, path in unrecorded
             ]
-            if self._unrecorded:
-                self._ledger.append([(key, None) for key in self._unrecorded])
+            if unrecorded:
+                if self.owes_commands:  # before the ledger: see the module docstring
+                    self._owed.owe([(key, path.name) for key, path in unrecorded])
+                self._ledger.append([(key, None) for key, _ in unrecorded])
         except OSError as error:
-            raise _folder_error(self.folder, error) from None
+            raise _folder_error(self.folder, self.setting_id, error) from None
         self._unrecorded.clear()
         return finished
 
@@ -257,7 +231,7 @@ class MaildirDrop:
         try:
             file = os.fdopen(os.open(tmp, flags, 0o600), "wb", buffering=_WRITE_BUFFER)
         except OSError as error:
-            raise _folder_error(self.folder, error) from None
+            raise _folder_error(self.folder, self.setting_id, error) from None
         return MaildirDelivery(self, key, uidl, tmp, file)
 
     def _attachments_of(self, message: Path) -> Path:
@@ -272,9 +246,10 @@ class MaildirDrop:
             _unlink(tmp)
             raise _store_error(self.folder, error) from None
         self._stored.add(key)
+        self._paths[key] = target
         attachments = extract(target, self._attachments_of(target))
         # Recorded only once its attachments are out: else `recover` finishes them.
-        self._unsynced.append((key, uidl))
+        self._unsynced.append((key, uidl, target.name))
         return DeliveredMessage(str(target), _optional(attachments))
 
     async def sync(self) -> None:
@@ -284,13 +259,52 @@ class MaildirDrop:
     def _sync(self) -> None:
         try:
             fsync_dir(self.folder / "new")
-            self._ledger.append(self._unsynced)
+            if self.owes_commands:  # before the ledger: see the module docstring
+                self._owed.owe([(key, name) for key, _, name in self._unsynced])
+            self._ledger.append([(key, uidl) for key, uidl, _ in self._unsynced])
         except OSError as error:
             raise DeliveryError(
-                f"cannot sync the delivery folder {self.folder} ({error.strerror or error}): "
-                "the messages stay on the server"
+                "cannot sync the delivery folder {folder} ({reason}): the messages stay on the"
+                " server. Check the file system that holds it (free space, errors).",
+                folder=str(self.folder),
+                reason=_reason(error),
             ) from None
         self._unsynced.clear()
+
+    async def owed_commands(self) -> list[OwedCommand]:
+        try:
+            return await asyncio.to_thread(self._owed_commands)
+        except OSError as error:
+            raise _record_error(self.folder, error) from None
+
+    def _owed_commands(self) -> list[OwedCommand]:
+        owed: list[OwedCommand] = []
+        rescanned = False
+        for key, name in list(self._owed.owed.items()):
+            if key not in self._ledger.keys:
+                # Stored but not recorded (a failed sync): `recover` records it, and then it is
+                # owed. Not even stored: it was never delivered, and is not owed.
+                if key not in self._stored:
+                    self._owed.done(key)
+                continue
+            path = self._paths.get(key)
+            if (path is None or not path.exists()) and not rescanned:
+                # A reader moved or removed messages meanwhile.
+                self._paths = {k: p for k, p in self._messages() if k.startswith(self._tag)}
+                rescanned, path = True, self._paths.get(key)
+            if path is None or not path.exists():
+                owed.append(OwedCommand(key, name or key, None))
+                continue
+            attachments = self._attachments_of(path)
+            found = str(attachments) if attachments.is_dir() else None
+            owed.append(OwedCommand(key, name or key, DeliveredMessage(str(path), found)))
+        return owed
+
+    async def command_done(self, key: str) -> None:
+        try:
+            await asyncio.to_thread(self._owed.done, key)
+        except OSError as error:
+            raise _record_error(self.folder, error) from None
 
 
 class MaildirDelivery:
@@ -357,13 +371,37 @@ def _optional(path: Path | None) -> str | None:
     return None if path is None else str(path)
 
 
-def _folder_error(folder: Path, error: OSError) -> DeliveryError:
-    return DeliveryError(f"cannot use the delivery folder {folder}: {error.strerror or error}")
+def _reason(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+def _folder_error(folder: Path, setting_id: str, error: OSError) -> DeliveryError:
+    return DeliveryError(
+        "cannot use the delivery folder {folder}: {reason}. Make it a folder tokenpost may write,"
+        " or choose another with 'tokenpost pop add {name} --deliver-to DIR'.",
+        folder=str(folder),
+        reason=_reason(error),
+        name=setting_id.removeprefix("pop:"),
+    )
+
+
+def _record_error(folder: Path, error: OSError) -> DeliveryError:
+    return DeliveryError(
+        "cannot update the record of owed commands in {folder} ({reason}): a command may run"
+        " again at the next receive. Check the file system that holds the folder (free space,"
+        " errors).",
+        folder=str(folder),
+        reason=_reason(error),
+    )
 
 
 def _store_error(folder: Path, error: OSError) -> DeliveryError:
-    reason = error.strerror or error
-    return DeliveryError(f"cannot store a message in {folder}: {reason}; it stays on the server")
+    return DeliveryError(
+        "cannot store a message in {folder}: {reason}; it stays on the server. Free space on the"
+        " file system that holds the folder, or make the folder writable.",
+        folder=str(folder),
+        reason=_reason(error),
+    )
 
 
 if TYPE_CHECKING:

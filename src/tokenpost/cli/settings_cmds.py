@@ -280,7 +280,8 @@ def pop() -> None:
 @click.option(
     "--command",
     help="Run for each stored message, split like a shell line (no shell), with the message"
-    " file's path appended; '' removes it.",
+    " file's path appended; '' removes it. Runs at least once per message: one cut short by a"
+    " crash runs again at the next check.",
 )
 @pass_cli
 def pop_add(ctx: CliContext, name: str, **options: Any) -> None:

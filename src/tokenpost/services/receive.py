@@ -15,9 +15,9 @@ messages the drop holds durably, a kill at any point loses nothing, and since a 
 knows is never fetched again, nothing arrives twice. A connection dropped mid-RETR
 discards that message (it is fetched again next time); the ones before it stay delivered.
 
-The setting's command runs once per delivered message after the session (the POP server is not
-kept waiting on a printer), also for messages a killed run stored but had not recorded. A kill
-between storing a message and its command skips the command: it runs at most once.
+The setting's command runs for each delivered message after the session (the POP server is not
+kept waiting on a printer). It is owed from the moment the message is recorded as delivered, so
+a killed run leaves it owed and the next run runs it, at least once (`services.receive_commands`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import shlex
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -33,13 +32,7 @@ from typing import Final
 
 from tokenpost import sasl
 from tokenpost.clock import Clock
-from tokenpost.errors import (
-    DeliveryError,
-    OperationError,
-    RemoteProtocolError,
-    TokenpostError,
-    UsageError,
-)
+from tokenpost.errors import DeliveryError, RemoteProtocolError, TokenpostError, UsageError
 from tokenpost.ports import (
     CommandRunner,
     DeliveredMessage,
@@ -51,9 +44,11 @@ from tokenpost.ports import (
 )
 from tokenpost.secret import Secret
 from tokenpost.services.mailauth import authenticate_with_refresh, require_encryption
+from tokenpost.services.receive_commands import CommandTally, run_owed
 from tokenpost.services.refresh import EventHook, Refresher, ignore_event
 from tokenpost.services.targets import load_setting
 from tokenpost.settings.model import POP_PREFIX, AuthMethod, PopSetting
+from tokenpost.text import Text
 
 log = logging.getLogger("tokenpost.receive")
 
@@ -73,8 +68,10 @@ class SettingReport:
     deleted: int = 0
     failed: int = 0  # could not be delivered; they stay on the server
     recovered: int = 0  # stored by an interrupted run, recorded by this one
-    commands_failed: int = 0
-    error: str | None = None
+    commands_run: int = 0  # ran to an end (this run's messages and those owed before)
+    commands_failed: int = 0  # ended with a non-zero status or at the timeout, or did not start
+    commands_owed: int = 0  # still owed after this run: the command could not be started
+    error: Text | None = None  # why receiving failed (a command's failure is not one)
 
     @property
     def ok(self) -> bool:
@@ -140,7 +137,7 @@ class Receiver:
         try:
             await self._run(setting, report, allow_plaintext)
         except TokenpostError as error:
-            report.error = str(error)
+            report.error = error.as_text()
         finally:
             self._last_run[setting.setting_id] = self.clock.now()
         self._announce(report)
@@ -158,26 +155,28 @@ class Receiver:
             setting.security, setting.server, setting.auth, allow_plaintext=allow_plaintext
         )
         async with self.open_drop(setting) as drop:
-            delivered = await drop.recover()
-            report.recovered = len(delivered)
+            report.recovered = len(await drop.recover())
             try:
-                await self._session(setting, drop, report, delivered)
+                await self._session(setting, drop, report)
             except TokenpostError as error:
-                report.error = str(error)
-            for message in delivered:
-                await self._run_command(setting, message, report)
+                report.error = error.as_text()
+            try:
+                await drop.sync()  # what a failed session stored: its commands become owed
+            except DeliveryError as error:
+                report.error = report.error or error.as_text()
+            tally = CommandTally()
+            try:
+                await run_owed(setting, drop, self.commands, tally, timeout=self.command_timeout)
+            finally:
+                report.commands_run = tally.ran
+                report.commands_failed = tally.failed
+                report.commands_owed = tally.owed
 
-    async def _session(
-        self,
-        setting: PopSetting,
-        drop: MailDrop,
-        report: SettingReport,
-        delivered: list[DeliveredMessage],
-    ) -> None:
+    async def _session(self, setting: PopSetting, drop: MailDrop, report: SettingReport) -> None:
         session = await self.connector.connect(setting, timeout=self.timeout)
         try:
             await authenticate_pop(session, setting, self.refresher, self.clock)
-            marked = await self._transfer(session, setting, drop, report, delivered)
+            marked = await self._transfer(session, setting, drop, report)
             await drop.sync()  # QUIT deletes: only what is durable
             await session.quit()
             report.deleted = marked
@@ -185,12 +184,7 @@ class Receiver:
             await session.close()
 
     async def _transfer(
-        self,
-        session: Pop3Session,
-        setting: PopSetting,
-        drop: MailDrop,
-        report: SettingReport,
-        delivered: list[DeliveredMessage],
+        self, session: Pop3Session, setting: PopSetting, drop: MailDrop, report: SettingReport
     ) -> int:
         """Fetch what is new, mark what is delivered for deletion; returns how many are marked.
         A message that cannot be stored ends the fetching (the disk is full or unwritable), but
@@ -213,61 +207,40 @@ class Receiver:
                     await session.retrieve(number, delivery.write)
                     previous, durable = durable, None
                     if previous is not None:
-                        marked += await _settle(previous, session, setting, report, delivered)
+                        marked += await _settle(previous, session, setting, report)
                 except BaseException:
                     delivery.discard()
                     raise
                 durable = _Durable(number, asyncio.ensure_future(delivery.commit()))
             previous, durable = durable, None
             if previous is not None:
-                marked += await _settle(previous, session, setting, report, delivered)
+                marked += await _settle(previous, session, setting, report)
         except DeliveryError as error:
             report.failed += 1
-            report.error = str(error)
+            report.error = error.as_text()
         finally:
             if durable is not None:
                 # The session failed while the previous message was being made durable: it is
                 # delivered (its DELE waits for the next run, which finds it delivered).
                 with contextlib.suppress(DeliveryError):
-                    delivered.append(await durable.commit)
+                    await durable.commit
                     report.fetched += 1
         return marked
-
-    async def _run_command(
-        self, setting: PopSetting, message: DeliveredMessage, report: SettingReport
-    ) -> None:
-        """Run the setting's command for one message; a failure is logged and counted."""
-        if not setting.command:
-            return
-        env = {"TOKENPOST_SETTING": setting.setting_id, "TOKENPOST_MESSAGE": message.path}
-        if message.attachments:
-            env["TOKENPOST_ATTACHMENTS"] = message.attachments
-        try:
-            argv = [*shlex.split(setting.command), message.path]
-            result = await self.commands.run(argv, timeout=self.command_timeout, env=env)
-        except (ValueError, OperationError) as error:
-            log.warning("%s: the command did not run: %s", setting.setting_id, error)
-            report.commands_failed += 1
-            return
-        if result.returncode != 0:
-            how = "timed out" if result.returncode is None else f"exit status {result.returncode}"
-            last = result.output.strip().splitlines()[-1:] or [""]
-            log.warning("%s: the command %s: %s", setting.setting_id, how, last[0][:200])
-            report.commands_failed += 1
 
     def _announce(self, report: SettingReport) -> None:
         setting_id = report.setting_id
         if report.error is not None:
             log.warning("%s: receiving failed: %s", setting_id, report.error)
             self._failing.add(setting_id)
-            self.on_event(RECEIVE_FAILED, setting_id, report.error)
+            self.on_event(RECEIVE_FAILED, setting_id, str(report.error))
             return
         log.info(
-            "%s: %d fetched, %d deleted, %d delivered before",
+            "%s: %d fetched, %d deleted, %d delivered before, %d commands run",
             setting_id,
             report.fetched,
             report.deleted,
             report.skipped,
+            report.commands_run,
         )
         if setting_id in self._failing:
             self._failing.discard(setting_id)
@@ -283,18 +256,14 @@ class _Durable:
 
 
 async def _settle(
-    durable: _Durable,
-    session: Pop3Session,
-    setting: PopSetting,
-    report: SettingReport,
-    delivered: list[DeliveredMessage],
+    durable: _Durable, session: Pop3Session, setting: PopSetting, report: SettingReport
 ) -> int:
     """Wait until the message is durable, then mark it for deletion; returns 1 if marked.
 
     Raises:
         DeliveryError: it could not be stored; it stays on the server.
     """
-    delivered.append(await durable.commit)
+    await durable.commit
     report.fetched += 1
     return await _mark(session, setting, durable.number)
 
@@ -311,8 +280,9 @@ async def _unique_ids(session: Pop3Session, setting: PopSetting) -> dict[int, st
     """UIDL, which receiving cannot do without: message numbers change between sessions."""
     if session.capabilities and "UIDL" not in session.capabilities:
         raise RemoteProtocolError(
-            f"{setting.server} does not support UIDL, which receiving needs to never fetch a "
-            "message twice"
+            "{server} does not support UIDL, which receiving needs to never fetch a message"
+            " twice. Use a POP3 server that offers UIDL (RFC 1939).",
+            server=setting.server,
         )
     return await session.uidl()
 
@@ -324,7 +294,11 @@ def _usable(listing: dict[int, str], report: SettingReport) -> dict[int, str]:
     shared = {number for number, uidl in listing.items() if counts[uidl] > 1}
     if shared:
         report.failed += len(shared)
-        report.error = f"the server gave {len(shared)} messages a shared UIDL; they stay there"
+        report.error = Text(
+            "the server gave {count} messages a shared UIDL; they stay there. Report the fault"
+            " to the mail server's administrator.",
+            count=len(shared),
+        )
     return {number: uidl for number, uidl in listing.items() if number not in shared}
 
 
@@ -365,7 +339,13 @@ async def authenticate_pop(
         return
     account = setting.account
     if not account:
-        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs an account")
+        raise UsageError(
+            "{setting}: auth {auth} needs an account: set it with"
+            " 'tokenpost pop add {name} --account ADDRESS'",
+            setting=setting.setting_id,
+            auth=setting.auth.value,
+            name=setting.name,
+        )
     if setting.auth is AuthMethod.OAUTH2:
         mechanism = pop_oauth_mechanism(session.capabilities)
 
@@ -380,10 +360,21 @@ async def authenticate_pop(
         return
     password = setting.password
     if password is None:
-        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs a password")
+        raise UsageError(
+            "{setting}: auth {auth} needs a password: set it with"
+            " 'tokenpost pop add {name} --password -'",
+            setting=setting.setting_id,
+            auth=setting.auth.value,
+            name=setting.name,
+        )
     if setting.auth is AuthMethod.APOP:
         if session.apop_timestamp is None:
-            raise RemoteProtocolError(f"{setting.server} does not offer APOP (no timestamp)")
+            raise RemoteProtocolError(
+                "{server} does not offer APOP (no timestamp in its greeting): use"
+                " 'tokenpost pop add {name} --auth password'",
+                server=setting.server,
+                name=setting.name,
+            )
         await session.apop(account, password)
     elif "USER" not in session.capabilities and "PLAIN" in sasl_mechanisms(session.capabilities):
         await session.authenticate(sasl.plain(account, password))
