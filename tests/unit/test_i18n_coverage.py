@@ -117,13 +117,6 @@ PENDING: frozenset[str] = frozenset(
         "i18n.py",
         "__main__.py",
         # protocol cores
-        "oauth/authcode.py",
-        "oauth/http.py",
-        "oauth/providers.py",
-        "oauth/rfc6749.py",
-        "oauth/rfc7009.py",
-        "oauth/rfc7636.py",
-        "oauth/rfc8628.py",
         "pop3/client.py",
         "pop3/events.py",
         "pop3/listings.py",
