@@ -117,12 +117,6 @@ PENDING: frozenset[str] = frozenset(
         "i18n.py",
         "__main__.py",
         # protocol cores
-        "pop3/client.py",
-        "pop3/events.py",
-        "pop3/listings.py",
-        "pop3/server.py",
-        "pop3/wire.py",
-        "adapters/pop3_client.py",
         "adapters/http_httpx.py",
         "adapters/loopback.py",
     }
