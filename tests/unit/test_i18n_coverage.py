@@ -116,9 +116,6 @@ PENDING: frozenset[str] = frozenset(
         "wiring.py",
         "i18n.py",
         "__main__.py",
-        # protocol cores
-        "adapters/http_httpx.py",
-        "adapters/loopback.py",
     }
 )
 
