@@ -340,8 +340,9 @@ def error_from_response(
     """The error a failed answer means (RFC 6749 §5.2); returned, not raised.
 
     HTTP 408, 429 and 5xx are transient whatever the body says. Otherwise the `error` code picks
-    the class (table `_ERRORS`); unknown codes give a plain `OAuthError`. A body that is not an
-    OAuth error object gives `RemoteProtocolError`. Never branches on `error_description`.
+    the class and the advice (`error_codes.classify`); unknown codes give a plain `OAuthError`
+    with general advice. A body that is not an OAuth error object gives `RemoteProtocolError`.
+    Never branches on `error_description`.
     """
     transient = _is_transient_status(response.status)
     try:
