@@ -33,6 +33,7 @@ from tokenpost.errors import (
     TransportError,
     UsageError,
 )
+from tokenpost.i18n import translator
 from tokenpost.oauth.http import MAX_RESPONSE_BYTES, HttpRequest
 from tokenpost.secret import Secret
 
@@ -379,7 +380,10 @@ async def test_connection_refused(client: HttpxClient) -> None:
         await client.send(token_request(f"https://127.0.0.1:{port}/token"), timeout=5)
 
     assert not isinstance(caught.value, TlsVerifyError)
-    assert str(caught.value) == f"cannot connect to 127.0.0.1:{port}: connection refused"
+    assert str(caught.value) == (
+        f"cannot connect to 127.0.0.1:{port}: connection refused; check the host and port and "
+        "that no firewall blocks the device"
+    )
 
 
 async def test_certificate_from_an_unknown_ca_does_not_verify(
@@ -394,7 +398,18 @@ async def test_certificate_from_an_unknown_ca_does_not_verify(
             await client.send(token_request(peer.url), ca_file=ca_file)
         message = str(caught.value)
         assert message.startswith(f"the certificate of 127.0.0.1:{peer.port} did not verify: ")
-        assert message.endswith("(use --ca-file for a private CA)")
+        assert message.endswith(
+            "if a private CA or a proxy signs it, give that CA's certificate with the "
+            "provider's --ca-file, and check the device's clock"
+        )
+        german = caught.value.translate(translator("de").gettext)
+        assert german.startswith(
+            f"das Zertifikat von 127.0.0.1:{peer.port} konnte nicht geprüft werden: "
+        )
+        assert german.endswith(
+            "geben Sie deren Zertifikat mit --ca-file des Anbieters an, und prüfen Sie die Uhr "
+            "des Geräts"
+        )
     assert peer.requests == []
 
 
@@ -549,6 +564,10 @@ def test_each_httpx_error_maps_to_a_tokenpost_error_naming_the_host(
     assert type(caught.value) is expected
     assert "login.example" in str(caught.value)
     assert SECRET_VALUE not in str(caught.value)
+    german = caught.value.translate(translator("de").gettext)
+    assert "login.example" in german
+    assert german != str(caught.value)
+    assert "{" not in german
 
 
 @pytest.mark.parametrize(

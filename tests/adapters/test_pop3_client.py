@@ -20,6 +20,7 @@ from tokenpost.errors import (
     TransportError,
     UsageError,
 )
+from tokenpost.i18n import translator
 from tokenpost.pop3.wire import MAX_DATA_LINE
 from tokenpost.sandbox.popknobs import Style
 from tokenpost.sandbox.tls import write_tls_files
@@ -27,6 +28,7 @@ from tokenpost.sasl import oauthbearer, xoauth2
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
 
+GERMAN = translator("de").gettext
 USER = "alice@example.test"
 TOKEN = "sbx_at_" + "t0k3n" * 300  # 1.5 KB, like real provider tokens
 PASSWORD = "correct horse battery"
@@ -87,9 +89,22 @@ async def test_certificate_of_another_ca_is_tls_verify_error(
 ) -> None:
     (tmp_path / "other").mkdir()
     other = write_tls_files(tmp_path / "other", now=dt.datetime.now(dt.UTC))
+    setting = pop.setting(security, ca_file=other.ca_file)
     with pytest.raises(TlsVerifyError, match=r"127\.0\.0\.1:\d+") as caught:
-        await connect(pop.setting(security, ca_file=other.ca_file))
+        await connect(setting)
     assert "certificate" in str(caught.value)
+    assert str(caught.value).endswith(
+        "give that CA's certificate with the POP setting's --ca-file or install it in the system "
+        "trust store, and check the server name and the device's clock"
+    )
+    german = caught.value.translate(GERMAN)
+    assert german.startswith(
+        f"das Zertifikat von 127.0.0.1:{setting.port} konnte nicht geprüft werden: "
+    )
+    assert german.endswith(
+        "geben Sie deren Zertifikat mit --ca-file der POP-Einstellung an oder installieren Sie es "
+        "im Zertifikatsspeicher des Systems, und prüfen Sie den Servernamen und die Uhr des Geräts"
+    )
 
 
 async def test_unreadable_ca_file_is_usage_error(pop: PopHarness, tmp_path: Path) -> None:
@@ -108,10 +123,15 @@ async def test_plain_connection_with_user_pass(pop: PopHarness) -> None:
 async def test_wrong_password_is_mail_auth_error_and_the_session_stays_usable(
     pop: PopHarness,
 ) -> None:
-    session = await connect(pop.setting(Security.TLS, auth=AuthMethod.PASSWORD))
+    setting = pop.setting(Security.TLS, auth=AuthMethod.PASSWORD)
+    session = await connect(setting)
     with pytest.raises(MailAuthError) as caught:
         await session.login(USER, Secret("wrong"))
     assert caught.value.reply == "-ERR [AUTH] Authentication failed."
+    assert caught.value.translate(GERMAN) == (
+        f"127.0.0.1:{setting.port} hat die Authentifizierung abgelehnt (PASS): -ERR [AUTH] "
+        "Authentication failed.; prüfen Sie Konto und Passwort der POP-Einstellung"
+    )
     await session.login(USER, Secret(PASSWORD))
     await session.quit()
 
@@ -122,6 +142,11 @@ async def test_password_too_long_for_a_command_line_is_usage_error(pop: PopHarne
     with pytest.raises(UsageError, match="PASS") as caught:
         await session.login(USER, Secret(password))
     assert "ppppp" not in str(caught.value)
+    assert caught.value.translate(GERMAN) == (
+        "PASS: Benutzername oder Passwort können nicht in einem POP3-Befehl gesendet werden "
+        "(PASS-Befehl mit 267 Oktetten überschreitet die POP3-Grenze von 255); korrigieren Sie "
+        "Konto oder Passwort der POP-Einstellung"
+    )
     await session.close()
 
 
@@ -168,7 +193,12 @@ async def test_wrong_token_is_mail_auth_error_with_reply_and_status(
         await session.authenticate(client)
     assert caught.value.reply == reply
     assert caught.value.status == status
+    assert str(caught.value).endswith(
+        "check the account, that POP is enabled for the mailbox, and that the token was obtained "
+        "for this account (tokenpost token get)"
+    )
     assert "sbx_at_wrong" not in str(caught.value)
+    assert "sbx_at_wrong" not in caught.value.translate(GERMAN)
     # Still in AUTHORIZATION: a retry with a fresh token on the same connection works.
     await session.authenticate(xoauth2(USER, Secret(TOKEN)))
     await session.quit()
@@ -345,8 +375,14 @@ async def test_server_closing_before_the_greeting_is_transport_error() -> None:
 
 
 async def test_garbage_greeting_is_remote_protocol_error() -> None:
-    with pytest.raises(RemoteProtocolError, match="not a POP3 reply"):
+    with pytest.raises(RemoteProtocolError, match="not a POP3 reply") as caught:
         await run_against(b"220 smtp.example.com ESMTP\r\n")
+    server = str(caught.value).split(": ", 1)[0]
+    assert caught.value.translate(GERMAN) == (
+        f"{server}: keine POP3-Antwort auf die Begrüßung: '220 smtp.example.com ESMTP'; prüfen "
+        "Sie Servername, Port und Sicherheitseinstellung oder melden Sie es dem Betreiber des "
+        "Servers"
+    )
 
 
 async def test_silent_server_times_out() -> None:
@@ -365,8 +401,12 @@ async def test_refused_connection_is_transport_error() -> None:
     server, setting = await raw_server(canned(b""))
     server.close()
     await server.wait_closed()
-    with pytest.raises(TransportError, match="connection refused"):
+    with pytest.raises(TransportError, match="connection refused") as caught:
         await Pop3ClientConnector().connect(setting, timeout=5)
+    assert caught.value.translate(GERMAN) == (
+        f"die Verbindung zu 127.0.0.1:{setting.port} ist fehlgeschlagen: Verbindung abgelehnt; "
+        "prüfen Sie Servername und Port und ob eine Firewall die Verbindung blockiert"
+    )
 
 
 async def test_tls_to_a_plain_server_is_transport_error(tmp_path: Path) -> None:

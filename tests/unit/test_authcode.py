@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenpost.errors import AuthorizationEndedError, RemoteProtocolError, UsageError
+from tokenpost.i18n import translator
 from tokenpost.oauth.authcode import (
     BROWSER_FLOW_LIFETIME,
     BrowserPending,
@@ -160,10 +161,22 @@ def test_iss_is_ignored_when_the_issuer_is_unknown() -> None:
 def test_redirect_protocol_errors(text: str, words: str) -> None:
     with pytest.raises(RemoteProtocolError, match=words) as caught:
         parse_redirect(start(), text)
-    for shown in (str(caught.value), repr(caught.value)):
+    german = caught.value.translate(translator("de").gettext)
+    assert str(caught.value).endswith("start again with tokenpost token get")
+    assert german.endswith("erneut mit tokenpost token get")
+    for shown in (str(caught.value), repr(caught.value), german):
         assert STATE not in shown
         assert CODE not in shown
         assert VERIFIER not in shown
+
+
+def test_state_mismatch_in_german() -> None:
+    with pytest.raises(RemoteProtocolError) as caught:
+        parse_redirect(start(), query(("code", CODE), ("state", "forged")))
+    assert caught.value.translate(translator("de").gettext) == (
+        "Weiterleitung der Autorisierung: state passt nicht (die Weiterleitung gehört nicht zu "
+        "dieser Autorisierung); beginnen Sie erneut mit tokenpost token get"
+    )
 
 
 def test_state_is_checked_before_error() -> None:
@@ -191,7 +204,8 @@ def test_access_denied() -> None:
     assert caught.value.description == "AADSTS65004: User declined to consent."
     assert str(caught.value) == (
         "authorization redirect: access_denied: AADSTS65004: User declined to consent.; "
-        "the authorization was denied"
+        "the authorization was denied; to try again, run tokenpost token get and approve the "
+        "access"
     )
 
 

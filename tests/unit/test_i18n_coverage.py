@@ -110,22 +110,6 @@ PENDING: frozenset[str] = frozenset(
         "wiring.py",
         "i18n.py",
         "__main__.py",
-        # protocol cores
-        "oauth/authcode.py",
-        "oauth/http.py",
-        "oauth/providers.py",
-        "oauth/rfc6749.py",
-        "oauth/rfc7009.py",
-        "oauth/rfc7636.py",
-        "oauth/rfc8628.py",
-        "pop3/client.py",
-        "pop3/events.py",
-        "pop3/listings.py",
-        "pop3/server.py",
-        "pop3/wire.py",
-        "adapters/pop3_client.py",
-        "adapters/http_httpx.py",
-        "adapters/loopback.py",
     }
 )
 

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tokenpost.errors import RemoteProtocolError
+from tokenpost.i18n import translator
 from tokenpost.pop3 import (
     NEED_DATA,
     ClientState,
@@ -23,6 +24,7 @@ from tokenpost.pop3 import (
 )
 from tokenpost.pop3.wire import LineBuffer
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 
 MS_GREETING = (
     b"+OK The Microsoft Exchange POP3 service is ready. [UABSADAAUABSADAANgBDAEEAMAAwADEA]\r\n"
@@ -391,6 +393,32 @@ def test_eof_mid_reply_is_remote_error() -> None:
     client.receive_data(b"")
     with pytest.raises(RemoteProtocolError, match="closed"):
         client.next_event()
+
+
+def test_protocol_errors_in_german() -> None:
+    german = translator("de").gettext
+    with pytest.raises(RemoteProtocolError) as caught:
+        feed(Pop3Client(), b"220 smtp.example ESMTP\r\n")
+    assert caught.value.translate(german) == (
+        "keine POP3-Antwort auf die Begrüßung: '220 smtp.example ESMTP'"
+    )
+    with pytest.raises(RemoteProtocolError) as caught:
+        feed(authorized(), b"+OK surprise\r\n")
+    assert caught.value.translate(german) == "unerwartete Daten vom Server: '+OK surprise'"
+
+
+def test_misuse_is_a_text_too_and_never_shows_the_argument() -> None:
+    client = authorized()
+    client.send_command("USER", "u")
+    feed(client, b"+OK\r\n")
+    with pytest.raises(LocalProtocolError) as caught:
+        client.send_command("PASS", Secret("p" * 300))
+    assert caught.value.as_text() == Text(
+        "{verb} command of {size} octets exceeds POP3's {limit}", verb="PASS", size=307, limit=255
+    )
+    german = caught.value.as_text().translate(translator("de").gettext)
+    assert german == "PASS-Befehl mit 307 Oktetten überschreitet die POP3-Grenze von 255"
+    assert "ppp" not in german
 
 
 def test_events_end_at_connection_closed() -> None:

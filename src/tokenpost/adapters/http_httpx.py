@@ -31,6 +31,7 @@ from tokenpost.errors import (
     TransportError,
     UsageError,
 )
+from tokenpost.i18n import N_
 from tokenpost.oauth.http import MAX_RESPONSE_BYTES, HttpRequest, HttpResponse
 from tokenpost.secret import Secret
 
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
 
 USER_AGENT: Final = f"tokenpost/{__version__}"
 
-_TOO_LARGE: Final = f"response larger than {MAX_RESPONSE_BYTES // 1024} KiB"
+_LIMIT_KIB: Final = MAX_RESPONSE_BYTES // 1024
 
 _MessageMap = Mapping[type[Exception], tuple[type[TokenpostError], str]]
 
@@ -49,37 +50,122 @@ def exception_messages() -> _MessageMap:
     """Kinds of failure, per httpx exception class, looked up along the MRO so the most specific
     entry wins. Every subclass of httpx.RequestError has its own entry (a meta-test checks it): a
     new httpx exception must be given a message here rather than fall through to a generic one.
-    ConnectError is refined by `_connect_failure` (certificate, refused, DNS...). `{host}` is the
-    only field. Built on first use so that importing this module does not import httpx."""
+    ConnectError is refined by `_connect_failure` (certificate, refused, DNS...). Each message is
+    a msgid whose only field is `{host}`, and ends in what to check. Built on first use so that
+    importing this module does not import httpx."""
     import httpx
 
     return {
-        httpx.RequestError: (TransportError, "the exchange with {host} failed"),
-        httpx.TransportError: (TransportError, "the exchange with {host} failed"),
-        httpx.TimeoutException: (TransportError, "{host} did not answer in time"),
-        httpx.ConnectTimeout: (TransportError, "cannot connect to {host}: connection timed out"),
-        httpx.ReadTimeout: (TransportError, "{host} did not answer in time (read timeout)"),
-        httpx.WriteTimeout: (TransportError, "cannot send the request to {host} in time"),
-        httpx.PoolTimeout: (TransportError, "no free connection to {host} in time (pool timeout)"),
-        httpx.NetworkError: (TransportError, "the connection to {host} failed"),
-        httpx.ConnectError: (TransportError, "cannot connect to {host}: connection failed"),
+        httpx.RequestError: (
+            TransportError,
+            N_("the exchange with {host} failed; check the network connection to the provider"),
+        ),
+        httpx.TransportError: (
+            TransportError,
+            N_("the exchange with {host} failed; check the network connection to the provider"),
+        ),
+        httpx.TimeoutException: (
+            TransportError,
+            N_("{host} did not answer in time; check the network and any proxy, then try again"),
+        ),
+        httpx.ConnectTimeout: (
+            TransportError,
+            N_(
+                "cannot connect to {host}: connection timed out; check the network and that no "
+                "firewall blocks the device"
+            ),
+        ),
+        httpx.ReadTimeout: (
+            TransportError,
+            N_(
+                "{host} did not answer in time (read timeout); check the network and any proxy, "
+                "then try again"
+            ),
+        ),
+        httpx.WriteTimeout: (
+            TransportError,
+            N_(
+                "cannot send the request to {host} in time; check the network and any proxy, "
+                "then try again"
+            ),
+        ),
+        httpx.PoolTimeout: (
+            TransportError,
+            N_("no free connection to {host} in time (pool timeout); try again later"),
+        ),
+        httpx.NetworkError: (
+            TransportError,
+            N_("the connection to {host} failed; check the network connection to the provider"),
+        ),
+        httpx.ConnectError: (
+            TransportError,
+            N_(
+                "cannot connect to {host}: connection failed; check the network connection to "
+                "the provider"
+            ),
+        ),
         httpx.ReadError: (
             TransportError,
-            "the connection to {host} broke while reading the answer",
+            N_(
+                "the connection to {host} broke while reading the answer; check the network "
+                "and any proxy, then try again"
+            ),
         ),
-        httpx.WriteError: (TransportError, "the connection to {host} broke while sending"),
-        httpx.CloseError: (TransportError, "the connection to {host} did not close cleanly"),
-        httpx.ProtocolError: (TransportError, "the HTTP/1.1 exchange with {host} failed"),
-        httpx.LocalProtocolError: (UsageError, "the request to {host} is not valid HTTP/1.1"),
+        httpx.WriteError: (
+            TransportError,
+            N_(
+                "the connection to {host} broke while sending; check the network and any proxy, "
+                "then try again"
+            ),
+        ),
+        httpx.CloseError: (
+            TransportError,
+            N_("the connection to {host} did not close cleanly; try again"),
+        ),
+        httpx.ProtocolError: (
+            TransportError,
+            N_(
+                "the HTTP/1.1 exchange with {host} failed; check the network and any proxy, "
+                "then try again"
+            ),
+        ),
+        httpx.LocalProtocolError: (
+            UsageError,
+            N_(
+                "the request to {host} is not valid HTTP/1.1; check the provider settings for "
+                "unusual characters"
+            ),
+        ),
         httpx.RemoteProtocolError: (
             TransportError,
-            "{host} broke HTTP/1.1 (for example closed the connection mid-response)",
+            N_(
+                "{host} broke HTTP/1.1 (for example closed the connection mid-response); check "
+                "the network and any proxy, then try again"
+            ),
         ),
-        httpx.ProxyError: (TransportError, "the proxy refused the connection to {host}"),
-        httpx.UnsupportedProtocol: (UsageError, "the URL for {host} is not an https URL"),
-        httpx.DecodingError: (RemoteProtocolError, "the answer of {host} could not be decoded"),
-        httpx.TooManyRedirects: (RemoteProtocolError, "{host} answered with too many redirects"),
-        httpx.InvalidURL: (UsageError, "the URL for {host} is not valid"),
+        httpx.ProxyError: (
+            TransportError,
+            N_("the proxy refused the connection to {host}; check the proxy and its settings"),
+        ),
+        httpx.UnsupportedProtocol: (
+            UsageError,
+            N_("the URL for {host} is not an https URL; correct the provider's endpoint URL"),
+        ),
+        httpx.DecodingError: (
+            RemoteProtocolError,
+            N_(
+                "the answer of {host} could not be decoded; check the provider's endpoint URLs "
+                "and any proxy in between"
+            ),
+        ),
+        httpx.TooManyRedirects: (
+            RemoteProtocolError,
+            N_("{host} answered with too many redirects; check the provider's endpoint URLs"),
+        ),
+        httpx.InvalidURL: (
+            UsageError,
+            N_("the URL for {host} is not valid; correct the provider's endpoint URL"),
+        ),
     }
 
 
@@ -185,8 +271,18 @@ def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=ca_file or certifi.where())
     except (OSError, ssl.SSLError) as exc:
-        source = ca_file or "of the default trust store"
-        raise UsageError(f"cannot load CA file {source}: {_reason(exc)}") from exc
+        if ca_file:
+            raise UsageError(
+                "cannot load CA file {path}: {reason}; give the provider's --ca-file as a "
+                "readable PEM file",
+                path=ca_file,
+                reason=_reason(exc),
+            ) from exc
+        raise UsageError(
+            "cannot load the default trust store: {reason}; reinstall tokenpost, or give the "
+            "provider a --ca-file",
+            reason=_reason(exc),
+        ) from exc
 
 
 def _https_url(raw: str) -> httpx.URL:
@@ -195,10 +291,14 @@ def _https_url(raw: str) -> httpx.URL:
     try:
         url = httpx.URL(raw)
     except httpx.InvalidURL as exc:
-        raise UsageError(f"invalid request URL: {exc}") from exc
+        raise UsageError(
+            "invalid request URL ({reason}); correct the provider's endpoint URL", reason=str(exc)
+        ) from exc
     if url.scheme != "https" or not url.host:
         # Tokens, codes and client secrets never cross plain HTTP (DESIGN invariant 3).
-        raise UsageError("request URL must be an https URL with a host")
+        raise UsageError(
+            "request URL must be an https URL with a host; correct the provider's endpoint URL"
+        )
     return url
 
 
@@ -245,16 +345,28 @@ async def _read_bounded(response: httpx.Response, host: str) -> bytes:
     """The raw body, refusing early anything above `MAX_RESPONSE_BYTES` or content-encoded."""
     encoding = response.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding != "identity":
-        raise RemoteProtocolError(f"{host} sent a content-encoded answer though none was accepted")
+        raise RemoteProtocolError(
+            "{host} sent a content-encoded answer though none was accepted; check any proxy in "
+            "between",
+            host=host,
+        )
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.strip().isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise RemoteProtocolError(f"{host}: {_TOO_LARGE}")
+        raise _too_large(host)
     body = bytearray()
     async for chunk in response.aiter_raw():
         body += chunk
         if len(body) > MAX_RESPONSE_BYTES:
-            raise RemoteProtocolError(f"{host}: {_TOO_LARGE}")
+            raise _too_large(host)
     return bytes(body)
+
+
+def _too_large(host: str) -> RemoteProtocolError:
+    return RemoteProtocolError(
+        "{host}: response larger than {limit} KiB; check the provider's endpoint URLs",
+        host=host,
+        limit=_LIMIT_KIB,
+    )
 
 
 @contextmanager
@@ -277,9 +389,11 @@ def _translate(exc: Exception, host: str) -> TokenpostError:
     for cls in type(exc).__mro__:
         entry = messages.get(cls)
         if entry is not None:
-            error_class, template = entry
-            return error_class(template.format(host=host))
-    return TransportError(f"the exchange with {host} failed")  # pragma: no cover - map is total
+            error_class, msgid = entry
+            return error_class(msgid, host=host)
+    return TransportError(  # pragma: no cover - the map is total
+        "the exchange with {host} failed; check the network connection to the provider", host=host
+    )
 
 
 def _connect_failure(exc: httpx.ConnectError, host: str) -> TransportError:
@@ -288,21 +402,42 @@ def _connect_failure(exc: httpx.ConnectError, host: str) -> TransportError:
         if isinstance(cause, ssl.SSLCertVerificationError):
             detail = getattr(cause, "verify_message", None) or _reason(cause)
             return TlsVerifyError(
-                f"the certificate of {host} did not verify: {detail} "
-                "(use --ca-file for a private CA)"
+                "the certificate of {host} did not verify: {detail}; if a private CA or a proxy "
+                "signs it, give that CA's certificate with the provider's --ca-file, and check "
+                "the device's clock",
+                host=host,
+                detail=detail,
             )
         if isinstance(cause, ssl.SSLError):
             return TransportError(
-                f"cannot connect to {host}: TLS handshake failed ({_reason(cause)})"
+                "cannot connect to {host}: TLS handshake failed ({reason}); check the endpoint "
+                "URL and any proxy in between",
+                host=host,
+                reason=_reason(cause),
             )
         if isinstance(cause, socket.gaierror):
-            return TransportError(f"cannot connect to {host}: host name not resolved")
+            return TransportError(
+                "cannot connect to {host}: host name not resolved; check the host name and the "
+                "device's DNS settings",
+                host=host,
+            )
         if isinstance(cause, ConnectionRefusedError):
-            return TransportError(f"cannot connect to {host}: connection refused")
+            return TransportError(
+                "cannot connect to {host}: connection refused; check the host and port and that "
+                "no firewall blocks the device",
+                host=host,
+            )
     for cause in _causes(exc):
         if isinstance(cause, OSError) and cause.strerror:
-            return TransportError(f"cannot connect to {host}: {cause.strerror.lower()}")
-    return TransportError(f"cannot connect to {host}: connection failed")
+            return TransportError(
+                "cannot connect to {host}: {reason}; check the network connection to the provider",
+                host=host,
+                reason=cause.strerror.lower(),
+            )
+    return TransportError(
+        "cannot connect to {host}: connection failed; check the network connection to the provider",
+        host=host,
+    )
 
 
 def _causes(exc: BaseException) -> Iterator[BaseException]:

@@ -92,7 +92,8 @@ class LoopbackListener:
         if self._redirect.done():
             return self._redirect.result()
         raise AuthorizationEndedError(
-            "the redirect listener was closed before the browser returned"
+            "the redirect listener was closed before the browser returned; start again with "
+            "tokenpost token get and finish the sign-in in the browser"
         )
 
     async def close(self) -> None:

@@ -11,8 +11,10 @@ read and write, and turns what goes wrong into tokenpost errors:
   refusal is temporary (`[SYS/TEMP]`, `[IN-USE]`, `[LOGIN-DELAY]`): those are `TransportError`,
   because no new token or password would change them.
 
-After any failure the session is unusable (`TransportError` on further use) and `close()` is
-all that is left. Debug logging shows the exchange with AUTH, PASS and APOP arguments and every
+Every message names the server and ends in what the administrator can do about it; what the
+core reports (a protocol error without a server) is passed on inside such a message. After any
+failure the session is unusable (`TransportError` on further use) and `close()` is all that is
+left. Debug logging shows the exchange with AUTH, PASS and APOP arguments and every
 SASL line replaced by ``***``; message data is never logged.
 """
 
@@ -20,25 +22,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from typing import Final
 
-from tokenpost.errors import (
-    MailAuthError,
-    OperationError,
-    RemoteProtocolError,
-    TlsVerifyError,
-    TokenpostError,
-    TransportError,
-    UsageError,
-)
+from tokenpost.adapters import pop3_failures as fail
+from tokenpost.errors import MailAuthError, RemoteProtocolError
 from tokenpost.pop3.client import Argument, Pop3Client
 from tokenpost.pop3.events import (
     NEED_DATA,
-    ConnectionClosed,
     Continuation,
     Err,
     Event,
@@ -60,8 +53,6 @@ READ_SIZE: Final = 64 * 1024
 MAX_CAPA_OCTETS: Final = 64 * 1024
 MAX_UIDL_ENTRIES: Final = 1_000_000  # a maildrop listing larger than this is refused
 MAX_SASL_ROUNDS: Final = 8
-REPLY_EXCERPT: Final = 200
-_TEMPORARY_CODES: Final = frozenset({"SYS/TEMP", "IN-USE", "LOGIN-DELAY"})
 _SECRET_VERBS: Final = frozenset({"PASS", "APOP"})
 
 
@@ -145,9 +136,9 @@ class Pop3ClientSession:
     async def _greeting(self) -> None:
         event = await self._event()
         if isinstance(event, Err):
-            raise self._auth_refused(event, "the greeting")
+            raise fail.auth_refused(self._name, event, fail.GREETING)
         if not isinstance(event, Greeting):
-            raise self._unexpected(event, "the greeting")
+            raise fail.unexpected(self._name, event, fail.GREETING)
         self._timestamp = event.timestamp
         log.debug("%s S: +OK %s", self._name, excerpt(event.text))
         self._on_step("greeting")
@@ -161,21 +152,18 @@ class Pop3ClientSession:
             while (chunk := await self._chunk("CAPA")) is not None:
                 body += chunk
                 if len(body) > MAX_CAPA_OCTETS:
-                    raise RemoteProtocolError(f"CAPA reply over {MAX_CAPA_OCTETS} octets")
+                    raise RemoteProtocolError(
+                        "CAPA reply over {limit} octets", limit=MAX_CAPA_OCTETS
+                    )
             self._capabilities = capability_tags(bytes(body))
         self._on_step("capa")
 
     async def _starttls(self, context: ssl.SSLContext) -> None:
         if "STLS" not in self._capabilities:
-            raise RemoteProtocolError(
-                f"{self._name} does not offer STLS; refusing to continue without TLS "
-                "(check the port and the security setting)"
-            )
+            raise fail.no_stls(self._name)
         event = await self._command("STLS")
         if not isinstance(event, Ok):
-            raise RemoteProtocolError(
-                f"{self._name} refused STLS: {self._reply(event)}; refusing to continue without TLS"
-            )
+            raise fail.stls_refused(self._name, event)
         writer = self._require_writer()
         async with asyncio.timeout(self._timeout):
             await writer.start_tls(
@@ -210,9 +198,9 @@ class Pop3ClientSession:
                 event = await self._event()
                 self._log_reply(event)
             if isinstance(event, Err):
-                raise self._auth_refused(event, client.mechanism, client)
+                raise fail.auth_refused(self._name, event, client.mechanism, client)
             if not isinstance(event, Ok):
-                raise RemoteProtocolError(f"{self._name}: too many SASL challenges")
+                raise fail.too_many_challenges(self._name)
             self._on_step("auth")
 
     async def login(self, user: str, password: Secret) -> None:
@@ -221,20 +209,18 @@ class Pop3ClientSession:
             for verb, argument in (("USER", user), ("PASS", password)):
                 event = await self._command(verb, argument, user_input=True)
                 if isinstance(event, Err):
-                    raise self._auth_refused(event, verb)
+                    raise fail.auth_refused(self._name, event, verb)
             self._on_step("auth")
 
     async def apop(self, user: str, password: Secret) -> None:
         """APOP with the greeting's timestamp."""
         with self._failures():
             if self._timestamp is None:
-                raise MailAuthError(
-                    f"{self._name} does not offer APOP (its greeting has no timestamp)"
-                )
+                raise fail.no_apop(self._name)
             digest = apop_digest(self._timestamp, password)
             event = await self._command("APOP", user, digest, user_input=True)
             if isinstance(event, Err):
-                raise self._auth_refused(event, "APOP")
+                raise fail.auth_refused(self._name, event, "APOP")
             self._on_step("auth")
 
     # --- transaction -----------------------------------------------------------------------
@@ -244,16 +230,12 @@ class Pop3ClientSession:
         with self._failures():
             event = await self._command("UIDL")
             if isinstance(event, Err):
-                raise RemoteProtocolError(
-                    f"{self._name} does not support UIDL: {self._reply(event)}"
-                )
+                raise fail.no_uidl(self._name, event)
             listing: dict[int, str] = {}
             while (chunk := await self._chunk("UIDL")) is not None:
                 for number, unique_id in uidl_entries(chunk):
                     if number in listing or len(listing) >= MAX_UIDL_ENTRIES:
-                        raise RemoteProtocolError(
-                            f"{self._name}: UIDL listing repeats message {number} or is too long"
-                        )
+                        raise fail.bad_listing(self._name, number)
                     listing[number] = unique_id
             return listing
 
@@ -264,9 +246,7 @@ class Pop3ClientSession:
         with self._failures():
             event = await self._command("RETR", number)
             if isinstance(event, Err):
-                raise RemoteProtocolError(
-                    f"{self._name} refused RETR {number}: {self._reply(event)}"
-                )
+                raise fail.retr_refused(self._name, number, event)
         size = 0
         while True:
             with self._failures():
@@ -285,9 +265,7 @@ class Pop3ClientSession:
         with self._failures():
             event = await self._command("DELE", number)
             if isinstance(event, Err):
-                raise RemoteProtocolError(
-                    f"{self._name} refused DELE {number}: {self._reply(event)}"
-                )
+                raise fail.dele_refused(self._name, number, event)
 
     async def quit(self) -> None:
         """QUIT (the server enters UPDATE and deletes what was marked), then close.
@@ -299,9 +277,7 @@ class Pop3ClientSession:
             with self._failures():
                 event = await self._command("QUIT")
                 if isinstance(event, Err):
-                    raise TransportError(
-                        f"{self._name} could not finish the session: {self._reply(event)}"
-                    )
+                    raise fail.quit_refused(self._name, event)
                 self._on_step("quit")
         finally:
             await self.close()
@@ -315,9 +291,7 @@ class Pop3ClientSession:
         except LocalProtocolError as exc:
             if not user_input:
                 raise
-            raise UsageError(
-                f"{verb}: the user name or password cannot be sent in a POP3 command ({exc})"
-            ) from None
+            raise fail.unsendable(verb, exc) from None
         log.debug("%s C: %s", self._name, _loggable(verb, args))
         await self._write(line)
         event = await self._event()
@@ -330,7 +304,7 @@ class Pop3ClientSession:
         if isinstance(event, MultilineEnd):
             return None
         if not isinstance(event, MultilineBody):
-            raise self._unexpected(event, verb)
+            raise fail.unexpected(self._name, event, verb)
         return event.data
 
     async def _event(self) -> Event:
@@ -339,7 +313,7 @@ class Pop3ClientSession:
             async with asyncio.timeout(self._timeout):
                 data = await reader.read(READ_SIZE)
             if not data:
-                raise TransportError(f"{self._name} closed the connection")
+                raise fail.closed_by_server(self._name)
             self._core.receive_data(data)
         return event
 
@@ -351,19 +325,19 @@ class Pop3ClientSession:
 
     def _require_reader(self) -> asyncio.StreamReader:
         if self._reader is None:
-            raise TransportError(f"the connection to {self._name} is closed")
+            raise fail.closed(self._name)
         return self._reader
 
     def _require_writer(self) -> asyncio.StreamWriter:
         if self._writer is None:
-            raise TransportError(f"the connection to {self._name} is closed")
+            raise fail.closed(self._name)
         return self._writer
 
     @contextmanager
     def _failures(self) -> Iterator[None]:
         """Refuse a broken session; translate I/O failures; any failure breaks the session."""
         if self._broken:
-            raise TransportError(f"the connection to {self._name} is no longer usable")
+            raise fail.unusable(self._name)
         try:
             yield
         except MailAuthError:
@@ -371,64 +345,24 @@ class Pop3ClientSession:
         except BaseException as exc:
             self._break()
             if isinstance(exc, RemoteProtocolError) and not str(exc).startswith(self._name):
-                raise RemoteProtocolError(f"{self._name}: {exc}") from exc
-            translated = self._translate(exc) if isinstance(exc, Exception) else None
-            if translated is None:
+                raise fail.broken_protocol(self._name, exc) from exc
+            failure = None
+            if isinstance(exc, Exception):
+                failure = fail.io_failure(self._name, exc, timeout=self._timeout)
+            if failure is None:
                 raise
-            raise translated from exc
+            raise failure from exc
 
     def _break(self) -> None:
         self._broken = True
         if self._writer is not None:
             self._writer.transport.abort()
 
-    def _translate(self, exc: Exception) -> TokenpostError | None:
-        """The tokenpost error for an I/O failure; None for anything else (our own errors, a
-        programming error such as LocalProtocolError, the sink's own failure)."""
-        name = self._name
-        if isinstance(exc, TimeoutError):
-            return TransportError(f"{name} did not answer within {self._timeout:g} s")
-        if isinstance(exc, ssl.SSLCertVerificationError):
-            detail = exc.verify_message or _reason(exc)
-            return TlsVerifyError(
-                f"the certificate of {name} did not verify: {detail} "
-                "(use --ca-file for a private CA)"
-            )
-        if isinstance(exc, ssl.SSLError):
-            return TransportError(f"TLS with {name} failed ({_reason(exc)})")
-        if isinstance(exc, OSError):
-            return TransportError(f"the connection to {name} failed: {_reason(exc)}")
-        return None
-
-    def _auth_refused(
-        self, event: Err, what: str, client: SaslClient | None = None
-    ) -> OperationError:
-        reply = self._reply(event)
-        if event.code in _TEMPORARY_CODES:
-            return TransportError(f"{self._name} is not available now ({what}): {reply}")
-        status = client.error.status if client is not None and client.error else ""
-        return MailAuthError(
-            f"{self._name} refused authentication ({what}): {reply}", reply=reply, status=status
-        )
-
-    def _unexpected(self, event: Event, what: str) -> RemoteProtocolError:
-        if isinstance(event, ConnectionClosed):
-            return RemoteProtocolError(f"{self._name} closed the connection during {what}")
-        return RemoteProtocolError(f"{self._name}: unexpected {type(event).__name__} in {what}")
-
-    @staticmethod
-    def _reply(event: Event) -> str:
-        if isinstance(event, Err):
-            return excerpt(f"-ERR {event.text}", limit=REPLY_EXCERPT)
-        if isinstance(event, Ok):
-            return excerpt(f"+OK {event.text}", limit=REPLY_EXCERPT)
-        return type(event).__name__
-
     def _log_reply(self, event: Event) -> None:
         if isinstance(event, Continuation):
             log.debug("%s S: + ***", self._name)
         elif isinstance(event, Ok | Err):
-            log.debug("%s S: %s", self._name, self._reply(event))
+            log.debug("%s S: %s", self._name, fail.reply_text(event))
 
 
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
@@ -436,8 +370,7 @@ def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as exc:
-        source = ca_file or "of the system trust store"
-        raise UsageError(f"cannot load CA file {source}: {_reason(exc)}") from exc
+        raise fail.ca_unusable(ca_file, exc) from exc
 
 
 def _loggable(verb: str, args: tuple[Argument, ...]) -> str:
@@ -449,15 +382,3 @@ def _loggable(verb: str, args: tuple[Argument, ...]) -> str:
     else:
         shown = [str(arg) for arg in args]
     return " ".join([verb, *shown])
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None):
-        return str(exc.reason)
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "host name not resolved"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror.lower()
-    return type(exc).__name__

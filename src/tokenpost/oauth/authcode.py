@@ -28,11 +28,12 @@ from tokenpost.oauth.rfc6749 import (
 )
 from tokenpost.oauth.rfc7636 import TokenBytes, new_state, new_verifier, s256_challenge
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 
 BROWSER_FLOW_LIFETIME: Final = 600  # seconds; Microsoft's codes live ~10 minutes too
 MAX_REDIRECT_QUERY: Final = 8 * 1024
 _MAX_FIELDS: Final = 32
-_REDIRECT: Final = "authorization redirect"
+_REDIRECT: Final = Text("authorization redirect")
 
 
 def start_browser_flow(
@@ -58,7 +59,8 @@ def start_browser_flow(
     parts = urlsplit(authorization_endpoint)
     if parts.fragment or not parts.scheme or not parts.netloc:
         raise UsageError(
-            "authorization endpoint: must be an absolute URL without a fragment (RFC 6749 §3.1)"
+            "authorization endpoint: must be an absolute URL without a fragment (RFC 6749 §3.1); "
+            "correct the provider's --authorization-endpoint"
         )
     state = new_state(token_bytes)
     verifier = new_verifier(token_bytes)
@@ -86,7 +88,11 @@ def start_browser_flow(
 
 def _redirect_params(query: str) -> dict[str, str]:
     if len(query) > MAX_REDIRECT_QUERY:
-        raise RemoteProtocolError(f"{_REDIRECT}: query longer than {MAX_REDIRECT_QUERY} bytes")
+        raise RemoteProtocolError(
+            "{what}: query longer than {limit} bytes; start again with tokenpost token get",
+            what=_REDIRECT,
+            limit=MAX_REDIRECT_QUERY,
+        )
     try:
         pairs = parse_qsl(
             query.removeprefix("?"),
@@ -95,12 +101,16 @@ def _redirect_params(query: str) -> dict[str, str]:
             max_num_fields=_MAX_FIELDS,
         )
     except ValueError:  # too many fields, or percent-escapes that are not UTF-8
-        raise RemoteProtocolError(f"{_REDIRECT}: the query is malformed") from None
+        raise RemoteProtocolError(
+            "{what}: the query is malformed; start again with tokenpost token get", what=_REDIRECT
+        ) from None
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
             raise RemoteProtocolError(
-                f"{_REDIRECT}: parameter {sanitize_text(name, limit=40)!r} is repeated"
+                "{what}: parameter {name!r} is repeated; start again with tokenpost token get",
+                what=_REDIRECT,
+                name=sanitize_text(name, limit=40),
             )
         params[name] = value
     return params
@@ -118,20 +128,25 @@ def parse_redirect(pending: BrowserPending, query: str) -> Secret:
     state = params.get("state")
     if state is None or Secret(state) != pending.state:
         raise RemoteProtocolError(
-            f"{_REDIRECT}: state mismatch (the redirect does not belong to this authorization; "
-            "start again)"
+            "{what}: state mismatch (the redirect does not belong to this authorization); start "
+            "again with tokenpost token get",
+            what=_REDIRECT,
         )
     iss = params.get("iss")
     if iss is not None and pending.issuer is not None and iss != pending.issuer:
         raise RemoteProtocolError(
-            f"{_REDIRECT}: iss is not the expected issuer {pending.issuer} "
-            "(RFC 9207 mix-up defence; start again)"
+            "{what}: iss is not the expected issuer {issuer} (RFC 9207 mix-up defence); check "
+            "the provider's tenant or issuer, then start again with tokenpost token get",
+            what=_REDIRECT,
+            issuer=pending.issuer,
         )
     error = params.get("error")
     if error is not None:
         code = sanitize_text(error, limit=64) or "error"
         description = sanitize_text(params.get("error_description"))
-        action = action_for(code) or "the authorization ended without a code"
+        action = action_for(code) or Text(
+            "the authorization ended without a code; start again with tokenpost token get"
+        )
         raise AuthorizationEndedError(
             describe_error(_REDIRECT, code, description, action),
             error=code,
@@ -139,7 +154,10 @@ def parse_redirect(pending: BrowserPending, query: str) -> Secret:
         )
     code_value = params.get("code")
     if not code_value:
-        raise RemoteProtocolError(f"{_REDIRECT}: no code and no error in the redirect")
+        raise RemoteProtocolError(
+            "{what}: no code and no error in the redirect; start again with tokenpost token get",
+            what=_REDIRECT,
+        )
     return Secret(code_value)
 
 

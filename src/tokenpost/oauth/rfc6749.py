@@ -10,6 +10,12 @@ Providers differ from the RFC in small ways handled here on purpose:
   tokenpost only ever uses bearer tokens, so nothing else would be done with it anyway).
 - Microsoft puts trace lines in `error_description`: only the first line is kept, and it is never
   parsed (Microsoft says AADSTS texts change).
+
+Messages are `Text`s that end in what the administrator can do. The provider's own words (the
+`error` code, `error_description`, an HTTP status) are only ever parameters; the advice for each
+error code is in `error_codes`. `what` names the
+endpoint or document the answer came from: a `Text` (translated where shown) or a plain string
+(shown as it is).
 """
 
 from __future__ import annotations
@@ -23,22 +29,17 @@ from types import MappingProxyType
 from typing import Final
 from urllib.parse import urlsplit
 
-from tokenpost.errors import (
-    AuthorizationEndedError,
-    ClientConfigError,
-    GrantInvalidError,
-    OAuthError,
-    RemoteProtocolError,
-    TransientOAuthError,
-    UsageError,
-)
+from tokenpost.errors import OAuthError, RemoteProtocolError, TransientOAuthError, UsageError
+from tokenpost.oauth.error_codes import TEMPORARY, action_for, classify
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.http import MAX_RESPONSE_BYTES, FormValue, HttpRequest, HttpResponse
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 
 __all__ = [
     "ASSUMED_LIFETIME",
     "JSON_HEADERS",
+    "TOKEN_ENDPOINT",
     "ClientAuth",
     "TokenGrant",
     "action_for",
@@ -121,7 +122,10 @@ def client_credentials_request(
         UsageError: the client has no secret; §4.4 is for confidential clients only.
     """
     if not client.is_confidential:
-        raise UsageError("the client credentials grant (--flow app) needs a client secret")
+        raise UsageError(
+            "the client credentials grant (--flow app) needs a client secret: give the provider "
+            "one with --client-secret, or choose another --flow"
+        )
     form: tuple[tuple[str, FormValue], ...] = (("grant_type", "client_credentials"),)
     if scope:
         form += (("scope", " ".join(scope)),)
@@ -135,43 +139,66 @@ def is_success(response: HttpResponse) -> bool:
     return 200 <= response.status < 300
 
 
-def json_object(response: HttpResponse, *, what: str) -> Mapping[str, object]:
+def json_object(response: HttpResponse, *, what: str | Text) -> Mapping[str, object]:
     """The response body as a JSON object (RFC 6749 §5.1 / §5.2, RFC 8414 §3.2).
 
     Raises:
         RemoteProtocolError: oversized, not UTF-8 JSON, or not an object.
     """
     if len(response.body) > MAX_RESPONSE_BYTES:
-        raise RemoteProtocolError(f"{what}: response larger than {MAX_RESPONSE_BYTES} bytes")
+        raise RemoteProtocolError(
+            "{what}: response larger than {limit} bytes; check the provider's endpoint URLs",
+            what=what,
+            limit=MAX_RESPONSE_BYTES,
+        )
     try:
         value = json.loads(response.body)
     except (ValueError, RecursionError):
         # ValueError covers JSONDecodeError and UnicodeDecodeError; deep nesting recurses.
-        raise RemoteProtocolError(f"{what}: HTTP {response.status} response is not JSON") from None
+        raise RemoteProtocolError(
+            "{what}: HTTP {status} response is not JSON; check the provider's endpoint URLs and "
+            "any proxy in between",
+            what=what,
+            status=response.status,
+        ) from None
     if not isinstance(value, dict):
-        raise RemoteProtocolError(f"{what}: HTTP {response.status} response is not a JSON object")
+        raise RemoteProtocolError(
+            "{what}: HTTP {status} response is not a JSON object; check the provider's endpoint "
+            "URLs and any proxy in between",
+            what=what,
+            status=response.status,
+        )
     return MappingProxyType(value)
 
 
-def require_str(body: Mapping[str, object], name: str, *, what: str) -> str:
+def require_str(body: Mapping[str, object], name: str, *, what: str | Text) -> str:
     """Member `name`, which must be a non-empty string."""
     value = body.get(name)
     if not isinstance(value, str) or not value:
-        raise RemoteProtocolError(f"{what}: '{name}' is missing or not a non-empty string")
+        raise RemoteProtocolError(
+            "{what}: '{name}' is missing or not a non-empty string; check the provider's "
+            "endpoint URLs",
+            what=what,
+            name=name,
+        )
     return value
 
 
-def optional_str(body: Mapping[str, object], name: str, *, what: str) -> str | None:
+def optional_str(body: Mapping[str, object], name: str, *, what: str | Text) -> str | None:
     """Member `name` if present: a string (empty or null reads as absent)."""
     value = body.get(name)
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise RemoteProtocolError(f"{what}: '{name}' is not a string")
+        raise RemoteProtocolError(
+            "{what}: '{name}' is not a string; check the provider's endpoint URLs",
+            what=what,
+            name=name,
+        )
     return value
 
 
-def parse_seconds(value: object, *, name: str, what: str) -> int:
+def parse_seconds(value: object, *, name: str, what: str | Text) -> int:
     """A duration in seconds: a JSON integer or a string of digits (Microsoft/MSAL send both).
 
     Raises:
@@ -184,20 +211,35 @@ def parse_seconds(value: object, *, name: str, what: str) -> int:
         seconds = int(value)
     if seconds is None or not 0 <= seconds <= MAX_SECONDS:
         raise RemoteProtocolError(
-            f"{what}: '{name}' must be an integer number of seconds from 0 to {MAX_SECONDS}"
+            "{what}: '{name}' must be an integer number of seconds from 0 to {limit}; check the "
+            "provider's endpoint URLs",
+            what=what,
+            name=name,
+            limit=MAX_SECONDS,
         )
     return seconds
 
 
-def require_web_url(value: object, *, name: str, what: str, https_only: bool = True) -> str:
+def require_web_url(value: object, *, name: str, what: str | Text, https_only: bool = True) -> str:
     """An absolute https (or, when allowed, http) URL with a host and no fragment or spaces."""
     if isinstance(value, str) and len(value) <= 2048 and value.isprintable() and " " not in value:
         parts = urlsplit(value)
         schemes = ("https",) if https_only else ("https", "http")
         if parts.scheme in schemes and parts.hostname and not parts.fragment:
             return value
-    rule = "an https URL" if https_only else "an http(s) URL"
-    raise RemoteProtocolError(f"{what}: '{name}' must be {rule} without a fragment")
+    if https_only:
+        raise RemoteProtocolError(
+            "{what}: '{name}' must be an https URL without a fragment; check the provider's "
+            "endpoint URLs",
+            what=what,
+            name=name,
+        )
+    raise RemoteProtocolError(
+        "{what}: '{name}' must be an http(s) URL without a fragment; check the provider's "
+        "endpoint URLs",
+        what=what,
+        name=name,
+    )
 
 
 def sanitize_text(value: object, *, limit: int = DESCRIPTION_LIMIT) -> str:
@@ -224,6 +266,8 @@ def bearer_scope(text: str) -> tuple[str, ...]:
 
 # -- responses ---------------------------------------------------------------------------------
 
+TOKEN_ENDPOINT: Final = Text("token endpoint")
+
 
 def parse_token_response(response: HttpResponse, *, now: float) -> TokenGrant:
     """A token endpoint response (RFC 6749 §5.1) as a `TokenGrant`.
@@ -232,7 +276,7 @@ def parse_token_response(response: HttpResponse, *, now: float) -> TokenGrant:
         OAuthError: a subclass chosen by `error_from_response` for an error response.
         RemoteProtocolError: an answer outside §5.1 (see the module docstring for tolerances).
     """
-    what = "token endpoint"
+    what = TOKEN_ENDPOINT
     if not is_success(response):
         raise error_from_response(response, what=what)
     body = json_object(response, what=what)
@@ -242,7 +286,10 @@ def parse_token_response(response: HttpResponse, *, now: float) -> TokenGrant:
     token_type = optional_str(body, "token_type", what=what) or "Bearer"
     if token_type.lower() != "bearer":
         raise RemoteProtocolError(
-            f"{what}: token_type must be Bearer (RFC 6750), not {sanitize_text(token_type)!r}"
+            "{what}: token_type must be Bearer (RFC 6750), not {token_type!r}; tokenpost uses "
+            "bearer tokens only: check the provider's token endpoint",
+            what=what,
+            token_type=sanitize_text(token_type),
         )
     expires_in = body.get("expires_in")
     lifetime = (
@@ -266,99 +313,62 @@ def _is_transient_status(status: int) -> bool:
     return status in (408, 429) or 500 <= status <= 599
 
 
-_MS_PUBLIC_CLIENT = (
-    'for a Microsoft public client enable "Allow public client flows" and configure no secret '
-    "(AADSTS7000218 / AADSTS700025)"
-)
-_AUTHORIZE_AGAIN = "obtain the token again (tokenpost token get)"
+def describe_error(what: str | Text, code: str, description: str, action: Text | None) -> Text:
+    """The administrator's message: "token endpoint: invalid_grant: AADSTS70000: …; action".
 
-# error code → (class, what the administrator should do). Codes not listed are plain OAuthError.
-_ERRORS: Final[Mapping[str, tuple[type[OAuthError], str]]] = MappingProxyType(
-    {
-        "temporarily_unavailable": (TransientOAuthError, "temporary; retrying later"),
-        "server_error": (TransientOAuthError, "temporary; retrying later"),
-        "invalid_grant": (GrantInvalidError, _AUTHORIZE_AGAIN),
-        "consent_required": (GrantInvalidError, "consent is required; " + _AUTHORIZE_AGAIN),
-        "interaction_required": (GrantInvalidError, "sign-in is required; " + _AUTHORIZE_AGAIN),
-        "login_required": (GrantInvalidError, "sign-in is required; " + _AUTHORIZE_AGAIN),
-        "account_selection_required": (GrantInvalidError, _AUTHORIZE_AGAIN),
-        # Google: a Workspace administrator restricted the app (protocols.md §2.5, §6).
-        "admin_policy_enforced": (
-            GrantInvalidError,
-            "an administrator restricted this app; ask them, then " + _AUTHORIZE_AGAIN,
-        ),
-        "invalid_client": (
-            ClientConfigError,
-            "check the provider's client ID and secret; " + _MS_PUBLIC_CLIENT,
-        ),
-        "unauthorized_client": (
-            ClientConfigError,
-            "the app registration does not allow this flow; check its settings or choose "
-            "another --flow",
-        ),
-        "invalid_scope": (
-            ClientConfigError,
-            "check the provider's scopes; Google refuses Gmail scopes in the device flow, "
-            "use --flow browser",
-        ),
-        "unsupported_grant_type": (
-            ClientConfigError,
-            "the provider does not support this flow; choose another --flow",
-        ),
-        "invalid_request": (
-            ClientConfigError,
-            "check the provider settings (client ID, tenant, endpoints, scopes)",
-        ),
-        "access_denied": (AuthorizationEndedError, "the authorization was denied"),
-        "authorization_declined": (AuthorizationEndedError, "the authorization was denied"),
-        "expired_token": (
-            AuthorizationEndedError,
-            "the code expired before the authorization was completed; start again",
-        ),
-        "bad_verification_code": (
-            AuthorizationEndedError,
-            "the provider did not recognise the device code; start again",
-        ),
-    }
-)
-
-
-def action_for(code: str) -> str:
-    """What the administrator should do about error `code` ("" when tokenpost has no advice)."""
-    return _ERRORS.get(code, (OAuthError, ""))[1]
-
-
-def describe_error(what: str, code: str, description: str, action: str) -> str:
-    """The administrator's message: "token endpoint: invalid_grant: AADSTS70000: …; action"."""
-    text = f"{what}: {code}: {description}" if description else f"{what}: {code}"
-    return f"{text}; {action}" if action else text
+    `code` and `description` are the provider's (sanitized); `action` says what to do."""
+    if description and action is not None:
+        return Text(
+            "{what}: {error}: {description}; {action}",
+            what=what,
+            error=code,
+            description=description,
+            action=action,
+        )
+    if action is not None:
+        return Text("{what}: {error}; {action}", what=what, error=code, action=action)
+    if description:
+        return Text(
+            "{what}: {error}: {description}", what=what, error=code, description=description
+        )
+    return Text("{what}: {error}", what=what, error=code)
 
 
 def error_from_response(
-    response: HttpResponse, *, what: str = "token endpoint"
+    response: HttpResponse, *, what: str | Text = TOKEN_ENDPOINT
 ) -> OAuthError | RemoteProtocolError:
     """The error a failed answer means (RFC 6749 §5.2); returned, not raised.
 
     HTTP 408, 429 and 5xx are transient whatever the body says. Otherwise the `error` code picks
-    the class (table `_ERRORS`); unknown codes give a plain `OAuthError`. A body that is not an
-    OAuth error object gives `RemoteProtocolError`. Never branches on `error_description`.
+    the class and the advice (`error_codes.classify`); unknown codes give a plain `OAuthError`
+    with general advice. A body that is not an OAuth error object gives `RemoteProtocolError`.
+    Never branches on `error_description`.
     """
     transient = _is_transient_status(response.status)
     try:
         body: Mapping[str, object] = json_object(response, what=what)
     except RemoteProtocolError as problem:
-        if transient:
-            return TransientOAuthError(f"{what}: HTTP {response.status}; temporary, retrying later")
-        return problem
+        return _temporary(response, what) if transient else problem
     code = body.get("error")
     if not isinstance(code, str) or not _ERROR_CODE.fullmatch(code):
         if transient:
-            return TransientOAuthError(f"{what}: HTTP {response.status}; temporary, retrying later")
+            return _temporary(response, what)
         return RemoteProtocolError(
-            f"{what}: HTTP {response.status} is not an OAuth error response (RFC 6749 §5.2)"
+            "{what}: HTTP {status} is not an OAuth error response (RFC 6749 §5.2); check the "
+            "provider's endpoint URLs and any proxy in between",
+            what=what,
+            status=response.status,
         )
     description = sanitize_text(body.get("error_description"))
-    cls, action = _ERRORS.get(code, (OAuthError, ""))
+    cls, action = classify(code)
     if transient:
-        cls, action = TransientOAuthError, "temporary; retrying later"
+        cls, action = TransientOAuthError, TEMPORARY
     return cls(describe_error(what, code, description, action), error=code, description=description)
+
+
+def _temporary(response: HttpResponse, what: str | Text) -> TransientOAuthError:
+    return TransientOAuthError(
+        "{what}: HTTP {status}, a temporary problem at the provider; try again later",
+        what=what,
+        status=response.status,
+    )

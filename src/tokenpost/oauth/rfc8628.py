@@ -32,11 +32,13 @@ from tokenpost.errors import (
     RemoteProtocolError,
     TransientOAuthError,
 )
+from tokenpost.oauth.error_codes import action_for
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.oauth.pending import DevicePending
 from tokenpost.oauth.rfc6749 import (
     JSON_HEADERS,
+    TOKEN_ENDPOINT,
     ClientAuth,
     describe_error,
     error_from_response,
@@ -50,6 +52,7 @@ from tokenpost.oauth.rfc6749 import (
     sanitize_text,
 )
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 
 DEVICE_CODE_GRANT: Final = "urn:ietf:params:oauth:grant-type:device_code"
 DEFAULT_INTERVAL: Final = 5  # §3.2: "If no value is provided, clients MUST use 5"
@@ -60,8 +63,9 @@ MAX_BACKOFF: Final = 60.0
 USER_CODE_LIMIT: Final = 64
 MESSAGE_LIMIT: Final = 500
 
-_AUTHORIZATION: Final = "device authorization endpoint"
-_POLL_ENDPOINT: Final = "token endpoint"
+_AUTHORIZATION: Final = Text("device authorization endpoint")
+_POLL_ENDPOINT: Final = TOKEN_ENDPOINT
+_FLOW: Final = Text("device authorization")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +108,10 @@ def parse_device_authorization(response: HttpResponse, *, now: float) -> DeviceP
     user_code = require_str(body, "user_code", what=_AUTHORIZATION)
     if len(user_code) > USER_CODE_LIMIT or not user_code.isprintable():
         raise RemoteProtocolError(
-            f"{_AUTHORIZATION}: 'user_code' must be at most {USER_CODE_LIMIT} printable characters"
+            "{what}: 'user_code' must be at most {limit} printable characters; check the "
+            "provider's endpoint URLs",
+            what=_AUTHORIZATION,
+            limit=USER_CODE_LIMIT,
         )
     # Google spells it verification_url; the RFC name wins when both are present.
     google_spelling = "verification_uri" not in body and "verification_url" in body
@@ -150,15 +157,8 @@ def seconds_until_poll(pending: DevicePending, now: float) -> float:
 
 
 def _expired() -> AuthorizationEndedError:
-    return AuthorizationEndedError(
-        describe_error(
-            "device authorization",
-            "expired_token",
-            "",
-            "the code expired before the authorization was completed; start again",
-        ),
-        error="expired_token",
-    )
+    code = "expired_token"
+    return AuthorizationEndedError(describe_error(_FLOW, code, "", action_for(code)), error=code)
 
 
 def _schedule(pending: DevicePending, *, now: float, wait: float) -> DevicePending:

@@ -12,7 +12,9 @@ Invariants:
   RETR body is never held in full, only its last incomplete line (at most `MAX_DATA_LINE`).
 - Anything the server sends outside the protocol raises `tokenpost.errors.RemoteProtocolError`
   with a short, printable excerpt, and the core stays in `ERROR`. Misuse by the caller raises
-  `LocalProtocolError`; its messages never hold command arguments (they may be secrets).
+  `LocalProtocolError`; its messages never hold command arguments (they may be secrets). The
+  messages say what happened, not what to do: the adapter, which knows the server and the
+  setting, adds that.
 - AUTH is always the two-line form (`AUTH MECH`, then the initial response after the server's
   empty challenge): Exchange Online refuses an initial response on the AUTH line, and RFC 5034
   forbids one that would not fit into 255 octets, which OAuth tokens never do.
@@ -55,6 +57,7 @@ from tokenpost.pop3.wire import (
     parse_status,
 )
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 
 _TIMESTAMP = re.compile(r"<[^<>\s]+@[^<>\s]+>")
 _FORBIDDEN_IN_ARGUMENT = re.compile(r"[\x00\r\n]")
@@ -125,7 +128,12 @@ class Pop3Client:
         line = " ".join(words).encode("utf-8") + CRLF
         if len(line) > MAX_COMMAND_LINE:
             raise LocalProtocolError(
-                f"{verb} command of {len(line)} octets exceeds POP3's {MAX_COMMAND_LINE}"
+                Text(
+                    "{verb} command of {size} octets exceeds POP3's {limit}",
+                    verb=verb,
+                    size=len(line),
+                    limit=MAX_COMMAND_LINE,
+                )
             )
         self._command = verb
         self._expect = _expectation(verb, args)
@@ -136,37 +144,58 @@ class Pop3Client:
     def send_auth_response(self, response: Secret) -> bytes:
         """Our answer to a `Continuation`: base64 (may be empty) or `*` to cancel (RFC 5034)."""
         if self._expect is not _Expect.SASL_RESPONSE:
-            raise LocalProtocolError("a SASL response is due only right after a continuation")
+            raise LocalProtocolError(Text("a SASL response is due only right after a continuation"))
         value = response.reveal()
         if value != "*" and not _SASL_CHARS.fullmatch(value):
-            raise LocalProtocolError("a SASL response must be base64 or *")
+            raise LocalProtocolError(Text("a SASL response must be base64 or *"))
         self._expect = _Expect.SASL
         return value.encode("ascii") + CRLF
 
     def _check_can_send(self, verb: str, count: int) -> None:
+        state = self._state.value
         if self._expect is not _Expect.NOTHING:
-            raise LocalProtocolError(f"cannot send {verb}: the reply to {self._command} is due")
+            raise LocalProtocolError(
+                Text(
+                    "cannot send {verb}: the reply to {command} is due",
+                    verb=verb,
+                    command=self._command,
+                )
+            )
         if self._state not in {ClientState.AUTHORIZATION, ClientState.TRANSACTION}:
-            raise LocalProtocolError(f"cannot send {verb} in state {self._state.value}")
+            raise LocalProtocolError(
+                Text("cannot send {verb} in state {state}", verb=verb, state=state)
+            )
         if verb not in ARITY:
-            raise LocalProtocolError(f"unsupported POP3 command {excerpt(verb, limit=10)}")
+            raise LocalProtocolError(
+                Text("unsupported POP3 command {verb}", verb=excerpt(verb, limit=10))
+            )
         least, most = (1, 1) if verb == "AUTH" else ARITY[verb]
         if not least <= count <= most:
-            raise LocalProtocolError(f"{verb} takes {least} to {most} arguments, not {count}")
+            raise LocalProtocolError(
+                Text(
+                    "{verb} takes {least} to {most} arguments, not {count}",
+                    verb=verb,
+                    least=least,
+                    most=most,
+                    count=count,
+                )
+            )
         allowed = allowed_commands(transaction=self._state is ClientState.TRANSACTION)
         if verb not in allowed:
-            raise LocalProtocolError(f"{verb} is not allowed in state {self._state.value}")
+            raise LocalProtocolError(
+                Text("{verb} is not allowed in state {state}", verb=verb, state=state)
+            )
         if verb == "PASS" and not self._user_accepted:
-            raise LocalProtocolError("PASS must follow a USER that got +OK")
+            raise LocalProtocolError(Text("PASS must follow a USER that got +OK"))
         if verb == "STLS" and self._stls_done:
-            raise LocalProtocolError("STLS was already done on this connection")
+            raise LocalProtocolError(Text("STLS was already done on this connection"))
 
     # --- receiving -------------------------------------------------------------------------
 
     def receive_data(self, data: bytes) -> None:
         """Bytes read from the connection; b"" means the server closed it."""
         if self._eof and data:
-            raise LocalProtocolError("data received after the end of the connection")
+            raise LocalProtocolError(Text("data received after the end of the connection"))
         if data:
             self._buffer.feed(data)
         else:
@@ -180,7 +209,7 @@ class Pop3Client:
             LocalProtocolError: called again after an error.
         """
         if self._state is ClientState.ERROR:
-            raise LocalProtocolError("the connection is unusable after a protocol error")
+            raise LocalProtocolError(Text("the connection is unusable after a protocol error"))
         try:
             return self._next()
         except RemoteProtocolError:
@@ -214,16 +243,20 @@ class Pop3Client:
     def _line(self, limit: int) -> bytes | None:
         line = self._buffer.take_line(limit)
         if line is None and self._eof:
-            raise RemoteProtocolError(f"server closed the connection; no reply to {self._what()}")
+            raise RemoteProtocolError(
+                "server closed the connection; no reply to {what}", what=self._what()
+            )
         return line
 
-    def _what(self) -> str:
-        return "the greeting" if self._expect is _Expect.GREETING else self._command
+    def _what(self) -> str | Text:
+        return Text("the greeting") if self._expect is _Expect.GREETING else self._command
 
     def _unsolicited(self) -> EventOrNeedData:
         if len(self._buffer):
             unexpected = self._buffer.peek(EXCERPT_LIMIT)
-            raise RemoteProtocolError(f"unexpected data from the server: {excerpt(unexpected)!r}")
+            raise RemoteProtocolError(
+                "unexpected data from the server: {data!r}", data=excerpt(unexpected)
+            )
         if self._eof:
             self._state = ClientState.CLOSED
             return ConnectionClosed()
@@ -234,9 +267,11 @@ class Pop3Client:
             return self._continuation(line[2:])
         status = parse_status(line)
         if status is None:
-            raise RemoteProtocolError(f"not a POP3 reply to {self._what()}: {excerpt(line)!r}")
+            raise RemoteProtocolError(
+                "not a POP3 reply to {what}: {line!r}", what=self._what(), line=excerpt(line)
+            )
         if len(line) + len(CRLF) > MAX_REPLY_LINE:
-            raise RemoteProtocolError(f"reply longer than {MAX_REPLY_LINE} octets")
+            raise RemoteProtocolError("reply longer than {limit} octets", limit=MAX_REPLY_LINE)
         if self._expect is _Expect.GREETING:
             return self._greeting(status)
         multiline = self._expect is _Expect.MULTILINE and status.ok
@@ -258,7 +293,9 @@ class Pop3Client:
     def _continuation(self, rest: bytes) -> Continuation:
         challenge = rest.strip()
         if not _SASL_CHARS.fullmatch(challenge.decode("latin-1")):
-            raise RemoteProtocolError(f"SASL challenge is not base64: {excerpt(challenge)!r}")
+            raise RemoteProtocolError(
+                "SASL challenge is not base64: {data!r}", data=excerpt(challenge)
+            )
         self._expect = _Expect.SASL_RESPONSE
         return Continuation(challenge.decode("ascii"))
 
@@ -291,7 +328,7 @@ class Pop3Client:
             return self._next()
         if self._eof:
             raise RemoteProtocolError(
-                f"server closed the connection during the {self._command} data"
+                "server closed the connection during the {verb} data", verb=self._command
             )
         return NEED_DATA
 
@@ -304,13 +341,15 @@ def _argument(verb: str, arg: Argument) -> str:
     else:
         value = arg
     if verb in NUMBERED_COMMANDS and not (value.isascii() and value.isdigit() and int(value) > 0):
-        raise LocalProtocolError(f"{verb} takes a message number (1 or more)")
+        raise LocalProtocolError(Text("{verb} takes a message number (1 or more)", verb=verb))
     if verb == "AUTH" and not _MECHANISM.fullmatch(value):
-        raise LocalProtocolError("AUTH takes a SASL mechanism name (RFC 4422 §3.1)")
+        raise LocalProtocolError(Text("AUTH takes a SASL mechanism name (RFC 4422 §3.1)"))
     if not value or _FORBIDDEN_IN_ARGUMENT.search(value):
-        raise LocalProtocolError(f"{verb}: an argument is empty or holds CR, LF or NUL")
+        raise LocalProtocolError(
+            Text("{verb}: an argument is empty or holds CR, LF or NUL", verb=verb)
+        )
     if verb != "PASS" and " " in value:
-        raise LocalProtocolError(f"{verb}: an argument holds a space")
+        raise LocalProtocolError(Text("{verb}: an argument holds a space", verb=verb))
     return value
 
 

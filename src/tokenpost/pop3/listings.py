@@ -39,6 +39,6 @@ def uidl_entries(data: bytes) -> list[tuple[int, str]]:
     for line in data.split(CRLF)[:-1]:
         match = _UIDL_LINE.fullmatch(line)
         if match is None:
-            raise RemoteProtocolError(f"malformed UIDL line {excerpt(line)!r}")
+            raise RemoteProtocolError("malformed UIDL line {line!r}", line=excerpt(line))
         entries.append((int(match.group(1)), match.group(2).decode("ascii")))
     return entries

@@ -31,6 +31,7 @@ from tokenpost.pop3.wire import (
     format_status,
     is_multiline,
 )
+from tokenpost.text import Text
 
 
 class ServerState(enum.Enum):
@@ -58,7 +59,8 @@ class AuthResponse:
 @dataclass(frozen=True, slots=True)
 class Rejected:
     """A line that is not a command valid now; answer with `err(reason)`. After a `fatal` one
-    (a line over the length limit) the connection ends."""
+    (a line over the length limit) the connection ends. `reason` is the text of that `-ERR` on
+    the wire: protocol text for the peer, English, never translated."""
 
     reason: str
     fatal: bool = False
@@ -112,7 +114,7 @@ class Pop3Server:
             LocalProtocolError: the previous command has not been answered completely.
         """
         if self._answer not in {_Answer.NONE, _Answer.CHALLENGE_ANSWER}:
-            raise LocalProtocolError("answer the current command before reading the next")
+            raise LocalProtocolError(Text("answer the current command before reading the next"))
         if self._state is ServerState.CLOSED:
             return ConnectionClosed()
         sasl = self._answer is _Answer.CHALLENGE_ANSWER
@@ -173,7 +175,7 @@ class Pop3Server:
         """`+OK` to the current command, with its state change."""
         command = self._reply_due()
         if not isinstance(command, Command):
-            raise LocalProtocolError("a rejected line is answered with err()")
+            raise LocalProtocolError(Text("a rejected line is answered with err()"))
         verb = command.verb
         self._answer = _Answer.DATA if is_multiline(verb, len(command.args)) else _Answer.NONE
         if verb == "USER":
@@ -203,7 +205,7 @@ class Pop3Server:
         """`+ <base64>` during AUTH; the client's answer comes as `AuthResponse`."""
         current = self._reply_due()
         if not (isinstance(current, Command) and current.verb == "AUTH"):
-            raise LocalProtocolError("a challenge answers AUTH only")
+            raise LocalProtocolError(Text("a challenge answers AUTH only"))
         self._answer = _Answer.CHALLENGE_ANSWER
         return b"+ " + challenge.encode("ascii") + CRLF
 
@@ -220,9 +222,9 @@ class Pop3Server:
 
     def _reply_due(self) -> Command | Rejected:
         if self._answer is not _Answer.REPLY or self._current is None:
-            raise LocalProtocolError("no command is waiting for a reply")
+            raise LocalProtocolError(Text("no command is waiting for a reply"))
         return self._current
 
     def _require_data(self) -> None:
         if self._answer is not _Answer.DATA:
-            raise LocalProtocolError("data belongs after +OK to a multi-line command")
+            raise LocalProtocolError(Text("data belongs after +OK to a multi-line command"))

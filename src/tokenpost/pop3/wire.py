@@ -18,6 +18,7 @@ from typing import Final
 
 from tokenpost.errors import RemoteProtocolError
 from tokenpost.oauth.rfc6749 import sanitize_text
+from tokenpost.text import Text
 
 MAX_COMMAND_LINE: Final = 255
 MAX_REPLY_LINE: Final = 512
@@ -66,7 +67,18 @@ def is_multiline(verb: str, argument_count: int) -> bool:
 
 class LocalProtocolError(Exception):
     """We tried to use POP3 wrongly (a command in the wrong state, a line too long, a reply not
-    yet read): a programming error in tokenpost, never caused by the peer."""
+    yet read): a programming error in tokenpost, never caused by the peer.
+
+    Not a `TokenpostError`, so that it is never reported as a plain failure. Its message is a
+    `Text` all the same (``LocalProtocolError(Text("…", …))``): a caller that turns it into one
+    (a password that cannot be sent in a command) passes it on as a translated reason."""
+
+    def __init__(self, text: Text) -> None:
+        self.text = text
+        super().__init__(str(text))
+
+    def as_text(self) -> Text:
+        return self.text
 
 
 def excerpt(data: bytes | str, *, limit: int = EXCERPT_LIMIT) -> str:
@@ -171,7 +183,7 @@ def _raw_offset(raw: bytes, cut: int) -> int:
 
 def _check_length(length: int, limit: int) -> None:
     if length > limit:
-        raise RemoteProtocolError(f"line longer than {limit} octets")
+        raise RemoteProtocolError("line longer than {limit} octets", limit=limit)
 
 
 @dataclass(frozen=True, slots=True)
