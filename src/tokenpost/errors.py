@@ -65,6 +65,14 @@ class TokenpostError(Exception):
     def as_text(self) -> Text:
         return self.text
 
+    @staticmethod
+    def _fields_as_params(
+        message: str | Text, fields: dict[str, object], params: dict[str, object]
+    ) -> dict[str, object]:
+        """The parameters of a message whose error class keeps `fields` as attributes: with a
+        msgid, the fields fill its placeholders too (``"{reply}"``); a Text brings its own."""
+        return params if isinstance(message, Text) else {**fields, **params}
+
     def translate(self, gettext: Gettext) -> str:
         """The message in the language of `gettext`."""
         return self.text.translate(gettext)
@@ -172,7 +180,8 @@ class MailAuthError(OperationError):
     ) -> None:
         self.reply = reply
         self.status = status
-        super().__init__(message, **params)
+        fields: dict[str, object] = {"reply": reply, "status": status}
+        super().__init__(message, **self._fields_as_params(message, fields, params))
 
 
 class MailPolicyError(MailAuthError):
@@ -183,6 +192,7 @@ class MailPolicyError(MailAuthError):
         self, message: str | Text, /, *, fix: str | Text, reply: str = "", **params: object
     ) -> None:
         self.fix = fix
+        params = self._fields_as_params(message, {"fix": fix}, params)
         super().__init__(message, reply=reply, status="", **params)
 
 
@@ -200,7 +210,8 @@ class MailRejectedError(OperationError):
     ) -> None:
         self.reply = reply
         self.transient = transient  # a 4xx reply: the same message may pass later
-        super().__init__(message, **params)
+        fields: dict[str, object] = {"reply": reply}
+        super().__init__(message, **self._fields_as_params(message, fields, params))
 
 
 class DeliveryError(OperationError):
@@ -225,7 +236,8 @@ class OAuthError(OperationError):
     ) -> None:
         self.error = error
         self.description = description
-        super().__init__(message, **params)
+        fields: dict[str, object] = {"error": error, "description": description}
+        super().__init__(message, **self._fields_as_params(message, fields, params))
 
 
 class TransientOAuthError(OAuthError):
