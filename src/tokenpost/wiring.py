@@ -132,6 +132,7 @@ async def open_app(
     from tokenpost.adapters.commands import SubprocessRunner
     from tokenpost.adapters.flight_lock import FileFlightLock
     from tokenpost.adapters.home import open_home
+    from tokenpost.adapters.host_checks import FileSystemChecks
     from tokenpost.adapters.http_httpx import HttpxClient
     from tokenpost.adapters.loopback import open_redirect_listener
     from tokenpost.adapters.sql_store import open_store
@@ -168,6 +169,7 @@ async def open_app(
             lang = resolve_language(None, environ)
             alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=lang)
             on_event = _both(on_event, alerter.on_event)
+            deleter = Deleter(store, http, lock, clock, resolver, on_event=on_event)
             app = App(
                 home=opened.path,
                 store=store,
@@ -175,12 +177,14 @@ async def open_app(
                 lock=lock,
                 clock=clock,
                 resolver=resolver,
-                settings=SettingsService(store, lock),
+                settings=SettingsService(
+                    store, lock, FileSystemChecks(), revoker=deleter, resolver=resolver
+                ),
                 refresher=Refresher(store, http, lock, clock, resolver, on_event=on_event),
                 authorizer=Authorizer(
                     store, http, lock, clock, resolver, open_redirect_listener, on_event=on_event
                 ),
-                deleter=Deleter(store, http, lock, clock, resolver, on_event=on_event),
+                deleter=deleter,
                 alerter=alerter,
             )
             try:
