@@ -100,9 +100,11 @@ class App:
 def _log_event(event: str, setting_id: str, detail: str) -> None:
     import logging
 
-    logging.getLogger("tokenpost.events").info(
-        "%s %s%s", event, setting_id, f": {detail}" if detail else ""
-    )
+    log = logging.getLogger("tokenpost.events")
+    if detail:
+        log.info("%s %s: %s", event, setting_id, detail)
+    else:
+        log.info("%s %s", event, setting_id)
 
 
 def _both(first: EventHook, second: EventHook) -> EventHook:

@@ -436,7 +436,7 @@ def pop_list(ctx: CliContext, as_json: bool) -> None:
 
 @pop.command("remove")
 @click.argument("name")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--yes", is_flag=True, help="Remove without asking for confirmation.")
 @pass_cli
 def pop_remove(ctx: CliContext, name: str, yes: bool) -> None:
     """Remove POP setting NAME and its token (revoked at the provider where it can be)."""
