@@ -18,8 +18,8 @@ from damaged_store import DamagedStore
 from fakes import MemoryLock
 from tokenpost.cli.config_cmds import config
 from tokenpost.cli.context import CliContext
+from tokenpost.cli.provider_cmds import provider as provider_group
 from tokenpost.cli.settings_cmds import pop, smtp
-from tokenpost.cli.settings_cmds import provider as provider_group
 from tokenpost.errors import UsageError
 from tokenpost.services.settings import SettingsService
 from tokenpost.settings.model import AuthMethod, PopSetting, Security

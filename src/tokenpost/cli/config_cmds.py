@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from tokenpost.cli.context import CliContext, pass_cli
-from tokenpost.cli.settings_cmds import echo_damaged, echo_discarded
+from tokenpost.cli.settings_common import echo_damaged, echo_discarded
 from tokenpost.cli.translated import group
 from tokenpost.errors import UsageError
 

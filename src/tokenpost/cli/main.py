@@ -42,7 +42,7 @@ class LazyGroup(TranslatedGroup):
 
 
 _COMMANDS = {
-    "provider": "tokenpost.cli.settings_cmds:provider",
+    "provider": "tokenpost.cli.provider_cmds:provider",
     "smtp": "tokenpost.cli.settings_cmds:smtp",
     "pop": "tokenpost.cli.settings_cmds:pop",
     "config": "tokenpost.cli.config_cmds:config",

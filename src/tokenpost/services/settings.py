@@ -88,6 +88,11 @@ class SettingsService:
         return SettingsChecks(self.host, self.resolver)
 
     async def put_provider(self, provider: Provider) -> tuple[DiscardedToken, ...]:
+        """Check, store (a damaged record too) and reconcile; returns the tokens discarded.
+
+        Raises:
+            ValidationError: every problem at once (rules, host checks, offered scopes).
+        """
         await self._checks.provider(provider)
         before = await self._targets()
         await self.store.put_provider(provider)
@@ -98,12 +103,14 @@ class SettingsService:
         await self.store.delete_provider(name)
 
     async def put_smtp(self, setting: SmtpSetting) -> tuple[DiscardedToken, ...]:
+        """Like `put_provider`, for the SMTP setting."""
         await self._check_mail(setting)
         before = await self._targets()
         await self.store.put_smtp(setting)
         return await self._revoke(await self.reconcile(), before)
 
     async def put_pop(self, setting: PopSetting) -> tuple[DiscardedToken, ...]:
+        """Like `put_provider`, for a POP setting."""
         await self._check_mail(setting)
         before = await self._targets()
         await self.store.put_pop(setting)
