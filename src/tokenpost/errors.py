@@ -106,7 +106,7 @@ class FieldProblem:
 class ValidationError(UsageError):
     """Settings that break one or more rules; every problem is reported at once."""
 
-    def __init__(self, problems: Sequence[FieldProblem], *, subject: str = "") -> None:
+    def __init__(self, problems: Sequence[FieldProblem], *, subject: str | Text = "") -> None:
         self.problems = tuple(problems)
         self.subject = subject
         listed = tuple(p.as_text() for p in self.problems)

@@ -99,7 +99,7 @@ def resolve_language(flag: str | None, environ: Mapping[str, str]) -> str:
     if flag is not None:
         lang = flag.strip().lower()
         if lang not in SUPPORTED:
-            raise UsageError(f"--lang must be one of: {', '.join(SUPPORTED)}")
+            raise UsageError("--lang must be one of: {languages}", languages=", ".join(SUPPORTED))
         return lang
     if chosen := environ.get(LANG_VARIABLE):
         return _supported_or_default(chosen)
@@ -143,7 +143,11 @@ def load_translations(lang: str, localedir: Path) -> gettext.NullTranslations:
         OperationError: `localedir` has no compiled catalog for `lang`.
     """
     if lang not in SUPPORTED:
-        raise UsageError(f"language {lang!r} is not supported; use one of: {', '.join(SUPPORTED)}")
+        raise UsageError(
+            "language {lang!r} is not supported; use one of: {languages}",
+            lang=lang,
+            languages=", ".join(SUPPORTED),
+        )
     if lang == DEFAULT:
         return gettext.NullTranslations()
     try:
@@ -151,7 +155,9 @@ def load_translations(lang: str, localedir: Path) -> gettext.NullTranslations:
     except FileNotFoundError:
         # Falling back to English here would ship untranslated pages without anyone noticing.
         raise OperationError(
-            f"the {lang} message catalog is missing under {localedir}; reinstall tokenpost"
+            "the {lang} message catalog is missing under {directory}; reinstall tokenpost",
+            lang=lang,
+            directory=str(localedir),
         ) from None
 
 

@@ -10,6 +10,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from tokenpost.errors import FieldProblem
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
@@ -120,6 +121,17 @@ class RedirectListener(Protocol):
 
 class RedirectListenerFactory(Protocol):
     async def __call__(self, path: str) -> RedirectListener: ...
+
+
+class HostChecks(Protocol):
+    """Checks of setting values against this host, which the settings rules cannot make (the
+    settings core does no I/O). Their problems join the rules' in one ValidationError."""
+
+    def problems(self, item: Provider | SmtpSetting | PopSetting) -> tuple[FieldProblem, ...]:
+        """What is wrong with `item`'s paths here: a `ca_file` that is missing, unreadable or
+        holds no CA certificate; a POP setting's `deliver_to` that exists but is no directory.
+        Fields are named as in the rules ("ca_file"); paths not absolute are left to the rules."""
+        ...
 
 
 # --- Mail transports -------------------------------------------------------------------------

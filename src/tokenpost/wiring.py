@@ -100,9 +100,11 @@ class App:
 def _log_event(event: str, setting_id: str, detail: str) -> None:
     import logging
 
-    logging.getLogger("tokenpost.events").info(
-        "%s %s%s", event, setting_id, f": {detail}" if detail else ""
-    )
+    log = logging.getLogger("tokenpost.events")
+    if detail:
+        log.info("%s %s: %s", event, setting_id, detail)
+    else:
+        log.info("%s %s", event, setting_id)
 
 
 def _both(first: EventHook, second: EventHook) -> EventHook:
@@ -132,6 +134,7 @@ async def open_app(
     from tokenpost.adapters.commands import SubprocessRunner
     from tokenpost.adapters.flight_lock import FileFlightLock
     from tokenpost.adapters.home import open_home
+    from tokenpost.adapters.host_checks import FileSystemChecks
     from tokenpost.adapters.http_httpx import HttpxClient
     from tokenpost.adapters.loopback import open_redirect_listener
     from tokenpost.adapters.sql_store import open_store
@@ -168,6 +171,7 @@ async def open_app(
             lang = resolve_language(None, environ)
             alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=lang)
             on_event = _both(on_event, alerter.on_event)
+            deleter = Deleter(store, http, lock, clock, resolver, on_event=on_event)
             app = App(
                 home=opened.path,
                 store=store,
@@ -175,12 +179,14 @@ async def open_app(
                 lock=lock,
                 clock=clock,
                 resolver=resolver,
-                settings=SettingsService(store, lock),
+                settings=SettingsService(
+                    store, lock, FileSystemChecks(), revoker=deleter, resolver=resolver
+                ),
                 refresher=Refresher(store, http, lock, clock, resolver, on_event=on_event),
                 authorizer=Authorizer(
                     store, http, lock, clock, resolver, open_redirect_listener, on_event=on_event
                 ),
-                deleter=Deleter(store, http, lock, clock, resolver, on_event=on_event),
+                deleter=deleter,
                 alerter=alerter,
             )
             try:

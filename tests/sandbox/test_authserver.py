@@ -173,6 +173,7 @@ def test_metadata_is_served_at_both_well_known_paths(sandbox: Sandbox, http: htt
         DEVICE_GRANT,
     }
     assert rfc8414["authorization_response_iss_parameter_supported"] is True
+    assert {"offline_access", "mail.send"} <= set(rfc8414["scopes_supported"])
     assert sandbox.control.stats().requests["metadata"] == 2
 
 

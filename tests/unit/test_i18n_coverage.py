@@ -95,21 +95,6 @@ PENDING: frozenset[str] = frozenset(
         "cli/serve_cmd.py",
         "cli/setup_cmd.py",
         "cli/alerts_cmd.py",
-        # settings
-        "cli/settings_cmds.py",
-        "settings/document.py",
-        "settings/model.py",
-        "settings/syntax.py",
-        "settings/toml_io.py",
-        "settings/toml_read.py",
-        "settings/validate.py",
-        "services/settings.py",
-        "services/endpoints.py",
-        "oauth/rfc8414.py",
-        "cli/context.py",
-        "wiring.py",
-        "i18n.py",
-        "__main__.py",
     }
 )
 

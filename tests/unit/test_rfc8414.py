@@ -134,6 +134,21 @@ def test_google_metadata() -> None:
     )
 
 
+def test_scopes_supported_are_kept_when_listed_and_none_when_not() -> None:
+    listed = {**GOOGLE_DOC, "scopes_supported": ["openid", "email", "profile"]}
+    metadata = parse_metadata(respond(listed), expected_issuer=GOOGLE)
+    assert metadata.scopes_supported == ("openid", "email", "profile")
+    assert parse_metadata(respond(GOOGLE_DOC), expected_issuer=GOOGLE).scopes_supported is None
+    empty = {**GOOGLE_DOC, "scopes_supported": []}
+    assert parse_metadata(respond(empty), expected_issuer=GOOGLE).scopes_supported == ()
+
+
+@pytest.mark.parametrize("value", ["openid email", [1, 2], {"a": "b"}])
+def test_scopes_supported_must_be_a_list_of_strings(value: object) -> None:
+    with pytest.raises(RemoteProtocolError, match="'scopes_supported'"):
+        parse_metadata(respond({**GOOGLE_DOC, "scopes_supported": value}), expected_issuer=GOOGLE)
+
+
 @pytest.mark.parametrize(
     "expected",
     [

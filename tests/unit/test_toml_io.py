@@ -467,3 +467,33 @@ def test_merge_never_overrides_a_secret_in_the_new_document() -> None:
 def test_merge_with_nothing_stored_changes_nothing() -> None:
     imported = parse_toml(GOLDEN)
     assert merge_secrets(imported, ConfigDocument()) == imported
+
+
+def test_the_comments_are_written_in_the_readers_language() -> None:
+    from tokenpost.i18n import translator
+
+    german = export_toml(DOC, gettext=translator("de").gettext)
+    comments = [line for line in german.splitlines() if line.startswith("#")]
+    assert comments[0] == (
+        "# tokenpost-Einstellungen: Anbieter, die SMTP-Einstellung, die POP-Einstellungen und "
+        "Warnungen."
+    )
+    assert all(line.isascii() or line.startswith("#") for line in german.splitlines()[3:])
+    # Only the comments differ: the German file reads back as the same document.
+    assert parse_toml(german) == parse_toml(export_toml(DOC))
+    warning = export_toml(DOC, include_secrets=True, gettext=translator("de").gettext)
+    assert warning.splitlines()[2].startswith("# WARNUNG: diese Datei enthält Geheimnisse")
+
+
+def test_problems_read_in_german() -> None:
+    from tokenpost.i18n import translator
+
+    text = GOLDEN.replace("port = 587", "port = 0").replace("[pop.fax]", "[pop.fax]\ncolour = 1")
+    with pytest.raises(ValidationError) as caught:
+        parse_toml(text)
+    german = [p.translate(translator("de").gettext) for p in caught.value.problems]
+    assert german == [
+        "pop.fax.colour: unbekannter Schlüssel",
+        "smtp.port: muss eine ganze Zahl von 1 bis 65535 sein",
+    ]
+    assert caught.value.translate(translator("de").gettext).startswith("Einstellungsdatei: ")

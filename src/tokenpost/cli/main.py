@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,10 +42,10 @@ class LazyGroup(TranslatedGroup):
 
 
 _COMMANDS = {
-    "provider": "tokenpost.cli.settings_cmds:provider",
+    "provider": "tokenpost.cli.provider_cmds:provider",
     "smtp": "tokenpost.cli.settings_cmds:smtp",
     "pop": "tokenpost.cli.settings_cmds:pop",
-    "config": "tokenpost.cli.settings_cmds:config",
+    "config": "tokenpost.cli.config_cmds:config",
     "alerts": "tokenpost.cli.alerts_cmd:alerts",
     "token": "tokenpost.cli.token_cmds:token",
     "serve": "tokenpost.cli.serve_cmd:serve",
@@ -102,13 +103,59 @@ def _set_language(argv: list[str]) -> None:
     use_language(lang)
 
 
+def _undecodable_argument(argv: list[str]) -> tuple[int, str | None, bool] | None:
+    """The first argument that is not UTF-8 text, as (its number, the option before it or in
+    it, whether the option is in it), or None.
+
+    Python decodes the command line with surrogateescape: bytes that are not UTF-8 become lone
+    surrogates, which nothing downstream can encode or show. The argument's value is never
+    shown: it may be a secret (--password, --client-secret).
+    """
+    for index, arg in enumerate(argv):
+        if _is_text(arg):
+            continue
+        option, equals, _value = arg.partition("=")
+        if equals and option.startswith("--") and _is_text(option):
+            return index + 1, option, True
+        before = argv[index - 1] if index > 0 else ""
+        return index + 1, before if before.startswith("-") and before != "--" else None, False
+    return None
+
+
+def _is_text(arg: str) -> bool:
+    try:
+        arg.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _refuse_undecodable(argv: list[str], gettext: Callable[[str], str]) -> None:
+    """Exit 2 with one line naming the first argument that is not UTF-8 text."""
+    found = _undecodable_argument(argv)
+    if found is None:
+        return
+    _ = gettext
+    number, option, inside = found
+    if option is None:
+        where = _("argument {number}").format(number=number)
+    elif inside:
+        where = _("argument {number} ({option}=…)").format(number=number, option=option)
+    else:
+        where = _("argument {number} (after {option})").format(number=number, option=option)
+    message = _("tokenpost: {argument} is not valid UTF-8 text; give it in UTF-8")
+    click.echo(message.format(argument=where), err=True)
+    sys.exit(2)
+
+
 def main() -> None:
     """Run the CLI; map every tokenpost error to its exit code and one line on stderr."""
     debug = "--debug" in sys.argv[1:]
     _set_language(sys.argv[1:])
-    from tokenpost.i18n import active
+    from tokenpost.i18n import active, show
 
     _ = active().gettext
+    _refuse_undecodable(sys.argv[1:], _)
     try:
         # Outside standalone mode click returns the code of `ctx.exit(code)` instead of exiting.
         code = cli.main(standalone_mode=False)
@@ -128,7 +175,8 @@ def main() -> None:
         sys.exit(done.exit_code)
     except ValidationError as error:
         if error.subject:
-            title = _("tokenpost: invalid settings for {subject}:").format(subject=error.subject)
+            subject = show(error.subject)
+            title = _("tokenpost: invalid settings for {subject}:").format(subject=subject)
         else:
             title = _("tokenpost: invalid settings:")
         click.echo(title, err=True)

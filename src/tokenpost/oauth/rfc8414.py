@@ -5,6 +5,8 @@ and path), then OpenID's (appended). `parse_metadata` accepts a document only if
 the one we asked for (RFC 8414 §3.3), so a cached answer is safe to reuse; Microsoft's multi-tenant
 documents carry the template `https://login.microsoftonline.com/{tenantid}/v2.0`, which matches any
 single path segment in its place. Every endpoint must be https: tokens never cross plain HTTP.
+`scopes_supported` (RFC 8414 §2, RECOMMENDED) is kept as the server lists it, or None when the
+document has none: a generic provider's missing-scope error shows it to the administrator.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from tokenpost.errors import RemoteProtocolError, UsageError
+from tokenpost.i18n import N_
 from tokenpost.oauth.http import HttpResponse
 from tokenpost.oauth.rfc6749 import is_success, json_object, require_str, require_web_url
 
 RFC8414_SUFFIX: Final = "/.well-known/oauth-authorization-server"
 OIDC_SUFFIX: Final = "/.well-known/openid-configuration"
 TENANT_TEMPLATE: Final = "{tenantid}"
-_WHAT: Final = "authorization server metadata"
+_WHAT: Final = N_("authorization server metadata")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +45,7 @@ class ServerMetadata:
     code_challenge_methods_supported: tuple[str, ...] = ()
     grant_types_supported: tuple[str, ...] = ()
     issuer_is_template: bool = False
+    scopes_supported: tuple[str, ...] | None = None  # None: the document does not say
 
 
 def discovery_urls(issuer: str) -> tuple[str, ...]:
@@ -86,11 +90,17 @@ def _optional_url(body: Mapping[str, object], name: str) -> str | None:
 
 
 def _strings(body: Mapping[str, object], name: str) -> tuple[str, ...]:
+    return _optional_strings(body, name) or ()
+
+
+def _optional_strings(body: Mapping[str, object], name: str) -> tuple[str, ...] | None:
     value = body.get(name)
     if value is None:
-        return ()
+        return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise RemoteProtocolError(f"{_WHAT}: '{name}' must be a JSON array of strings")
+        raise RemoteProtocolError(
+            "authorization server metadata: {name!r} must be a JSON array of strings", name=name
+        )
     return tuple(value)
 
 
@@ -103,14 +113,18 @@ def parse_metadata(response: HttpResponse, *, expected_issuer: str) -> ServerMet
             message names the field.
     """
     if not is_success(response):
-        raise RemoteProtocolError(f"{_WHAT}: HTTP {response.status} from the discovery URL")
+        raise RemoteProtocolError(
+            "authorization server metadata: HTTP {status} from the discovery URL",
+            status=response.status,
+        )
     body = json_object(response, what=_WHAT)
     document_issuer = require_str(body, "issuer", what=_WHAT)
     matches, templated = _issuer_matches(document_issuer, expected_issuer)
     if not matches:
         raise RemoteProtocolError(
-            f"{_WHAT}: 'issuer' is not {expected_issuer} (RFC 8414 §3.3; the document belongs to "
-            "another server)"
+            "authorization server metadata: 'issuer' is not {issuer} (RFC 8414 §3.3; the "
+            "document belongs to another server)",
+            issuer=expected_issuer,
         )
     return ServerMetadata(
         issuer=expected_issuer,
@@ -123,4 +137,5 @@ def parse_metadata(response: HttpResponse, *, expected_issuer: str) -> ServerMet
         code_challenge_methods_supported=_strings(body, "code_challenge_methods_supported"),
         grant_types_supported=_strings(body, "grant_types_supported"),
         issuer_is_template=templated,
+        scopes_supported=_optional_strings(body, "scopes_supported"),
     )

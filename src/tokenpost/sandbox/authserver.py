@@ -38,6 +38,7 @@ from tokenpost.sandbox.store import SandboxStore
 # Far above tokenpost's response limit (64 KiB) so that only a client without one accepts it.
 OVERSIZED_BYTES: Final = 1024 * 1024
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+SCOPES_SUPPORTED: Final = ("openid", "offline_access", "mail.send", "mail.read")
 
 View = Callable[[], Response]
 
@@ -86,6 +87,8 @@ def authorization_server_metadata(issuer: str) -> dict[str, object]:
         "device_authorization_endpoint": issuer + "/device",
         "revocation_endpoint": issuer + "/revoke",
         "introspection_endpoint": issuer + "/introspect",
+        # RFC 8414 §2 (RECOMMENDED): the sandbox grants any scope; these are the ones it names.
+        "scopes_supported": list(SCOPES_SUPPORTED),
         "response_types_supported": ["code"],
         "grant_types_supported": [
             "authorization_code",

@@ -57,6 +57,12 @@ class Deleter:
         log.info("deleted the token of %s (%s)", setting_id, result.detail)
         return result
 
+    async def revoke(self, target: Target, state: TokenState) -> DeleteResult:
+        """Revoke the token `state` holds at `target`'s provider (best effort, never raises for
+        the provider's answer), without touching the store: for tokens a settings change has
+        already discarded. `target` must be what the token was obtained for."""
+        return await self._revoke(target, state)
+
     async def _revoke(self, target: Target, state: TokenState) -> DeleteResult:
         token, hint = _revocable(state)
         if token is None:

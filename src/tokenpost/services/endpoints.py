@@ -2,6 +2,8 @@
 
 Discovery (RFC 8414, then OpenID Connect Discovery) costs a round trip, so results are kept for
 the life of the process; the issuer check in `parse_metadata` makes a cached answer safe to reuse.
+The same document tells which scopes the provider offers (`scopes_supported`), which settings
+validation shows when a generic provider names none.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from tokenpost.oauth.http import HttpRequest
 from tokenpost.oauth.providers import Endpoints, endpoints_from_metadata, preset_endpoints
 from tokenpost.ports import HttpClient
 from tokenpost.settings.model import Provider
+
+DISCOVERY_TIMEOUT = 15.0
 
 
 @dataclass
@@ -31,29 +35,38 @@ class EndpointResolver:
         known = preset_endpoints(provider)
         if known is not None:
             return known
+        return endpoints_from_metadata(provider, await self.metadata(provider))
+
+    async def metadata(self, provider: Provider) -> rfc8414.ServerMetadata:
+        """The provider's discovery document (RFC 8414 / OpenID Connect), fetched once per
+        process and issuer.
+
+        Raises:
+            UsageError: the provider has no issuer.
+            TransportError, RemoteProtocolError: discovery failed at every well-known URL.
+        """
         if not provider.issuer:
-            raise UsageError(f"provider {provider.name}: set --issuer or the endpoints")
+            raise UsageError("provider {name}: set --issuer or the endpoints", name=provider.name)
         metadata = self._cache.get(provider.issuer)
         if metadata is None:
-            metadata = await self._discover(provider)
+            metadata = await self._discover(provider, provider.issuer)
             self._cache[provider.issuer] = metadata
-        return endpoints_from_metadata(provider, metadata)
+        return metadata
 
-    async def _discover(self, provider: Provider) -> rfc8414.ServerMetadata:
-        assert provider.issuer is not None  # noqa: S101 - checked by the caller
+    async def _discover(self, provider: Provider, issuer: str) -> rfc8414.ServerMetadata:
         last: Exception | None = None
-        for url in rfc8414.discovery_urls(provider.issuer):
+        for url in rfc8414.discovery_urls(issuer):
             try:
                 response = await self.http.send(
-                    HttpRequest("GET", url), ca_file=provider.ca_file, timeout=15.0
+                    HttpRequest("GET", url), ca_file=provider.ca_file, timeout=DISCOVERY_TIMEOUT
                 )
                 if response.status == 404:
                     continue
-                return rfc8414.parse_metadata(response, expected_issuer=provider.issuer)
+                return rfc8414.parse_metadata(response, expected_issuer=issuer)
             except (RemoteProtocolError, TransportError) as error:
                 last = error
         if last is not None:
             raise last
         raise RemoteProtocolError(
-            f"provider {provider.name}: no discovery document at {provider.issuer}"
+            "provider {name}: no discovery document at {issuer}", name=provider.name, issuer=issuer
         )

@@ -3,6 +3,10 @@
 `toml_io` writes a document as TOML and `toml_read` reads one; the rules here are those of
 `settings.validate`, with each field named by its path in the document ("smtp.port",
 "providers.m365.client_id", "pop.fax.check_interval", "alerts.recipients").
+
+Importing a document replaces the stored providers and POP settings with the document's, and the
+SMTP setting and alert settings when the document has them (`removed_by` says what that removes;
+the settings service applies it).
 """
 
 from __future__ import annotations
@@ -12,15 +16,24 @@ from dataclasses import dataclass, replace
 from typing import Final, TypeVar
 
 from tokenpost.errors import FieldProblem, ValidationError
-from tokenpost.settings.model import AlertSettings, AuthMethod, PopSetting, Provider, SmtpSetting
+from tokenpost.i18n import N_
+from tokenpost.settings.model import (
+    POP_PREFIX,
+    AlertSettings,
+    AuthMethod,
+    PopSetting,
+    Provider,
+    SmtpSetting,
+)
 from tokenpost.settings.validate import (
     alert_problems,
     pop_problems,
     provider_problems,
     smtp_problems,
 )
+from tokenpost.text import Text
 
-SUBJECT: Final = "settings file"
+SUBJECT: Final = Text("settings file")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +158,7 @@ def duplicate_problems(doc: ConfigDocument) -> Iterator[FieldProblem]:
         ("pop", [p.name for p in doc.pop]),
     ):
         for name in sorted({n for n in names if names.count(n) > 1}):
-            yield FieldProblem(f"{group}.{name}", "duplicate name")
+            yield FieldProblem(f"{group}.{name}", N_("duplicate name"))
 
 
 def raise_if(problems: Iterable[FieldProblem]) -> None:
@@ -153,3 +166,51 @@ def raise_if(problems: Iterable[FieldProblem]) -> None:
     found = tuple(problems)
     if found:
         raise ValidationError(found, subject=SUBJECT)
+
+
+def first_per_field(problems: Iterable[FieldProblem]) -> tuple[FieldProblem, ...]:
+    """The first problem of each field, in order: one message per field even when several
+    checks (rules, the host's file system, the provider's discovery) found something."""
+    first: dict[str, FieldProblem] = {}
+    for problem in problems:
+        first.setdefault(problem.field, problem)
+    return tuple(first.values())
+
+
+@dataclass(frozen=True, slots=True)
+class Removals:
+    """What importing a document removes from the stored settings, by name."""
+
+    providers: tuple[str, ...] = ()
+    pop: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.providers or self.pop)
+
+    def as_texts(self) -> tuple[Text, ...]:
+        """One `Text` per removed item, POP settings first (they hold tokens)."""
+        return (
+            *(Text("POP setting {name}", name=name) for name in self.pop),
+            *(Text("provider {name}", name=name) for name in self.providers),
+        )
+
+    @property
+    def setting_ids(self) -> tuple[str, ...]:
+        return tuple(POP_PREFIX + name for name in self.pop)
+
+
+def removed_by(old: ConfigDocument, new: ConfigDocument) -> Removals:
+    """What importing `new` over the stored settings `old` removes.
+
+    The document's providers and POP settings replace the stored ones: every stored one it does
+    not name goes, except the provider of the SMTP setting when the document has no [smtp] (that
+    setting stays as it is, with its provider). [smtp] and [alerts] replace, never remove.
+    """
+    keep = {p.name for p in new.providers}
+    if new.smtp is None and old.smtp is not None and old.smtp.provider:
+        keep.add(old.smtp.provider)
+    wanted_pop = {p.name for p in new.pop}
+    return Removals(
+        providers=tuple(sorted(p.name for p in old.providers if p.name not in keep)),
+        pop=tuple(sorted(p.name for p in old.pop if p.name not in wanted_pop)),
+    )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from tokenpost.i18n import N_
 from tokenpost.secret import Secret
 
 SMTP_ID: Final = "smtp"
@@ -159,4 +160,4 @@ def parse_setting_id(text: str) -> str:
         return SMTP_ID
     if text.startswith(POP_PREFIX) and is_valid_pop_name(text[len(POP_PREFIX) :]):
         return text
-    raise ValueError("a setting is 'smtp' or 'pop:NAME'")
+    raise ValueError(N_("a setting is 'smtp' or 'pop:NAME'"))

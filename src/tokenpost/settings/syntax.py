@@ -14,6 +14,8 @@ import shlex
 from typing import Final
 from urllib.parse import urlsplit
 
+from tokenpost.i18n import N_
+
 SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 LINE_BREAK_OR_NUL: Final = re.compile(r"[\r\n\x00]")
 _LABEL: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
@@ -101,19 +103,19 @@ def is_program(word: str) -> bool:
 
 
 def command_rule(text: str) -> str | None:
-    """The rule `text` breaks as a command line run without a shell, or None.
+    """The rule `text` breaks as a command line run without a shell (a msgid), or None.
 
     Only the syntax is checked, never whether the program exists: it may be installed after the
     setting is saved. The rule never quotes `text` (an argument may be a password).
     """
     if not text.strip():
-        return "must not be empty"
+        return N_("must not be empty")
     if LINE_BREAK_OR_NUL.search(text):
-        return "must not contain line breaks or NUL"
+        return N_("must not contain line breaks or NUL")
     try:
         words = command_words(text)
     except ValueError:
-        return "must be quoted as in a shell: a quote is not closed or a backslash ends it"
+        return N_("must be quoted as in a shell: a quote is not closed or a backslash ends it")
     if not words or not is_program(words[0]):
-        return "the program (first word) must be an absolute path or a name without '/'"
+        return N_("the program (first word) must be an absolute path or a name without '/'")
     return None

@@ -8,6 +8,8 @@ keeps stored passwords.
 
 Every problem of a document is reported at once, its field named by its path in the document
 ("smtp.port", "providers.m365.client_id", "pop.fax.check_interval"); see `settings.document`.
+The comments at the top are written in the language of the `gettext` given to `export_toml`;
+keys and values are the same in every language.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import fields
 from typing import Final
 
 from tokenpost.errors import FieldProblem, ValidationError
+from tokenpost.i18n import N_
 from tokenpost.secret import Secret
 from tokenpost.settings.document import (
     SUBJECT,
@@ -30,6 +33,7 @@ from tokenpost.settings.document import (
 )
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.settings.toml_read import parse_toml
+from tokenpost.text import Gettext
 
 __all__ = [
     "SUBJECT",
@@ -47,23 +51,31 @@ _ESCAPES: Final = {ch: "\\" + e for ch, e in zip('"\\\b\t\n\f\r', '"\\btnfr', st
 # Control, format (bidi overrides, zero-width) and line/paragraph separators are written as \u
 # escapes so a reviewer sees every character that is there.
 _ESCAPED_CATEGORIES: Final = frozenset({"Cc", "Cf", "Zl", "Zp"})
+# Comment lines, each a msgid (without the "# "), translated when written.
 _HEADER: Final = (
-    "# tokenpost settings: providers, the SMTP setting, the POP settings and alerts.",
-    "# Keys are the command-line options with '_' for '-'; durations are in seconds.",
+    N_("tokenpost settings: providers, the SMTP setting, the POP settings and alerts."),
+    N_("Keys are the command-line options with '_' for '-'; durations are in seconds."),
 )
 _NO_SECRETS: Final = (
-    "# Secrets (client_secret, password) are left out; importing keeps the stored ones.",
+    N_("Secrets (client_secret, password) are left out; importing keeps the stored ones."),
 )
 _SECRETS_WARNING: Final = (
-    "# WARNING: this file contains secrets (client_secret, password) in clear text.",
-    "# Keep it out of shared version control and readable by administrators only.",
+    N_("WARNING: this file contains secrets (client_secret, password) in clear text."),
+    N_("Keep it out of shared version control and readable by administrators only."),
 )
 
 # -- export ---------------------------------------------------------------------------------------
 
 
-def export_toml(doc: ConfigDocument, *, include_secrets: bool = False) -> str:
-    """The document as TOML: items sorted by name, keys in model order, a header comment.
+def _english(message: str) -> str:
+    return message
+
+
+def export_toml(
+    doc: ConfigDocument, *, include_secrets: bool = False, gettext: Gettext = _english
+) -> str:
+    """The document as TOML: items sorted by name, keys in model order, a header comment in the
+    language of `gettext` (English by default).
 
     The same document always gives the same text. Secrets are written only with
     `include_secrets`, and then the header says so.
@@ -73,7 +85,8 @@ def export_toml(doc: ConfigDocument, *, include_secrets: bool = False) -> str:
             surrogate from an undecodable path): TOML cannot hold either.
     """
     raise_if(duplicate_problems(doc))
-    lines = [*_HEADER, *(_SECRETS_WARNING if include_secrets else _NO_SECRETS)]
+    comments = [*_HEADER, *(_SECRETS_WARNING if include_secrets else _NO_SECRETS)]
+    lines = [_comment(gettext(line)) for line in comments]
     for provider in sorted(doc.providers, key=lambda p: p.name):
         path = f"providers.{provider.name}"
         lines += ["", f"[providers.{_key(provider.name)}]"]
@@ -121,7 +134,7 @@ def _string(text: str, path: str) -> str:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
-        problem = FieldProblem(path, "is not valid Unicode text, so TOML cannot hold it")
+        problem = FieldProblem(path, N_("is not valid Unicode text, so TOML cannot hold it"))
         raise ValidationError([problem], subject=SUBJECT) from None
     return '"' + "".join(_escape(ch) for ch in text) + '"'
 
@@ -133,6 +146,11 @@ def _escape(ch: str) -> str:
         code = ord(ch)
         return f"\\u{code:04X}" if code <= 0xFFFF else f"\\U{code:08X}"
     return ch
+
+
+def _comment(text: str) -> str:
+    """A TOML comment line; a line break in a translation must not end the comment."""
+    return "# " + " ".join(text.split())
 
 
 def _key(name: str) -> str:

@@ -4,6 +4,10 @@ Every problem is reported at once: TOML syntax (with its position, never the tex
 wrong types, missing keys, and then the rules of `settings.validate` for every item that could be
 read. Keys that a newer tokenpost added with a default (a POP setting's `leave_on_server` and
 `command`, everything in `[alerts]`) may be left out, so older files still import.
+
+The text must be bounded by the caller (the CLI reads at most `MAX_DOCUMENT_BYTES`): `tomllib`
+holds it whole. Nesting deeper than the parser's recursion allows is reported as a problem like
+any other, never as a RecursionError.
 """
 
 from __future__ import annotations
@@ -14,9 +18,10 @@ from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import Final, TypeVar
 
-from tokenpost.errors import FieldProblem, ValidationError
+from tokenpost.errors import FieldProblem
+from tokenpost.i18n import N_
 from tokenpost.secret import Secret
-from tokenpost.settings.document import SUBJECT, ConfigDocument, item_problems, raise_if
+from tokenpost.settings.document import ConfigDocument, item_problems, raise_if
 from tokenpost.settings.model import (
     AlertSettings,
     AuthMethod,
@@ -27,8 +32,10 @@ from tokenpost.settings.model import (
     Security,
     SmtpSetting,
 )
+from tokenpost.text import Text
 
-_TOML_POSITION: Final = re.compile(r"\((at line \d+, column \d+|at end of document)\)")
+MAX_DOCUMENT_BYTES: Final = 1024 * 1024  # a settings file is a few KiB; this is plenty
+_TOML_POSITION: Final = re.compile(r"\((?:at line (\d+), column (\d+)|at end of document)\)")
 _PLAIN_MESSAGE: Final = re.compile(r"[A-Za-z ]+")
 _TOP_LEVEL: Final = frozenset({"providers", "smtp", "pop", "alerts"})
 _T = TypeVar("_T")
@@ -48,13 +55,28 @@ def parse_toml(
         ValidationError: the text is not TOML (the problem names the line), a key is unknown or
             of the wrong type, or a setting breaks a rule of `settings.validate`.
     """
-    data = _load(text)
+    doc, problems = read_document(text, known_providers=known_providers)
+    raise_if(problems)
+    return doc
+
+
+def read_document(
+    text: str, *, known_providers: Mapping[str, Provider] | None = None
+) -> tuple[ConfigDocument, tuple[FieldProblem, ...]]:
+    """The items of a settings document that could be read cleanly, and every problem found
+    (as `parse_toml` reports them), so a caller can add problems of its own before raising."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        return ConfigDocument(), (FieldProblem("toml", _decode_rule(exc)),)
+    except RecursionError:
+        return ConfigDocument(), (FieldProblem("toml", _TOO_DEEP),)
     problems: list[FieldProblem] = []
     providers = _read_named(data, "providers", _read_provider, problems)
     smtp = _read_single(data, "smtp", _read_smtp, problems)
     pops = _read_named(data, "pop", _read_pop, problems)
     alerts = _read_single(data, "alerts", _read_alerts, problems)
-    problems += [FieldProblem(key, "unknown key") for key in data if key not in _TOP_LEVEL]
+    problems += [FieldProblem(key, N_("unknown key")) for key in data if key not in _TOP_LEVEL]
     # Items that could not be read are reported above; checking their placeholders adds noise.
     readable = ConfigDocument(
         providers=tuple(p for p, ok in providers if ok),
@@ -64,25 +86,29 @@ def parse_toml(
     )
     lookup = {**(known_providers or {}), **{p.name: p for p, _ in providers}}
     problems += item_problems(readable, lookup, require_secrets=False)
-    raise_if(problems)
-    return readable
+    return readable, tuple(problems)
 
 
-def _load(text: str) -> dict[str, object]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError([FieldProblem("toml", _decode_rule(exc))], subject=SUBJECT) from None
+_TOO_DEEP: Final = N_("nested too deeply (arrays or inline tables inside each other)")
 
 
-def _decode_rule(exc: tomllib.TOMLDecodeError) -> str:
+def _decode_rule(exc: tomllib.TOMLDecodeError) -> Text:
     # tomllib quotes offending characters, which may be part of a password: keep only messages
-    # made of plain words, and always the position.
+    # made of plain words (tomllib's English, shown as it is), and always the position.
     message = str(exc)
     position = _TOML_POSITION.search(message)
     head = message[: position.start()].strip() if position else message
-    reason = head if _PLAIN_MESSAGE.fullmatch(head) else "Invalid TOML"
-    return f"{reason} ({position.group(1)})" if position else reason
+    reason = Text.verbatim(head) if _PLAIN_MESSAGE.fullmatch(head) else Text("Invalid TOML")
+    if position is None:
+        return reason
+    if position.group(1) is None:
+        return Text("{reason} (at end of document)", reason=reason)
+    return Text(
+        "{reason} (at line {line}, column {column})",
+        reason=reason,
+        line=int(position.group(1)),
+        column=int(position.group(2)),
+    )
 
 
 class _TableReader:
@@ -107,7 +133,7 @@ class _TableReader:
         value = self._get(key)
         if value is None or isinstance(value, str):
             return value
-        return self._fail(key, "must be a string", None)
+        return self._fail(key, N_("must be a string"), None)
 
     def integer(self, key: str) -> int:
         return 0 if self._missing(key) else self.optional_integer(key, 0)
@@ -118,7 +144,7 @@ class _TableReader:
             return default
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-        return self._fail(key, "must be an integer", default)
+        return self._fail(key, N_("must be an integer"), default)
 
     def boolean(self, key: str, default: bool) -> bool:
         value = self._get(key)
@@ -126,7 +152,7 @@ class _TableReader:
             return default
         if isinstance(value, bool):
             return value
-        return self._fail(key, "must be true or false", default)
+        return self._fail(key, N_("must be true or false"), default)
 
     def choice(self, key: str, kind: type[_E]) -> _E:
         value = None if self._missing(key) else self.optional_choice(key, kind)
@@ -138,7 +164,8 @@ class _TableReader:
             return None
         if isinstance(value, str) and value in kind._value2member_map_:
             return kind(value)
-        return self._fail(key, "must be one of " + ", ".join(m.value for m in kind), None)
+        choices = ", ".join(m.value for m in kind)
+        return self._fail(key, Text("must be one of {choices}", choices=choices), None)
 
     def strings(self, key: str) -> tuple[str, ...] | None:
         value = self._get(key)
@@ -146,7 +173,7 @@ class _TableReader:
             return None
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
-        return self._fail(key, "must be a list of strings", None)
+        return self._fail(key, N_("must be a list of strings"), None)
 
     def secret(self, key: str) -> Secret | None:
         value = self.optional_text(key)
@@ -155,7 +182,7 @@ class _TableReader:
     def finish(self) -> bool:
         for key in self._table:
             if key not in self._asked:
-                self._fail(key, "unknown key", None)
+                self._fail(key, N_("unknown key"), None)
         return self._clean
 
     def _get(self, key: str) -> object | None:
@@ -166,10 +193,10 @@ class _TableReader:
         if key in self._table:
             return False
         self._asked.add(key)
-        self._fail(key, "required", None)
+        self._fail(key, N_("required"), None)
         return True
 
-    def _fail(self, key: str, rule: str, placeholder: _T) -> _T:
+    def _fail(self, key: str, rule: str | Text, placeholder: _T) -> _T:
         # Rules never quote the value: it may be a password.
         self._problems.append(FieldProblem(f"{self._path}.{key}", rule))
         self._clean = False
@@ -184,7 +211,7 @@ def _read_named(
 ) -> list[tuple[_T, bool]]:
     tables = data.get(group, {})
     if not isinstance(tables, dict):
-        problems.append(FieldProblem(group, "must be a table"))
+        problems.append(FieldProblem(group, N_("must be a table")))
         return []
     found = (_read_table(t, f"{group}.{n}", n, read, problems) for n, t in tables.items())
     return [item for item in found if item is not None]
@@ -201,7 +228,7 @@ def _read_table(
 ) -> tuple[_T, bool] | None:
     """The item and whether it was read cleanly; None when `table` is not a table."""
     if not isinstance(table, dict):
-        problems.append(FieldProblem(path, "must be a table"))
+        problems.append(FieldProblem(path, N_("must be a table")))
         return None
     reader = _TableReader(table, path, problems)
     item = read(name, reader)
