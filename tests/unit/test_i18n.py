@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import collections
 import gettext
+import re
 import string
 from pathlib import Path
 
@@ -232,3 +234,12 @@ def test_every_msgid_in_the_code_has_a_german_translation() -> None:
         if entry is None or entry.fuzzy or not all(parts):
             missing.append(msgid)
     assert not missing, f"add German translations to {GERMAN_PO}: {missing}"
+
+
+def test_no_msgid_is_in_the_po_twice() -> None:
+    # The catalog merges as a union of lines (.gitattributes): two branches adding the same
+    # msgid would leave two entries, and a reader would silently keep only one of them.
+    text = GERMAN_PO.read_text(encoding="utf-8")
+    entries = re.findall(r'^msgid ((?:".*"\n)+)', text, flags=re.MULTILINE)
+    twice = sorted(entry for entry, count in collections.Counter(entries).items() if count > 1)
+    assert not twice, f"msgids in {GERMAN_PO} more than once: {twice}"
