@@ -4,6 +4,7 @@ the sandbox authorization server."""
 from __future__ import annotations
 
 import email
+import re
 import time
 from email.message import Message
 from pathlib import Path
@@ -214,3 +215,32 @@ def test_a_large_attachment_is_sent_whole(
     assert out.startswith("Message sent: ")
     (message,) = smtp_peer.messages()
     assert attachments_of(message.content) == [("big.tif", big.read_bytes())]
+
+
+# --- SIZE (RFC 1870) ----------------------------------------------------------------------------
+
+
+def test_a_message_over_the_servers_size_limit_is_refused_before_upload(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox, tmp_path: Path
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    smtp_peer.set_knobs(size_limit=50_000)
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 240)  # 61 kB, 83 kB in base64
+    result = cli.run("send", "--to", "bob@example.test", str(scan))
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert re.fullmatch(
+        r"tokenpost: error: the message is 8\d\.\d KiB \(8\d{4} bytes\), more than the "
+        r"48\.8 KiB \(50000 bytes\) that 127\.0\.0\.1:\d+ accepts: send smaller attachments or "
+        r"spread them over several messages, or ask the mail administrator for a higher limit",
+        line,
+    ), line
+    assert smtp_peer.stats()["mail_commands"] == 0  # refused before MAIL FROM: nothing uploaded
+    assert smtp_peer.messages() == []
+    assert cli.status()["smtp"]["state"] == "acquired"
+
+    smtp_peer.set_knobs(size_limit=200_000)
+    cli.ok("send", "--to", "bob@example.test", str(scan))
+    (message,) = smtp_peer.messages()
+    assert message.envelope["mail_options"] == [f"SIZE={len(message.content)}"]

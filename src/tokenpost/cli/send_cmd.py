@@ -2,7 +2,8 @@
 
 Exit codes: 0 sent; 1 the server, the network or authentication failed (reason on stderr, and
 what to change for a policy refusal); 2 bad usage: no recipient, a bad address or header value
-(the field and its rule), an unreadable file, plaintext refused.
+(the field and its rule), an unreadable file, plaintext refused. A message over the server's size
+limit is refused before it is uploaded, with both sizes (exit 1).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def send(
     files: tuple[Path, ...],
 ) -> None:
     """Send FILEs as attachments (and a text) from the SMTP setting's sender address."""
+    from tokenpost.adapters.outgoing_files import open_attachment
     from tokenpost.errors import MailPolicyError, UsageError
     from tokenpost.mime import Draft
-    from tokenpost.services.send import open_attachment
 
     _ = ctx.gettext
     if body is not None and body_file is not None:
@@ -71,7 +72,7 @@ def send(
     draft = Draft(to, cc, bcc, subject, text or "", attachments)
 
     try:
-        message_id = _send(ctx, draft, files, allow_plaintext)
+        message_id = _send(ctx, draft, allow_plaintext)
     except MailPolicyError as refusal:
         click.echo(f"tokenpost: error: {refusal}", err=True)
         click.echo(_("What to do: {fix}").format(fix=refusal.fix), err=True)
@@ -80,8 +81,10 @@ def send(
     click.echo(_("Message sent: {message_id}").format(message_id=message_id))
 
 
-def _send(ctx: CliContext, draft: Draft, files: tuple[Path, ...], allow_plaintext: bool) -> str:
-    total = _estimated_size(files)
+def _send(ctx: CliContext, draft: Draft, allow_plaintext: bool) -> str:
+    from tokenpost.mime import base64_size
+
+    total = sum(base64_size(attachment.size) for attachment in draft.attachments)
     with _progress(total) as on_progress:
 
         async def work(app: App) -> str:
@@ -103,11 +106,6 @@ def _read_body(path: Path) -> str:
         raise UsageError(f"body-file: {path} cannot be read ({error.strerror})") from None
     except UnicodeDecodeError:
         raise UsageError(f"body-file: {path} is not UTF-8 text") from None
-
-
-def _estimated_size(files: tuple[Path, ...]) -> int:
-    """The message's size from its attachments: base64 makes 78 octets of 57 (CRLF lines)."""
-    return sum(path.stat().st_size for path in files) * 78 // 57
 
 
 @contextmanager
