@@ -4,7 +4,10 @@ the sandbox authorization server."""
 from __future__ import annotations
 
 import email
+import os
 import re
+import subprocess
+import sys
 import time
 from email.message import Message
 from pathlib import Path
@@ -244,3 +247,74 @@ def test_a_message_over_the_servers_size_limit_is_refused_before_upload(
     cli.ok("send", "--to", "bob@example.test", str(scan))
     (message,) = smtp_peer.messages()
     assert message.envelope["mail_options"] == [f"SIZE={len(message.content)}"]
+
+# --- text that is not UTF-8 ---------------------------------------------------------------------
+
+
+def test_a_body_file_that_is_not_utf8_is_exit_2_naming_the_file(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox, tmp_path: Path
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    body = tmp_path / "body.txt"
+    body.write_bytes(b"caf\xe9 au lait\n")  # Latin-1
+    before = smtp_peer.stats()["connections"]
+    for args, stdin in ((["--body-file", str(body)], ""), (["--body-file", "-"], None)):
+        if stdin is None:  # the same bytes on standard input
+            result = subprocess.run(
+                [sys.executable, "-m", "tokenpost", "send", "--to", "bob@example.test", *args],
+                input=body.read_bytes(),
+                capture_output=True,
+                env=cli.env(),
+                timeout=60,
+                check=False,
+            )
+            code, stderr = result.returncode, result.stderr.decode()
+        else:
+            done = cli.run("send", "--to", "bob@example.test", *args)
+            code, stderr = done.returncode, done.stderr
+        assert code == 2, stderr
+        (line,) = stderr.splitlines()
+        shown = args[1]
+        assert line == (
+            f"tokenpost: error: --body-file {shown}: must be UTF-8 text (byte 3 is not)"
+        )
+    assert smtp_peer.stats()["connections"] == before
+
+
+def test_a_body_file_without_end_is_refused_at_its_limit(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    result = cli.run("send", "--to", "bob@example.test", "--body-file", "/dev/zero")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "tokenpost: error: --body-file /dev/zero: larger than 10 MiB; send a longer text as an "
+        "attachment\n"
+    )
+
+
+def test_a_body_argument_that_is_not_utf8_is_exit_2_not_a_control_character(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    latin1 = os.fsdecode(b"caf\xe9")
+    for option in ("--body", "--subject"):
+        result = cli.run("send", "--to", "bob@example.test", option, latin1)
+        assert result.returncode == 2, result.stderr
+        field = option.removeprefix("--")
+        assert result.stderr == (
+            f"tokenpost: error: {field}: must be UTF-8 text (it holds bytes that are not)\n"
+        )
+    assert smtp_peer.messages() == []
+
+
+def test_a_file_name_that_is_not_utf8_is_sent_with_the_file_whole(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox, tmp_path: Path
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    scan = Path(os.fsdecode(bytes(tmp_path) + b"/Bericht \xe4.pdf"))
+    scan.write_bytes(b"%PDF-1.7\n" * 100)
+    cli.ok("send", "--to", "bob@example.test", str(scan))
+    (message,) = smtp_peer.messages()
+    assert attachments_of(message.content) == [("Bericht \ufffd.pdf", scan.read_bytes())]
+
