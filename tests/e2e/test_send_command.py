@@ -243,10 +243,17 @@ def test_a_message_over_the_servers_size_limit_is_refused_before_upload(
     assert smtp_peer.messages() == []
     assert cli.status()["smtp"]["state"] == "acquired"
 
+    german = cli.run("--lang", "de", "send", "--to", "bob@example.test", str(scan))
+    assert german.returncode == 1
+    assert "die Nachricht ist 8" in german.stderr
+    assert "mehr als die 48,8 KiB (50000 Bytes)" in german.stderr
+    assert "bitten Sie die Mail-Administration um ein höheres Limit" in german.stderr
+
     smtp_peer.set_knobs(size_limit=200_000)
     cli.ok("send", "--to", "bob@example.test", str(scan))
     (message,) = smtp_peer.messages()
     assert message.envelope["mail_options"] == [f"SIZE={len(message.content)}"]
+
 
 # --- text that is not UTF-8 ---------------------------------------------------------------------
 
@@ -318,3 +325,30 @@ def test_a_file_name_that_is_not_utf8_is_sent_with_the_file_whole(
     (message,) = smtp_peer.messages()
     assert attachments_of(message.content) == [("Bericht \ufffd.pdf", scan.read_bytes())]
 
+
+# --- German -------------------------------------------------------------------------------------
+
+
+def test_send_in_german_help_refusal_and_fix(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    help_page = cli.ok("--lang", "de", "send", "--help")
+    assert "FILEs als Anhänge (und einen Text) von der Absenderadresse" in help_page
+    assert "Blindkopie an (wiederholbar)." in help_page
+
+    bad = cli.run("--lang", "de", "send", "--to", "bob at example.test")
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "tokenpost: Fehler: to: 'bob at example.test' ist keine Adresse wie name@example.com "
+        "(ASCII, höchstens 254 Zeichen)\n"
+    )
+
+    smtp_peer.set_knobs(style="microsoft", policy={ACCOUNT: "tenant"})
+    refused = cli.run("--lang", "de", "send", "--to", "bob@example.test")
+    assert refused.returncode == 1
+    assert "der SMTP-Server hat per Richtlinie abgelehnt: 535 5.7.139" in refused.stderr
+    assert "Was zu tun ist: SMTP AUTH ist für den ganzen Mandanten (Tenant) deaktiviert" in (
+        refused.stderr
+    )
+    assert leaked_tokens(cli) == []

@@ -84,14 +84,6 @@ PENDING: frozenset[str] = frozenset(
         "adapters/attachments.py",
         "adapters/commands.py",
         "cli/receive_cmd.py",
-        # send
-        "mime.py",
-        "adapters/smtp_client.py",
-        "adapters/smtp_replies.py",
-        "services/send.py",
-        "services/mailauth.py",
-        "cli/send_cmd.py",
-        "sasl.py",
         # operations
         "services/alerts.py",
         "services/daemon.py",
