@@ -177,7 +177,7 @@ async def _discard_data(reader: asyncio.StreamReader) -> int:
 
 
 async def ours_large(home: Path, port: int, ca_file: str, attachment: Path) -> float:
-    from tokenpost.services.send import open_attachment
+    from tokenpost.adapters.outgoing_files import open_attachment
 
     async with open_app(home, {}) as app:
         await app.settings.put_smtp(

@@ -12,7 +12,9 @@ the subprocess (and its warnings out of `-W error`).
 
 Knobs (absent = default): style "google" | "microsoft"; policy {account: "tenant" | "mailbox" |
 "security_defaults"}; basic_retired; passwords {account: password}; static_tokens {account:
-token}; reject_rcpt [address]; drop_after_data_bytes N.
+token}; reject_rcpt [address]; drop_after_data_bytes N; size_limit N (the SIZE advertised and
+enforced; 0: no SIZE extension). stats()["mail_commands"] counts MAIL commands, refused or not;
+a message's envelope has its "mail_options" (["SIZE=1234"]).
 """
 
 from __future__ import annotations

@@ -1,7 +1,10 @@
 """Internet messages (RFC 5322; MIME: RFC 2045-2047, RFC 2231) built as a stream of bytes, no I/O.
 
-    draft = Draft(to=("ops@example.com",), subject="Scan", attachments=(Attachment("a.pdf", data),))
-    chunks = build(draft, Mailbox("Scanner", "scanner@example.com"), date=now, message_id=mid)
+    pdf = Attachment("a.pdf", chunks, size=n, content_type="application/pdf")
+    draft = Draft(to=("ops@example.com",), subject="Scan", attachments=(pdf,))
+    message = build(draft, Mailbox("Scanner", "scanner@example.com"), date=now, message_id=mid)
+    message.size          # octets, known before any attachment is read (RFC 1870 SIZE)
+    for chunk in message: ...
 
 Plain headers (short printable ASCII, checked addresses) are written as they are; any other is
 encoded by the stdlib email package (RFC 2047 encoded words, folding at 78 columns), file names
@@ -9,8 +12,17 @@ here (RFC 2231). Bodies are written here too, so an attachment is base64-encoded
 the caller's iterable yields it and memory stays bounded whatever its size. Every line ends in
 CRLF; dot-stuffing is the transport's job. Bcc recipients go to the envelope only.
 
+The caller does the I/O: it names each attachment's MIME type (a guess from the file name needs
+the host's mime.types) and hands over its content as chunks with their total size. The message's
+size is then exact without reading any content: base64 of N octets in CRLF-ended 76-character
+lines has a size that follows from N alone, and everything else (headers, the text) is small and
+built up front. An attachment that yields more or fewer octets than its size stops the stream with
+a UsageError, so what is sent is never other than what was announced.
+
 Every value that lands in a header is checked first: a line break in any of them (header
 injection) or an address that is not a plain ``local@domain`` is a UsageError naming the field.
+Text that is not valid Unicode (a surrogate from bytes that were not UTF-8) is refused the same
+way, for the headers and the body alike.
 """
 
 from __future__ import annotations
@@ -20,11 +32,10 @@ import email.header
 import email.policy
 import email.utils
 import hashlib
-import mimetypes
 import re
 import urllib.parse
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -50,17 +61,11 @@ _PLAIN_NAME_MAX: Final = 200
 _PLAIN_TEXT: Final = re.compile(r"[\x20-\x7e]*")
 _MESSAGE_ID: Final = re.compile(r"<[\x21-\x3b\x3d\x3f-\x7e]+@[\x21-\x3b\x3d\x3f-\x7e]+>")
 _FOLD_AT: Final = 78  # columns a header line should stay within (RFC 5322 §2.1.1)
-
-# Types a device sends most are pinned, whatever the host's mime.types says.
-_PINNED_TYPES: Final = {
-    ".pdf": "application/pdf",
-    ".tif": "image/tiff",
-    ".tiff": "image/tiff",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".png": "image/png",
-}
-_COMPRESSED_TYPES: Final = {"gzip": "application/gzip", "bzip2": "application/x-bzip2"}
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")  # what undecodable bytes become in a str
+# type "/" subtype, each an RFC 2045 §5.1 token: no parameters, nothing to inject.
+_TYPE_NAME = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MIME_TYPE: Final = re.compile(rf"{_TYPE_NAME}/{_TYPE_NAME}", re.ASCII)
+_BASE64_LINE_OCTETS: Final = 78  # 76 characters and CRLF
 OCTET_STREAM: Final = "application/octet-stream"
 
 _TEXT_TYPE: Final = b'Content-Type: text/plain; charset="utf-8"\r\n'
@@ -76,12 +81,27 @@ class Mailbox:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """A file to attach: its name (no directory) and its content as chunks of bytes.
+    """A file to attach: its name (no directory), its content as chunks of bytes, the number of
+    octets the chunks add up to, and its MIME type (``application/pdf``).
 
-    `content` is iterated once, while the message is written; chunk size bounds memory."""
+    `content` is iterated once per message written; chunk size bounds memory. `size` must be what
+    it yields: the message's size is computed from it before anything is read. A type that is
+    not ``type/subtype`` of RFC 2045 tokens, or that may not be base64-encoded (message/*,
+    multipart/*: RFC 2046 §5.2.1, §5.1.1), is sent as application/octet-stream."""
 
     filename: str
     content: Iterable[bytes]
+    size: int = field(kw_only=True)
+    content_type: str = field(default=OCTET_STREAM, kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError("an attachment's size cannot be negative")
+
+    @classmethod
+    def of_bytes(cls, filename: str, data: bytes, content_type: str = OCTET_STREAM) -> Attachment:
+        """An attachment held in memory."""
+        return cls(filename, (data,), size=len(data), content_type=content_type)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +124,14 @@ class Draft:
 def check_address(field: str, address: str) -> str:
     """`address` if it is a plain ASCII ``local@domain``; else UsageError naming `field`."""
     if _LINE_BREAK.search(address):
-        raise UsageError(f"{field}: must not contain a line break")
+        raise UsageError("{field}: must not contain a line break", field=field)
     if len(address) > _MAX_ADDRESS or not _ADDRESS.fullmatch(address):
         raise UsageError(
-            f"{field}: {address!r} is not an address like name@example.com "
-            f"(ASCII, at most {_MAX_ADDRESS} characters)"
+            "{field}: {address!r} is not an address like name@example.com "
+            "(ASCII, at most {limit} characters)",
+            field=field,
+            address=address,
+            limit=_MAX_ADDRESS,
         )
     return address
 
@@ -119,10 +142,11 @@ def check_draft(draft: Draft, sender: Mailbox) -> None:
     _check_text("sender name", sender.name)
     if not draft.recipients:
         raise UsageError("to: at least one recipient is needed (to, cc or bcc)")
-    for field, addresses in (("to", draft.to), ("cc", draft.cc), ("bcc", draft.bcc)):
+    for name, addresses in (("to", draft.to), ("cc", draft.cc), ("bcc", draft.bcc)):
         for address in addresses:
-            check_address(field, address)
+            check_address(name, address)
     _check_text("subject", draft.subject)
+    _check_unicode("body", draft.body)
     for attachment in draft.attachments:
         _check_text("attachment", attachment.filename)
         if not attachment.filename.strip():
@@ -134,25 +158,8 @@ def make_message_id(unique: str, sender_address: str) -> str:
     return f"<{unique}@{sender_address.rpartition('@')[2]}>"
 
 
-def content_type_for(filename: str) -> str:
-    """The MIME type of an attachment by its extension; application/octet-stream if unknown.
-
-    message/* and multipart/* are sent as octet streams: they may not be base64-encoded
-    (RFC 2046 §5.2.1, §5.1.1)."""
-    dot = filename.rfind(".")
-    pinned = _PINNED_TYPES.get(filename[dot:].lower()) if dot >= 0 else None
-    if pinned is not None:
-        return pinned
-    guessed, encoding = mimetypes.guess_type(filename, strict=False)
-    if encoding is not None:
-        return _COMPRESSED_TYPES.get(encoding, OCTET_STREAM)
-    if guessed is None or guessed.startswith(("message/", "multipart/")):
-        return OCTET_STREAM
-    return guessed
-
-
-def build(draft: Draft, sender: Mailbox, *, date: datetime, message_id: str) -> Iterator[bytes]:
-    """The message as chunks of bytes (CRLF line ends, not dot-stuffed).
+def build(draft: Draft, sender: Mailbox, *, date: datetime, message_id: str) -> Message:
+    """The message: its exact size and its chunks of bytes (CRLF line ends, not dot-stuffed).
 
     Checks everything first (UsageError naming the field), so a bad draft fails before any
     connection; the attachments' content is read only as the result is iterated.
@@ -160,17 +167,63 @@ def build(draft: Draft, sender: Mailbox, *, date: datetime, message_id: str) -> 
     check_draft(draft, sender)
     if not _MESSAGE_ID.fullmatch(message_id):
         raise UsageError("message id: must be one '<…@…>' token of printable ASCII")
-    return _chunks(draft, sender, date, message_id)
+    return Message(_pieces(draft, sender, date, message_id))
+
+
+class Message:
+    """A built message: `size` in octets and, when iterated, its content in chunks.
+
+    `size` is what RFC 1870 calls the message size: the octets iterated, CRLF line ends included,
+    before dot-stuffing and without the end-of-data line. Iterating again reads the attachments
+    again (their chunk sources decide whether they can be read twice)."""
+
+    __slots__ = ("_pieces", "size")
+
+    def __init__(self, pieces: tuple[bytes | Attachment, ...]) -> None:
+        self._pieces = pieces
+        self.size = sum(
+            len(piece) if isinstance(piece, bytes) else base64_size(piece.size) for piece in pieces
+        )
+
+    def __iter__(self) -> Iterator[bytes]:
+        for piece in self._pieces:
+            if isinstance(piece, bytes):
+                yield piece
+            else:
+                yield from _attachment_body(piece)
+
+    def __repr__(self) -> str:
+        return f"Message(size={self.size})"
+
+
+def base64_size(octets: int) -> int:
+    """The size of `base64_lines` (and `_attachment_body`) for content of `octets` octets: one
+    78-octet line per 57 octets, a shorter last line for the rest, and an empty content's CRLF."""
+    if octets == 0:
+        return 2
+    whole, rest = divmod(octets, _BASE64_LINE)
+    return whole * _BASE64_LINE_OCTETS + (4 * -(-rest // 3) + 2 if rest else 0)
 
 
 def _check_text(field: str, value: str) -> None:
     if _LINE_BREAK.search(value):
-        raise UsageError(f"{field}: must not contain a line break")
+        raise UsageError("{field}: must not contain a line break", field=field)
     if _CONTROL.search(value):
-        raise UsageError(f"{field}: must not contain control characters")
+        raise UsageError("{field}: must not contain control characters", field=field)
+    _check_unicode(field, value)
 
 
-def _chunks(draft: Draft, sender: Mailbox, date: datetime, msg_id: str) -> Iterator[bytes]:
+def _check_unicode(field: str, value: str) -> None:
+    """Refuse a lone surrogate: bytes that were not UTF-8 (in an argument, a file name) arrive so,
+    and UTF-8 cannot encode them."""
+    if _SURROGATE.search(value):
+        raise UsageError("{field}: must be UTF-8 text (it holds bytes that are not)", field=field)
+
+
+def _pieces(
+    draft: Draft, sender: Mailbox, date: datetime, msg_id: str
+) -> tuple[bytes | Attachment, ...]:
+    """The message as literal octets and, where an attachment's base64 goes, the attachment."""
     # "=_" never occurs in quoted-printable or base64 output, so the boundary can only clash
     # with a 7bit body, which is then sent quoted-printable instead.
     boundary = "=_" + hashlib.sha256(msg_id.encode()).hexdigest()[:32]
@@ -179,17 +232,18 @@ def _chunks(draft: Draft, sender: Mailbox, date: datetime, msg_id: str) -> Itera
     head = _message_head(draft, sender, date, msg_id)
     if not draft.attachments:
         ending = b"" if not text or text.endswith(b"\r\n") else b"\r\n"
-        yield head + text_head + text + ending
-        return
-    yield head + f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'.encode()
+        return (head + text_head + text + ending,)
     delimiter = f"--{boundary}\r\n".encode()
-    yield b"\r\n" + delimiter + text_head + text + b"\r\n" + delimiter
+    pieces: list[bytes | Attachment] = [
+        head + f'Content-Type: multipart/mixed; boundary="{boundary}"\r\n'.encode(),
+        b"\r\n" + delimiter + text_head + text + b"\r\n" + delimiter,
+    ]
     for index, attachment in enumerate(draft.attachments):
         if index:
-            yield delimiter
-        yield _attachment_head(attachment.filename)
-        yield from _attachment_body(attachment.content)
-    yield f"--{boundary}--\r\n".encode()
+            pieces.append(delimiter)
+        pieces += [_attachment_head(attachment), attachment]
+    pieces.append(f"--{boundary}--\r\n".encode())
+    return tuple(pieces)
 
 
 def _message_head(draft: Draft, sender: Mailbox, date: datetime, msg_id: str) -> bytes:
@@ -240,19 +294,47 @@ def _unstructured(name: str, value: str) -> bytes:
     return _POLICY.fold_binary(name, _POLICY.header_store_parse(name, value)[1])
 
 
-def _attachment_head(filename: str) -> bytes:
+def _attachment_head(attachment: Attachment) -> bytes:
     """An attachment's part headers and the blank line after them."""
-    typed = f"Content-Type: {content_type_for(filename)}\r\n".encode("ascii")
-    return typed + _disposition(filename) + b"Content-Transfer-Encoding: base64\r\n\r\n"
+    typed = f"Content-Type: {part_type(attachment.content_type)}\r\n".encode("ascii")
+    disposition = _disposition(attachment.filename)
+    return typed + disposition + b"Content-Transfer-Encoding: base64\r\n\r\n"
 
 
-def _attachment_body(content: Iterable[bytes]) -> Iterator[bytes]:
+def part_type(content_type: str) -> str:
+    """The Content-Type an attachment of `content_type` is sent with: the type in lower case, or
+    application/octet-stream for one that is malformed or may not be base64-encoded."""
+    lowered = content_type.strip().lower()
+    if not _MIME_TYPE.fullmatch(lowered) or lowered.startswith(("message/", "multipart/")):
+        return OCTET_STREAM
+    return lowered
+
+
+def _attachment_body(attachment: Attachment) -> Iterator[bytes]:
     empty = True
-    for lines in base64_lines(content):
+    for lines in base64_lines(_exactly(attachment)):
         empty = False
         yield lines
     if empty:
         yield b"\r\n"  # the next delimiter's own CRLF: lines otherwise end in one
+
+
+def _exactly(attachment: Attachment) -> Iterator[bytes]:
+    """The attachment's chunks, stopped by a UsageError as soon as they add up to more than its
+    size, or at their end when they add up to less: the message's size was announced."""
+    read = 0
+    for chunk in attachment.content:
+        read += len(chunk)
+        if read > attachment.size:
+            break
+        yield chunk
+    if read != attachment.size:
+        raise UsageError(
+            "attachment {name}: it changed while it was being sent ({size} bytes were expected); "
+            "send it again once it is complete",
+            name=attachment.filename,
+            size=attachment.size,
+        )
 
 
 def _disposition(filename: str) -> bytes:

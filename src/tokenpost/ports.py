@@ -176,13 +176,19 @@ class SmtpSession(Protocol):
         envelope: Envelope,
         message: Iterable[bytes],
         *,
+        size: int | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         """MAIL, RCPT, DATA; `message` is streamed chunk by chunk (CRLF line ends, not yet
         dot-stuffed); `on_progress` gets the running count of message bytes written.
 
+        `size` is the message's exact size in octets (RFC 1870: CRLF line ends, before
+        dot-stuffing): when the server advertises SIZE it is announced on MAIL FROM, and a
+        message over the server's limit is refused before MAIL FROM, the session unchanged.
+
         Raises:
-            MailRejectedError: the server refused the sender, a recipient or the data.
+            MailRejectedError: the message is over the server's SIZE limit (permanent), or the
+                server refused the sender, a recipient or the data.
             TransportError, RemoteProtocolError.
         """
         ...

@@ -33,6 +33,7 @@ from typing import Final
 from tokenpost.errors import FieldProblem, RemoteProtocolError, ValidationError
 from tokenpost.oauth.rfc6749 import sanitize_text
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 
 __all__ = [
     "MAX_CHALLENGE",
@@ -140,7 +141,8 @@ class _ClientFirst(SaslClient):
         if self._step is _Step.READY:
             if data:
                 raise RemoteProtocolError(
-                    f"{self.mechanism}: the server's first challenge was not empty"
+                    "{mechanism}: the server's first challenge was not empty",
+                    mechanism=self.mechanism,
                 )
             return self.initial_response()
         if self._step is _Step.SENT and self._ack is not None:
@@ -177,7 +179,9 @@ class _Login(SaslClient):
         if wanted is None:
             wanted = next(iter(self._pending))
         elif wanted not in self._pending:
-            raise RemoteProtocolError(f"LOGIN: the server asked for the {wanted} twice")
+            if wanted == "user":
+                raise RemoteProtocolError("LOGIN: the server asked for the user name twice")
+            raise RemoteProtocolError("LOGIN: the server asked for the password twice")
         return self._pending.pop(wanted)
 
 
@@ -206,7 +210,7 @@ def oauthbearer(user: str, token: Secret, host: str, port: int) -> SaslClient:
     _require_printable(user, "account")
     _require_printable(host, "server")
     if not 0 < port < 65536:
-        raise ValidationError([FieldProblem("port", "must be 1-65535")])
+        raise ValidationError([FieldProblem("port", Text("must be 1-65535"))])
     authzid = user.replace("=", "=3D").replace(",", "=2C")
     gs2_header = f"n,a={authzid}," if user else "n,,"
     message = f"{gs2_header}\x01host={host}\x01port={port}\x01auth=Bearer {_bearer(token)}\x01\x01"
@@ -268,14 +272,18 @@ def _base64(data: bytes) -> Secret:
 def _decode(mechanism: str, challenge: str) -> bytes:
     if len(challenge) > MAX_CHALLENGE:
         raise RemoteProtocolError(
-            f"{mechanism}: the server's challenge is longer than {MAX_CHALLENGE} characters"
+            "{mechanism}: the server's challenge is longer than {limit} characters",
+            mechanism=mechanism,
+            limit=MAX_CHALLENGE,
         )
     text = challenge.strip(" \t\r\n")
     try:
         return base64.b64decode(text.encode("ascii"), validate=True)
     except ValueError:  # binascii.Error, UnicodeEncodeError
         raise RemoteProtocolError(
-            f"{mechanism}: the server's challenge is not base64 ({len(text)} characters)"
+            "{mechanism}: the server's challenge is not base64 ({length} characters)",
+            mechanism=mechanism,
+            length=len(text),
         ) from None
 
 
@@ -300,7 +308,9 @@ def _field(value: object) -> str:
 
 
 def _one_too_many(mechanism: str) -> RemoteProtocolError:
-    return RemoteProtocolError(f"{mechanism}: the server sent a challenge after the last answer")
+    return RemoteProtocolError(
+        "{mechanism}: the server sent a challenge after the last answer", mechanism=mechanism
+    )
 
 
 def _bearer(token: Secret) -> str:
@@ -313,13 +323,13 @@ def _bearer(token: Secret) -> str:
 
 def _require_printable(value: str, field: str) -> None:
     if not value.isprintable():
-        raise ValidationError([FieldProblem(field, "must not contain control characters")])
+        raise ValidationError([FieldProblem(field, Text("must not contain control characters"))])
 
 
 def _utf8(value: str, field: str) -> bytes:
     if "\0" in value:
-        raise ValidationError([FieldProblem(field, "must not contain NUL")])
+        raise ValidationError([FieldProblem(field, Text("must not contain NUL"))])
     try:
         return value.encode("utf-8")
     except UnicodeEncodeError:
-        raise ValidationError([FieldProblem(field, "must be valid Unicode text")]) from None
+        raise ValidationError([FieldProblem(field, Text("must be valid Unicode text"))]) from None

@@ -229,7 +229,7 @@ async def test_exchange_policy_refusal_is_a_policy_error_with_the_fix(
         with pytest.raises(MailPolicyError) as caught:
             await session.authenticate(sasl.xoauth2(DEFAULT_USER, token))
     assert caught.value.reply.startswith("535 5.7.139 Authentication unsuccessful")
-    assert fix_says in caught.value.fix
+    assert fix_says in str(caught.value.fix)
     assert token.reveal() not in str(caught.value)
 
 
@@ -239,7 +239,7 @@ async def test_basic_auth_retired_is_a_policy_error(smtp_peer: SmtpSandbox) -> N
         with pytest.raises(MailPolicyError) as caught:
             await session.authenticate(sasl.plain(DEFAULT_USER, Secret("pw")))
     assert caught.value.reply.startswith("550 5.7.30")
-    assert "OAuth 2.0" in caught.value.fix
+    assert "OAuth 2.0" in str(caught.value.fix)
 
 
 @pytest.mark.parametrize("mechanism", ["PLAIN", "LOGIN"])
@@ -307,7 +307,8 @@ def message_chunks(size: int, block: int = 64 * 1024) -> Iterator[bytes]:
         for start in range(0, size, block):
             yield bytes([start // block % 251]) * min(block, size - start)
 
-    draft = Draft(to=(TO,), subject="big", attachments=(Attachment("big.bin", content()),))
+    attachment = Attachment("big.bin", content(), size=size)
+    draft = Draft(to=(TO,), subject="big", attachments=(attachment,))
     return build(
         draft, Mailbox("S", SENDER), date=datetime(2024, 1, 1, tzinfo=UTC), message_id="<m@x>"
     )
@@ -475,3 +476,143 @@ async def test_a_temporary_auth_failure_is_transient() -> None:
         with pytest.raises(TransportError, match="cannot authenticate now: 454"):
             await session.authenticate(sasl.xoauth2(DEFAULT_USER, Secret("t0ken")))
         await session.close()
+
+
+# --- SIZE (RFC 1870) ----------------------------------------------------------------------------
+
+
+def sized(size: int) -> tuple[list[bytes], int]:
+    """A message of exactly `size` octets (CRLF lines, no dots to stuff) and its size."""
+    head = b"Subject: sized\r\n\r\n"
+    body_lines, rest = divmod(size - len(head), 100)
+    assert rest >= 2 or rest == 0, "choose a size that ends in a whole line"
+    lines = [b"x" * 98 + b"\r\n"] * body_lines + ([b"y" * (rest - 2) + b"\r\n"] if rest else [])
+    chunks = [head, *lines]
+    assert sum(map(len, chunks)) == size
+    return chunks, size
+
+
+async def test_a_message_over_the_size_limit_is_refused_before_mail_from(
+    smtp_peer: SmtpSandbox, token: Secret
+) -> None:
+    smtp_peer.set_knobs(size_limit=10_000)
+    big, big_size = sized(20_020)
+    small, small_size = sized(9_000)
+    async with opened(peer_setting(smtp_peer)) as session:
+        assert session.size_limit == 10_000
+        await session.authenticate(sasl.xoauth2(DEFAULT_USER, token))
+        with pytest.raises(MailRejectedError) as caught:
+            await session.send(ENVELOPE, big, size=big_size)
+        assert caught.value.transient is False
+        assert smtp_peer.stats()["mail_commands"] == 0  # nothing was offered
+        await session.send(ENVELOPE, small, size=small_size)  # the session goes on
+    message = str(caught.value)
+    assert "19.6 KiB (20020 bytes)" in message
+    assert "9.8 KiB (10000 bytes)" in message
+    assert "send smaller attachments" in message
+    assert "ask the mail administrator for a higher limit" in message
+    (received,) = smtp_peer.messages()
+    assert received.envelope["mail_options"] == [f"SIZE={len(received.content)}"]
+    assert len(received.content) == small_size
+    assert smtp_peer.stats()["mail_commands"] == 1
+
+
+async def test_a_server_without_size_gets_no_size_parameter(
+    smtp_peer: SmtpSandbox, token: Secret
+) -> None:
+    smtp_peer.set_knobs(size_limit=0)  # aiosmtpd then advertises no SIZE
+    chunks, size = sized(50_000)
+    async with opened(peer_setting(smtp_peer)) as session:
+        assert session.size_limit is None
+        await session.authenticate(sasl.xoauth2(DEFAULT_USER, token))
+        await session.send(ENVELOPE, chunks, size=size)
+    (received,) = smtp_peer.messages()
+    assert received.envelope["mail_options"] == []
+    assert len(received.content) == size
+
+
+@dataclass
+class Sink:
+    """What a scripted server read: every MAIL line, and the octets after EHLO."""
+
+    mail_lines: list[bytes] = field(default_factory=list)
+    octets_after_ehlo: int = 0
+    messages: list[bytes] = field(default_factory=list)
+
+
+def accepting(ehlo: bytes, sink: Sink, *, mail_reply: bytes = b"250 ok\r\n") -> Handler:
+    """A server that advertises `ehlo` and accepts every message (or answers MAIL so)."""
+
+    async def handler(
+        peer: ScriptedPeer, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await greet_and_ehlo(peer, reader, writer, ehlo)
+        while line := await reader.readline():
+            sink.octets_after_ehlo += len(line)
+            verb = line[:4].upper()
+            if verb == b"MAIL":
+                sink.mail_lines.append(line)
+                writer.write(mail_reply)
+            elif verb == b"DATA":
+                writer.write(b"354 go ahead\r\n")
+                await writer.drain()
+                data = b""
+                while (line := await reader.readline()) not in (b".\r\n", b""):
+                    data += line
+                sink.octets_after_ehlo += len(data) + len(line)
+                sink.messages.append(data)
+                writer.write(b"250 2.0.0 queued\r\n")
+            elif verb == b"QUIT":
+                writer.write(b"221 bye\r\n")
+                await writer.drain()
+                return
+            else:
+                writer.write(b"250 ok\r\n")
+            await writer.drain()
+
+    return handler
+
+
+async def test_an_oversized_message_sends_not_one_octet_of_it() -> None:
+    sink = Sink()
+    chunks, size = sized(2_000)
+    async with scripted(accepting(b"250-scripted\r\n250 SIZE 1000\r\n", sink)) as peer:
+        session = await AioSmtpConnector().connect(scripted_setting(peer))
+        with pytest.raises(MailRejectedError, match=r"1000 bytes"):
+            await session.send(ENVELOPE, chunks, size=size)
+        await session.close()
+    assert sink.mail_lines == []
+    assert sink.octets_after_ehlo == len(b"QUIT\r\n")
+
+
+@pytest.mark.parametrize("advertised", [b"SIZE", b"SIZE 0", b"SIZE unlimited"])
+async def test_size_without_a_fixed_limit_is_announced_and_never_refused(
+    advertised: bytes,
+) -> None:
+    sink = Sink()
+    chunks, size = sized(300_000)
+    ehlo = b"250-scripted\r\n250 " + advertised + b"\r\n"
+    async with scripted(accepting(ehlo, sink)) as peer:
+        session = await AioSmtpConnector().connect(scripted_setting(peer))
+        assert session.size_limit == 0
+        await session.send(ENVELOPE, chunks, size=size)
+        await session.close()
+    assert sink.mail_lines == [f"MAIL FROM:<{SENDER}> SIZE={size}\r\n".encode()]
+    assert sink.messages == [b"".join(chunks)]
+
+
+async def test_a_552_to_mail_from_with_size_names_the_size() -> None:
+    sink = Sink()
+    chunks, size = sized(2_000)
+    reply = b"552 5.3.4 Message size exceeds fixed maximum message size\r\n"
+    async with scripted(accepting(b"250-scripted\r\n250 SIZE\r\n", sink, mail_reply=reply)) as peer:
+        session = await AioSmtpConnector().connect(scripted_setting(peer))
+        with pytest.raises(MailRejectedError) as caught:
+            await session.send(ENVELOPE, chunks, size=size)
+        await session.close()
+    assert str(caught.value) == (
+        f"the server refused a message of {size} bytes: 552 5.3.4 Message size exceeds fixed "
+        "maximum message size"
+    )
+    assert caught.value.transient is False
+    assert sink.messages == []

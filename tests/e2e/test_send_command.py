@@ -4,6 +4,10 @@ the sandbox authorization server."""
 from __future__ import annotations
 
 import email
+import os
+import re
+import subprocess
+import sys
 import time
 from email.message import Message
 from pathlib import Path
@@ -214,3 +218,137 @@ def test_a_large_attachment_is_sent_whole(
     assert out.startswith("Message sent: ")
     (message,) = smtp_peer.messages()
     assert attachments_of(message.content) == [("big.tif", big.read_bytes())]
+
+
+# --- SIZE (RFC 1870) ----------------------------------------------------------------------------
+
+
+def test_a_message_over_the_servers_size_limit_is_refused_before_upload(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox, tmp_path: Path
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    smtp_peer.set_knobs(size_limit=50_000)
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 240)  # 61 kB, 83 kB in base64
+    result = cli.run("send", "--to", "bob@example.test", str(scan))
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert re.fullmatch(
+        r"tokenpost: error: the message is 8\d\.\d KiB \(8\d{4} bytes\), more than the "
+        r"48\.8 KiB \(50000 bytes\) that 127\.0\.0\.1:\d+ accepts: send smaller attachments or "
+        r"spread them over several messages, or ask the mail administrator for a higher limit",
+        line,
+    ), line
+    assert smtp_peer.stats()["mail_commands"] == 0  # refused before MAIL FROM: nothing uploaded
+    assert smtp_peer.messages() == []
+    assert cli.status()["smtp"]["state"] == "acquired"
+
+    german = cli.run("--lang", "de", "send", "--to", "bob@example.test", str(scan))
+    assert german.returncode == 1
+    assert "die Nachricht ist 8" in german.stderr
+    assert "mehr als die 48,8 KiB (50000 Bytes)" in german.stderr
+    assert "bitten Sie die Mail-Administration um ein höheres Limit" in german.stderr
+
+    smtp_peer.set_knobs(size_limit=200_000)
+    cli.ok("send", "--to", "bob@example.test", str(scan))
+    (message,) = smtp_peer.messages()
+    assert message.envelope["mail_options"] == [f"SIZE={len(message.content)}"]
+
+
+# --- text that is not UTF-8 ---------------------------------------------------------------------
+
+
+def test_a_body_file_that_is_not_utf8_is_exit_2_naming_the_file(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox, tmp_path: Path
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    body = tmp_path / "body.txt"
+    body.write_bytes(b"caf\xe9 au lait\n")  # Latin-1
+    before = smtp_peer.stats()["connections"]
+    for args, stdin in ((["--body-file", str(body)], ""), (["--body-file", "-"], None)):
+        if stdin is None:  # the same bytes on standard input
+            result = subprocess.run(
+                [sys.executable, "-m", "tokenpost", "send", "--to", "bob@example.test", *args],
+                input=body.read_bytes(),
+                capture_output=True,
+                env=cli.env(),
+                timeout=60,
+                check=False,
+            )
+            code, stderr = result.returncode, result.stderr.decode()
+        else:
+            done = cli.run("send", "--to", "bob@example.test", *args)
+            code, stderr = done.returncode, done.stderr
+        assert code == 2, stderr
+        (line,) = stderr.splitlines()
+        shown = args[1]
+        assert line == (
+            f"tokenpost: error: --body-file {shown}: must be UTF-8 text (byte 3 is not)"
+        )
+    assert smtp_peer.stats()["connections"] == before
+
+
+def test_a_body_file_without_end_is_refused_at_its_limit(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    result = cli.run("send", "--to", "bob@example.test", "--body-file", "/dev/zero")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        "tokenpost: error: --body-file /dev/zero: larger than 10 MiB; send a longer text as an "
+        "attachment\n"
+    )
+
+
+def test_a_body_argument_that_is_not_utf8_is_exit_2_not_a_control_character(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    latin1 = os.fsdecode(b"caf\xe9")
+    for option in ("--body", "--subject"):
+        result = cli.run("send", "--to", "bob@example.test", option, latin1)
+        assert result.returncode == 2, result.stderr
+        field = option.removeprefix("--")
+        assert result.stderr == (
+            f"tokenpost: error: {field}: must be UTF-8 text (it holds bytes that are not)\n"
+        )
+    assert smtp_peer.messages() == []
+
+
+def test_a_file_name_that_is_not_utf8_is_sent_with_the_file_whole(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox, tmp_path: Path
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    scan = Path(os.fsdecode(bytes(tmp_path) + b"/Bericht \xe4.pdf"))
+    scan.write_bytes(b"%PDF-1.7\n" * 100)
+    cli.ok("send", "--to", "bob@example.test", str(scan))
+    (message,) = smtp_peer.messages()
+    assert attachments_of(message.content) == [("Bericht \ufffd.pdf", scan.read_bytes())]
+
+
+# --- German -------------------------------------------------------------------------------------
+
+
+def test_send_in_german_help_refusal_and_fix(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox
+) -> None:
+    ready_to_send(cli, sandbox, smtp_peer)
+    help_page = cli.ok("--lang", "de", "send", "--help")
+    assert "FILEs als Anhänge (und einen Text) von der Absenderadresse" in help_page
+    assert "Blindkopie an (wiederholbar)." in help_page
+
+    bad = cli.run("--lang", "de", "send", "--to", "bob at example.test")
+    assert bad.returncode == 2
+    assert bad.stderr == (
+        "tokenpost: Fehler: to: 'bob at example.test' ist keine Adresse wie name@example.com "
+        "(ASCII, höchstens 254 Zeichen)\n"
+    )
+
+    smtp_peer.set_knobs(style="microsoft", policy={ACCOUNT: "tenant"})
+    refused = cli.run("--lang", "de", "send", "--to", "bob@example.test")
+    assert refused.returncode == 1
+    assert "der SMTP-Server hat per Richtlinie abgelehnt: 535 5.7.139" in refused.stderr
+    assert "Was zu tun ist: SMTP AUTH ist für den ganzen Mandanten (Tenant) deaktiviert" in (
+        refused.stderr
+    )
+    assert leaked_tokens(cli) == []

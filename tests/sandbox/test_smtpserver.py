@@ -299,6 +299,7 @@ def test_message_is_stored_with_its_envelope(
     assert message.content == MESSAGE
     assert message.envelope == {
         "mail_from": "alice@example.test",
+        "mail_options": [f"SIZE={len(MESSAGE)}"],  # smtplib uses the advertised SIZE
         "rcpt_tos": ["bob@example.test", "carol@example.test"],
         "auth_user": DEFAULT_USER,
         "mechanism": "XOAUTH2",
@@ -306,6 +307,22 @@ def test_message_is_stored_with_its_envelope(
         "size": len(MESSAGE),
     }
     assert smtp_peer.stats()["messages_received"] == 1
+    assert smtp_peer.stats()["mail_commands"] == 1
+
+
+def test_the_size_limit_knob_sets_what_is_advertised_and_enforced(
+    smtp_peer: SmtpSandbox, token: str
+) -> None:
+    smtp_peer.set_knobs(size_limit=100)
+    with implicit_tls(smtp_peer) as smtp:
+        assert smtp.esmtp_features["size"] == "100"
+        smtp.auth("XOAUTH2", xoauth2(DEFAULT_USER, token))
+        code, _text = smtp.mail("alice@example.test", ["SIZE=101"])
+        assert code == 552
+    smtp_peer.set_knobs(size_limit=0)
+    with implicit_tls(smtp_peer) as smtp:
+        assert "size" not in smtp.esmtp_features
+    assert smtp_peer.stats()["mail_commands"] == 1  # counted though refused
 
 
 def test_mail_without_auth_is_refused(smtp_peer: SmtpSandbox) -> None:

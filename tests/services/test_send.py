@@ -19,6 +19,7 @@ from service_world import TOKEN_URL, World
 from fakes import json_response
 from sandbox_support import DEFAULT_USER, Sandbox
 from smtpserver_support import SmtpSandbox
+from tokenpost.adapters.outgoing_files import open_attachment
 from tokenpost.clock import SystemClock
 from tokenpost.errors import (
     MailAuthError,
@@ -35,7 +36,7 @@ from tokenpost.sasl import SaslClient
 from tokenpost.secret import Secret
 from tokenpost.services.authorize import DevicePrompt, Prompt
 from tokenpost.services.refresh import TokenUnavailableError
-from tokenpost.services.send import Sender, open_attachment
+from tokenpost.services.send import Sender
 from tokenpost.services.targets import load_target
 from tokenpost.settings.model import AuthMethod, Flow, Preset, Provider, Security, SmtpSetting
 from tokenpost.tokens.state import Acquired, Invalid
@@ -177,6 +178,27 @@ async def test_attachments_arrive_whole(stack: Stack, tmp_path: Path) -> None:
     ]
 
 
+async def test_a_message_over_the_size_limit_is_refused_and_the_burst_goes_on(
+    stack: Stack, tmp_path: Path
+) -> None:
+    stack.peer.set_knobs(size_limit=100_000)
+    big = tmp_path / "big.tif"
+    big.write_bytes(b"II*\x00" * 30_000)  # 120 kB, 160 kB in base64
+    before = stack.peer.stats()["connections"]
+    async with stack.sender.session() as outbox:
+        await outbox.send(replace(DRAFT, subject="first"))
+        with pytest.raises(MailRejectedError, match=r"\(100000 bytes\)") as caught:
+            await outbox.send(replace(DRAFT, attachments=(open_attachment(big),)))
+        await outbox.send(replace(DRAFT, subject="third"))
+    assert caught.value.transient is False
+    assert stack.peer.stats()["connections"] - before == 1  # not taken for a dropped connection
+    assert stack.peer.stats()["mail_commands"] == 2  # the large one was never offered
+    messages = stack.peer.messages()
+    assert [m.envelope["mail_options"] for m in messages] == [
+        [f"SIZE={len(m.content)}"] for m in messages
+    ]
+
+
 async def test_a_stale_refused_token_is_refreshed_once_and_sending_goes_on(stack: Stack) -> None:
     old = await stack.access_token()
     revoke_access_token(stack.sandbox, old)  # the grant lives on: only this token is dead
@@ -226,7 +248,7 @@ async def test_a_policy_refusal_keeps_the_token_and_says_what_to_change(stack: S
     stack.clock.offset = 120  # even a stale token is not refreshed for a policy refusal
     with pytest.raises(MailPolicyError) as caught:
         await stack.sender.send(DRAFT)
-    assert "Set-CASMailbox" in caught.value.fix
+    assert "Set-CASMailbox" in str(caught.value.fix)
     assert "5.7.139" in str(caught.value)
     assert isinstance(await stack.state(), Acquired)
     assert stack.refreshes() == 0
@@ -307,29 +329,11 @@ async def test_no_token_in_any_log_line(stack: Stack, caplog: pytest.LogCaptureF
     stack.peer.set_knobs(style="microsoft", policy={DEFAULT_USER: "tenant"})
     with pytest.raises(MailPolicyError) as caught:
         await stack.sender.send(DRAFT)
-    shown = caplog.text + str(caught.value) + caught.value.fix
+    shown = caplog.text + str(caught.value) + str(caught.value.fix)
     assert "sent <" in caplog.text
     assert token not in shown
     assert fresh not in shown
     assert "sbx_at_" not in shown
-
-
-def test_a_missing_or_unreadable_attachment_is_bad_usage(tmp_path: Path) -> None:
-    with pytest.raises(
-        UsageError, match=r"attachment .*missing.pdf: cannot be read \(No such file"
-    ):
-        open_attachment(tmp_path / "missing.pdf")
-    with pytest.raises(UsageError, match="not a regular file"):
-        open_attachment(tmp_path)
-
-
-def test_an_attachment_is_read_anew_each_time(tmp_path: Path) -> None:
-    path = tmp_path / "a.bin"
-    path.write_bytes(b"x" * 600_000)
-    attachment = open_attachment(path)
-    first = b"".join(attachment.content)
-    assert first == b"".join(attachment.content) == path.read_bytes()
-    assert all(len(chunk) <= 57 * 4096 for chunk in attachment.content)
 
 
 # --- connection reuse, with a fake connector ----------------------------------------------------
@@ -347,6 +351,7 @@ class FakeSmtp:
     drops: list[str] = field(default_factory=list)
     mechanisms: frozenset[str] = frozenset({"XOAUTH2", "OAUTHBEARER"})
     tokens: list[str] = field(default_factory=list)
+    sizes: list[int | None] = field(default_factory=list)
 
     async def connect(
         self, setting: SmtpSetting, *, on_step: StepCallback = no_steps
@@ -374,8 +379,10 @@ class FakeSession:
         envelope: Envelope,
         message: Iterable[bytes],
         *,
+        size: int | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
+        self.server.sizes.append(size)
         drop = self.server.drops.pop(0) if self.server.drops else None
         if drop == "idle":
             raise TransportError("smtp.example:587 closed the connection")
@@ -470,6 +477,17 @@ async def test_envelope_has_every_recipient_and_the_headers_no_bcc(fake_world: W
     assert server.tokens  # authenticated before sending
 
 
+async def test_the_transport_gets_the_exact_size_of_what_it_sends(
+    fake_world: World, tmp_path: Path
+) -> None:
+    scan = tmp_path / "scan.pdf"
+    scan.write_bytes(bytes(range(256)) * 999)
+    server = FakeSmtp()
+    await fake_sender(fake_world, server).send(replace(DRAFT, attachments=(open_attachment(scan),)))
+    ((_envelope, content),) = server.messages
+    assert server.sizes == [len(content)]
+
+
 async def test_auth_none_sends_without_a_token(fake_world: World) -> None:
     setting = await fake_world.store.get_smtp()
     assert setting is not None
@@ -478,7 +496,7 @@ async def test_auth_none_sends_without_a_token(fake_world: World) -> None:
     )
     server = FakeSmtp()
     await fake_sender(fake_world, server).send(
-        replace(DRAFT, attachments=(Attachment("a.txt", [b"1"]),))
+        replace(DRAFT, attachments=(Attachment.of_bytes("a.txt", b"1"),))
     )
     assert server.tokens == []
     assert len(server.messages) == 1

@@ -78,14 +78,6 @@ PENDING: frozenset[str] = frozenset(
         "adapters/migrations/versions/0001_initial.py",
         "adapters/migrations/versions/0002_pop_options_and_alerts.py",
         "secret.py",
-        # send
-        "mime.py",
-        "adapters/smtp_client.py",
-        "adapters/smtp_replies.py",
-        "services/send.py",
-        "services/mailauth.py",
-        "cli/send_cmd.py",
-        "sasl.py",
         # operations
         "services/alerts.py",
         "services/daemon.py",

@@ -10,7 +10,7 @@ import email.policy
 import email.utils
 import re
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from email.message import EmailMessage, Message
 
@@ -25,10 +25,11 @@ from tokenpost.mime import (
     Draft,
     Mailbox,
     base64_lines,
+    base64_size,
     build,
     check_address,
-    content_type_for,
     make_message_id,
+    part_type,
 )
 
 DATE = datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -55,6 +56,11 @@ SINGLE_PART = (
 # Unprintable characters never reach a header (they are refused); everything else may.
 header_text = st.text(st.characters(blacklist_categories=("Cc", "Cs")), max_size=120)
 file_names = header_text.filter(lambda name: bool(name.strip()))
+
+
+def attached(name: str, chunks: Sequence[bytes], content_type: str = OCTET_STREAM) -> Attachment:
+    """An attachment of `chunks` (kept as they are: their boundaries are part of the test)."""
+    return Attachment(name, chunks, size=sum(map(len, chunks)), content_type=content_type)
 
 
 def render(draft: Draft, sender: Mailbox = SENDER) -> bytes:
@@ -111,7 +117,7 @@ def test_multipart_message_byte_for_byte() -> None:
     draft = Draft(
         to=("ops@example.com",),
         body="See attached.",
-        attachments=(Attachment("scan.pdf", [b"%PDF-1.7\n", b"\x00\xff"]),),
+        attachments=(attached("scan.pdf", [b"%PDF-1.7\n", b"\x00\xff"], "application/pdf"),),
     )
     head, _, rest = render(draft).partition(b"\r\n\r\n")
     assert head.endswith(f'Content-Type: multipart/mixed; boundary="{BOUNDARY}"'.encode())
@@ -207,7 +213,7 @@ def test_ascii_body_with_an_overlong_line_is_quoted_printable() -> None:
 
 def test_a_body_holding_the_boundary_is_quoted_printable() -> None:
     body = f"quoting a message:\n--{BOUNDARY}\n"
-    draft = Draft(to=("a@example.com",), body=body, attachments=(Attachment("a.txt", [b"x"]),))
+    draft = Draft(to=("a@example.com",), body=body, attachments=(attached("a.txt", [b"x"]),))
     data = render(draft)
     assert data.count(f"--{BOUNDARY}\r\n".encode()) == 2  # the two real delimiters only
     assert text_of(data) == body
@@ -223,25 +229,27 @@ def test_every_line_ending_becomes_crlf() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "expected"),
+    ("given", "sent"),
     [
-        ("scan.tif", "image/tiff"),
-        ("SCAN.TIFF", "image/tiff"),
-        ("fax.pdf", "application/pdf"),
-        ("photo.jpeg", "image/jpeg"),
-        ("notes.txt", "text/plain"),
-        ("archive.tar.gz", "application/gzip"),
-        ("forwarded.eml", OCTET_STREAM),  # message/rfc822 may not be base64-encoded
-        ("no-extension", OCTET_STREAM),
-        ("data.unknown-extension-xyz", OCTET_STREAM),
+        ("application/pdf", "application/pdf"),
+        ("Image/TIFF", "image/tiff"),
+        ("application/vnd.ms-excel", "application/vnd.ms-excel"),
+        ("message/rfc822", OCTET_STREAM),  # may not be base64-encoded (RFC 2046 §5.2.1)
+        ("multipart/mixed", OCTET_STREAM),  # the same (§5.1.1)
+        ("text/plain; charset=x", OCTET_STREAM),  # no parameters from the caller
+        ("text/plain\r\nBcc: x@evil.test", OCTET_STREAM),
+        ("pdf", OCTET_STREAM),
+        ("", OCTET_STREAM),
     ],
 )
-def test_content_type_by_extension(name: str, expected: str) -> None:
-    assert content_type_for(name) == expected
+def test_the_callers_content_type_is_sent_when_it_is_one(given: str, sent: str) -> None:
+    assert part_type(given) == sent
+    draft = Draft(to=("a@example.com",), attachments=(attached("f", [b"x"], given),))
+    assert [p.get_content_type() for p in attachment_parts(render(draft))] == [sent]
 
 
 def test_non_ascii_file_name_is_rfc_2231_encoded() -> None:
-    draft = Draft(to=("a@example.com",), attachments=(Attachment("Bericht ü.pdf", [b"x"]),))
+    draft = Draft(to=("a@example.com",), attachments=(attached("Bericht ü.pdf", [b"x"]),))
     data = render(draft)
     assert b"filename*=utf-8''Bericht%20%C3%BC.pdf" in data
     assert attachment_parts(data)[0].get_filename() == "Bericht ü.pdf"
@@ -249,7 +257,7 @@ def test_non_ascii_file_name_is_rfc_2231_encoded() -> None:
 
 def test_long_file_name_is_split_into_continuations() -> None:
     name = "Übersicht " * 30 + ".pdf"
-    data = render(Draft(to=("a@example.com",), attachments=(Attachment(name, [b"x"]),)))
+    data = render(Draft(to=("a@example.com",), attachments=(attached(name, [b"x"]),)))
     assert b"filename*0*=utf-8''" in data
     assert b"filename*1*=" in data
     assert max(len(line) for line in data.split(b"\r\n")) <= 78
@@ -257,7 +265,7 @@ def test_long_file_name_is_split_into_continuations() -> None:
 
 
 def test_file_name_with_quotes_or_brackets_is_not_a_quoted_string() -> None:
-    draft = Draft(to=("a@example.com",), attachments=(Attachment('<"x">.pdf', [b"x"]),))
+    draft = Draft(to=("a@example.com",), attachments=(attached('<"x">.pdf', [b"x"]),))
     data = render(draft)
     assert b"filename*=utf-8''%3C%22x%22%3E.pdf" in data
     assert attachment_parts(data)[0].get_filename() == '<"x">.pdf'
@@ -268,7 +276,7 @@ def test_attachment_base64_lines_are_76_characters() -> None:
     data = render(
         Draft(
             to=("a@example.com",),
-            attachments=(Attachment("b.bin", [content[:1000], content[1000:]]),),
+            attachments=(attached("b.bin", [content[:1000], content[1000:]]),),
         )
     )
     body = data.split(b"Content-Transfer-Encoding: base64\r\n\r\n")[1].split(b"\r\n--")[0]
@@ -282,9 +290,9 @@ def test_empty_attachment_and_several_attachments() -> None:
     draft = Draft(
         to=("a@example.com",),
         attachments=(
-            Attachment("empty.tif", []),
-            Attachment("one.pdf", [b"1"]),
-            Attachment("two.bin", [b"", b"22"]),
+            attached("empty.tif", [], "image/tiff"),
+            attached("one.pdf", [b"1"], "application/pdf"),
+            attached("two.bin", [b"", b"22"]),
         ),
     )
     parts = attachment_parts(render(draft))
@@ -309,13 +317,15 @@ def test_attachment_content_is_read_only_as_the_message_is_written() -> None:
             n += 1
             yield b"\xab" * 57_000
 
-    chunks = build(
-        Draft(to=("a@example.com",), attachments=(Attachment("big.bin", endless()),)),
+    message = build(
+        Draft(to=("a@example.com",), attachments=(Attachment("big.bin", endless(), size=10**9),)),
         SENDER,
         date=DATE,
         message_id=MID,
     )
-    assert pulled == []  # building checks the draft, reads nothing
+    assert pulled == []  # building checks the draft and knows the size, reads nothing
+    assert message.size > 10**9 * 4 // 3
+    chunks = iter(message)
     written = 0
     while len(pulled) < 5:
         written += len(next(chunks))
@@ -331,7 +341,7 @@ def test_memory_stays_bounded_for_a_large_attachment() -> None:
         for _ in range(size // len(block)):
             yield block
 
-    draft = Draft(to=("a@example.com",), attachments=(Attachment("big.bin", content()),))
+    draft = Draft(to=("a@example.com",), attachments=(Attachment("big.bin", content(), size=size),))
     tracemalloc.start()
     try:
         total = sum(len(chunk) for chunk in build(draft, SENDER, date=DATE, message_id=MID))
@@ -360,7 +370,7 @@ def test_memory_stays_bounded_for_a_large_attachment() -> None:
         ),
         (Draft(to=("a@example.com",)), Mailbox("Scan", "s@example.com\n"), "sender address"),
         (
-            Draft(to=("a@example.com",), attachments=(Attachment("a\r\n.pdf", [b""]),)),
+            Draft(to=("a@example.com",), attachments=(attached("a\r\n.pdf", [b""]),)),
             SENDER,
             "attachment",
         ),
@@ -384,7 +394,7 @@ def test_other_control_characters_are_refused() -> None:
     with pytest.raises(UsageError, match=r"^subject: must not contain control characters"):
         build(Draft(to=("a@example.com",), subject="a\x00b"), SENDER, date=DATE, message_id=MID)
     with pytest.raises(UsageError, match=r"^attachment: must not contain control characters"):
-        check_draft_of(Draft(to=("a@example.com",), attachments=(Attachment("a\x1b.pdf", []),)))
+        check_draft_of(Draft(to=("a@example.com",), attachments=(attached("a\x1b.pdf", []),)))
 
 
 def check_draft_of(draft: Draft) -> None:
@@ -434,7 +444,7 @@ def test_a_draft_without_recipients_is_refused() -> None:
 
 def test_an_empty_file_name_is_refused() -> None:
     with pytest.raises(UsageError, match=r"^attachment: the file name must not be empty"):
-        check_draft_of(Draft(to=("a@example.com",), attachments=(Attachment("  ", []),)))
+        check_draft_of(Draft(to=("a@example.com",), attachments=(attached("  ", []),)))
 
 
 # --- round trips --------------------------------------------------------------------------------
@@ -448,7 +458,7 @@ def test_any_attachment_names_and_bytes_round_trip(
     attachments = []
     for name, content in files:
         cut = data.draw(st.integers(min_value=0, max_value=len(content)))
-        attachments.append(Attachment(name, [content[:cut], content[cut:]]))
+        attachments.append(attached(name, [content[:cut], content[cut:]]))
     parts = attachment_parts(render(Draft(to=("a@example.com",), attachments=tuple(attachments))))
     assert [(p.get_filename(), p.get_payload(decode=True)) for p in parts] == [
         (name.strip(), content) for name, content in files
@@ -471,3 +481,88 @@ def test_any_subject_sender_name_and_body_round_trip(subject: str, name: str, bo
     if expected and not expected.endswith("\n"):
         expected += "\n"
     assert text_of(data) == expected
+
+
+# --- the message's size (RFC 1870), known before any content is read ---------------------------
+
+
+def test_the_size_of_a_fixed_vector() -> None:
+    draft = Draft(
+        to=("ops@example.com", "desk@example.com"),
+        cc=("boss@example.com",),
+        subject="Scan 7",
+        body="Hello,\n.the scan.",
+    )
+    assert build(draft, SENDER, date=DATE, message_id=MID).size == len(SINGLE_PART)
+
+
+@given(st.integers(min_value=0, max_value=5000))
+def test_base64_size_is_the_size_of_the_encoded_lines(octets: int) -> None:
+    encoded = b"".join(base64_lines([b"\x00" * octets]))
+    assert base64_size(octets) == (len(encoded) if octets else 2)  # an empty part is one CRLF
+
+
+class Counted:
+    """Chunks that count how often they are read."""
+
+    def __init__(self, chunks: Sequence[bytes]) -> None:
+        self.chunks = chunks
+        self.reads = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        self.reads += 1
+        return iter(self.chunks)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    header_text,
+    st.text(st.characters(blacklist_categories=("Cs",)), max_size=300),
+    header_text,
+    st.lists(st.tuples(file_names, st.lists(st.binary(max_size=200), max_size=4)), max_size=3),
+)
+def test_the_size_is_exactly_what_is_written(
+    subject: str, body: str, name: str, files: list[tuple[str, list[bytes]]]
+) -> None:
+    sources = [Counted(chunks) for _name, chunks in files]
+    attachments = tuple(
+        Attachment(file_name, source, size=sum(map(len, source.chunks)))
+        for (file_name, _chunks), source in zip(files, sources, strict=True)
+    )
+    draft = Draft(to=("a@example.com",), subject=subject, body=body, attachments=attachments)
+    message = build(draft, Mailbox(name, "s@x.test"), date=DATE, message_id=MID)
+    assert [source.reads for source in sources] == [0] * len(sources)  # sized without reading
+    assert message.size == len(b"".join(message))
+    assert [source.reads for source in sources] == [1] * len(sources)  # and read once to send
+
+
+@pytest.mark.parametrize("actual", [b"", b"x" * 99, b"x" * 101, b"x" * 1000])
+def test_content_of_another_size_than_announced_stops_the_message(actual: bytes) -> None:
+    written: list[bytes] = []
+    chunks: Iterable[bytes] = [actual[i : i + 30] for i in range(0, len(actual), 30)]
+    draft = Draft(to=("a@example.com",), attachments=(Attachment("scan.pdf", chunks, size=100),))
+    message = build(draft, SENDER, date=DATE, message_id=MID)
+    with pytest.raises(UsageError, match=r"^attachment scan\.pdf: it changed while it was being"):
+        written.extend(message)
+    encoded = b"".join(written).partition(b"Content-Transfer-Encoding: base64\r\n\r\n")[2]
+    assert len(base64.b64decode(encoded)) < 100  # never more than announced
+
+
+@pytest.mark.parametrize(
+    ("draft", "sender", "field"),
+    [
+        (Draft(to=("a@example.com",), subject="caf\udce9"), SENDER, "subject"),
+        (Draft(to=("a@example.com",), body="caf\udce9"), SENDER, "body"),
+        (Draft(to=("a@example.com",)), Mailbox("Sc\udcc3nner", "s@example.com"), "sender name"),
+        (
+            Draft(to=("a@example.com",), attachments=(attached("\udce9.pdf", [b""]),)),
+            SENDER,
+            "attachment",
+        ),
+    ],
+)
+def test_text_from_bytes_that_were_not_utf8_is_refused(
+    draft: Draft, sender: Mailbox, field: str
+) -> None:
+    with pytest.raises(UsageError, match=rf"^{field}: must be UTF-8 text"):
+        build(draft, sender, date=DATE, message_id=MID)

@@ -174,7 +174,7 @@ def test_login_answers_unknown_prompts_by_order() -> None:
 def test_login_refuses_a_repeated_prompt() -> None:
     client = login("tim", Secret("tanstaaf"))
     client.respond("VXNlcm5hbWU6")
-    with pytest.raises(RemoteProtocolError, match="asked for the user twice"):
+    with pytest.raises(RemoteProtocolError, match="asked for the user name twice"):
         client.respond("VXNlcm5hbWU6")
 
 

@@ -10,7 +10,13 @@ into tokenpost errors, so no aiosmtplib exception leaves it:
 - AUTH refused → `MailAuthError`; Exchange's policy refusals (`535 5.7.139`, `550 5.7.30`) →
   `MailPolicyError` with what the administrator must change; a 4xx to AUTH → `TransportError`
   (temporary: no other token would pass now);
-- sender, recipient or data refused → `MailRejectedError` (transient for 4xx).
+- sender, recipient or data refused → `MailRejectedError` (transient for 4xx); a message over
+  the server's SIZE limit (RFC 1870) → a permanent `MailRejectedError` before MAIL FROM, with
+  nothing sent and the session as it was.
+
+SIZE: when the server advertises the extension, MAIL FROM carries ``SIZE=<octets>`` (the exact
+size the caller computed: CRLF line ends, before dot-stuffing); ``SIZE`` without a number or
+``SIZE 0`` means no fixed limit (RFC 1870 §4).
 
 SASL runs through aiosmtplib's public `execute_command`, one AUTH line or two steps as the SASL
 core decides. DATA is streamed: aiosmtplib only sends whole messages, so after `354` the
@@ -24,8 +30,7 @@ import asyncio
 import re
 import socket
 import ssl
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from typing import Final
 
 import aiosmtplib
@@ -33,21 +38,22 @@ from aiosmtplib.protocol import SMTPProtocol
 
 from tokenpost.adapters.smtp_replies import (
     auth_refusal,
+    mapped,
+    reason,
     recipients_refused,
     rejected,
     reply_text,
-    safe_text,
+    too_large,
 )
 from tokenpost.errors import (
     RemoteProtocolError,
-    TlsVerifyError,
-    TokenpostError,
     TransportError,
     UsageError,
 )
 from tokenpost.ports import Envelope, StepCallback, no_steps
 from tokenpost.sasl import SMTP_COMMAND_LIMIT, SaslClient, auth_command
 from tokenpost.settings.model import Security, SmtpSetting
+from tokenpost.text import Text
 
 # Writes pause above HIGH buffered octets until the transport is down to LOW.
 HIGH_WATER: Final = 1024 * 1024
@@ -59,6 +65,7 @@ CLOSE_WAIT_S: Final = 2.0
 _CLOSE_POLL_S: Final = 0.005
 _ENVELOPE_ADDRESS: Final = re.compile(r"[\x21-\x7e]{1,254}")
 _HOSTNAME: Final = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+_SIZE_LIMIT: Final = re.compile(r"[0-9]{1,20}")
 
 
 class AioSmtpConnector:
@@ -92,7 +99,7 @@ class AioSmtpConnector:
             local_hostname=self._local_hostname,
         )
         try:
-            with _mapped(where):
+            with mapped(where):
                 await self._handshake(smtp, setting, context, on_step)
         except BaseException:
             await _shut(smtp, smtp.protocol, smtp.transport)
@@ -116,14 +123,17 @@ class AioSmtpConnector:
             return
         if not smtp.supports_extension("starttls"):
             raise TransportError(
-                f"{setting.server} does not offer STARTTLS: refusing to go on unencrypted "
-                "(security tls needs its own port, usually 465)"
+                "{server} does not offer STARTTLS: refusing to go on unencrypted "
+                "(security tls needs its own port, usually 465)",
+                server=setting.server,
             )
         try:
             await smtp.starttls(tls_context=context, server_hostname=setting.server)
         except aiosmtplib.SMTPResponseException as refusal:
             shown = reply_text(aiosmtplib.SMTPResponse(refusal.code, refusal.message))
-            raise TransportError(f"{setting.server} refused STARTTLS: {shown}") from None
+            raise TransportError(
+                "{server} refused STARTTLS: {response}", server=setting.server, response=shown
+            ) from None
         on_step("starttls")
         await _ehlo(smtp, on_step)
 
@@ -151,7 +161,7 @@ class AioSmtpSession:
 
     async def authenticate(self, client: SaslClient) -> None:
         async with self._lock:
-            with _mapped(self._where):
+            with mapped(self._where):
                 try:
                     reply = await self._sasl(client)
                 except BaseException:
@@ -164,14 +174,16 @@ class AioSmtpSession:
 
     async def _sasl(self, client: SaslClient) -> aiosmtplib.SMTPResponse:
         line, _inline = auth_command("AUTH", client, limit=SMTP_COMMAND_LIMIT)
-        reply = await self._smtp.execute_command(line.reveal().encode("ascii"))
+        reply = await _execute(self._smtp, line.reveal().encode("ascii"))
         rounds = 0
         while reply.code == 334:
             rounds += 1
             if rounds > MAX_SASL_ROUNDS:
-                raise RemoteProtocolError(f"{client.mechanism}: the server never ended AUTH")
+                raise RemoteProtocolError(
+                    "{mechanism}: the server never ended AUTH", mechanism=client.mechanism
+                )
             answer = client.respond(reply.message)
-            reply = await self._smtp.execute_command(answer.reveal().encode("ascii"))
+            reply = await _execute(self._smtp, answer.reveal().encode("ascii"))
         return reply
 
     async def send(
@@ -179,22 +191,42 @@ class AioSmtpSession:
         envelope: Envelope,
         message: Iterable[bytes],
         *,
+        size: int | None = None,
         on_progress: Callable[[int], None] | None = None,
     ) -> None:
         async with self._lock:
-            with _mapped(self._where):
-                await self._transaction(envelope)
+            limit = self.size_limit
+            if size is not None and limit and size > limit:
+                raise too_large(size, limit, self._where)
+            announced = size if limit is not None else None
+            with mapped(self._where):
+                await self._transaction(envelope, announced)
                 reply = await self._stream(message, on_progress)
             if reply.code != 250:
-                raise rejected("the message", reply)
+                raise rejected(Text("the message"), reply)
 
-    async def _transaction(self, envelope: Envelope) -> None:
-        """MAIL, every RCPT, DATA up to `354`. Refusals reset the transaction first: a message
-        goes to all its recipients or to none."""
-        reply = await self._command(b"MAIL", b"FROM:" + _path("sender", envelope.sender))
+    @property
+    def size_limit(self) -> int | None:
+        """The largest message the server takes, in octets, from its EHLO (RFC 1870 §4): None
+        when it does not offer SIZE, 0 when it sets no fixed limit (no number, 0, or a number
+        that is not one)."""
+        if not self._smtp.supports_extension("size"):
+            return None
+        value = self._smtp.esmtp_extensions.get("size", "").strip()
+        return int(value) if _SIZE_LIMIT.fullmatch(value) else 0
+
+    async def _transaction(self, envelope: Envelope, size: int | None) -> None:
+        """MAIL (with ``SIZE=`` when `size` is given), every RCPT, DATA up to `354`. Refusals
+        reset the transaction first: a message goes to all its recipients or to none."""
+        mail = [b"MAIL", b"FROM:" + _path("sender", envelope.sender)]
+        if size is not None:
+            mail.append(b"SIZE=%d" % size)
+        reply = await self._command(*mail)
         if reply.code != 250:
             await self._reset()
-            raise rejected(f"the sender {envelope.sender}", reply)
+            if size is not None and reply.code == 552:  # over a limit (RFC 1870 §6.1)
+                raise rejected(Text("a message of {octets} bytes", octets=size), reply)
+            raise rejected(Text("the sender {address}", address=envelope.sender), reply)
         refused: list[tuple[str, aiosmtplib.SMTPResponse]] = []
         for recipient in envelope.recipients:
             reply = await self._command(b"RCPT", b"TO:" + _path("recipient", recipient))
@@ -206,7 +238,7 @@ class AioSmtpSession:
         reply = await self._command(b"DATA")
         if reply.code != 354:
             await self._reset()
-            raise rejected("DATA", reply)
+            raise rejected(Text("the command {command}", command="DATA"), reply)
 
     async def _stream(
         self, message: Iterable[bytes], on_progress: Callable[[int], None] | None
@@ -266,16 +298,22 @@ class AioSmtpSession:
         return protocol
 
     async def _command(self, *args: bytes) -> aiosmtplib.SMTPResponse:
-        reply = await self._smtp.execute_command(*args)
+        reply = await _execute(self._smtp, *args)
         if reply.code == 421:  # the server is closing the connection (RFC 5321 §3.8)
             self._smtp.close()
-            raise TransportError(f"{self._where} closed the session: {reply_text(reply)}")
+            raise TransportError(
+                "{where} closed the session: {response}",
+                where=self._where,
+                response=reply_text(reply),
+            )
         return reply
 
     async def _reset(self) -> None:
         reply = await self._command(b"RSET")
         if reply.code != 250:
-            raise RemoteProtocolError(f"{self._where} refused RSET: {reply_text(reply)}")
+            raise RemoteProtocolError(
+                "{where} refused RSET: {response}", where=self._where, response=reply_text(reply)
+            )
 
     async def close(self) -> None:
         """QUIT (best effort, briefly) and close. Never raises."""
@@ -316,10 +354,20 @@ def _dot_stuffed(chunk: bytes, at_line_start: bool) -> bytes:
     return stuffed
 
 
+async def _execute(smtp: aiosmtplib.SMTP, *args: bytes) -> aiosmtplib.SMTPResponse:
+    """One command and its reply. Our arguments are checked before, so aiosmtplib's refusal of a
+    control character in one (a ValueError) is reported, not a crash; nothing else is caught
+    here, so a fault of the message stream is never taken for it."""
+    try:
+        return await smtp.execute_command(*args)
+    except ValueError:
+        raise UsageError("a command to the SMTP server held a control character") from None
+
+
 async def _ehlo(smtp: aiosmtplib.SMTP, on_step: StepCallback) -> None:
-    reply = await smtp.execute_command(b"EHLO", (smtp.local_hostname or "localhost").encode())
+    reply = await _execute(smtp, b"EHLO", (smtp.local_hostname or "localhost").encode())
     if reply.code != 250:
-        raise rejected("EHLO", reply)
+        raise rejected(Text("the command {command}", command="EHLO"), reply)
     smtp.last_ehlo_response = reply  # aiosmtplib parses the extensions and AUTH mechanisms
     on_step("ehlo")
 
@@ -328,19 +376,29 @@ async def _open_socket(host: str, port: int, timeout: float) -> socket.socket:  
     """A connected non-blocking TCP socket to the first address of `host` that answers, within
     `timeout` seconds for the whole attempt (name lookup included)."""
     where = f"{host}:{port}"
+    seconds = f"{timeout:g}"
     try:
         async with asyncio.timeout(timeout):
             return await _first_answering(host, port)
     except TimeoutError:
-        raise TransportError(f"cannot connect to {where}: timed out after {timeout:g} s") from None
+        raise TransportError(
+            "cannot connect to {where}: timed out after {seconds} s", where=where, seconds=seconds
+        ) from None
     except OSError as error:
-        raise TransportError(f"cannot connect to {where}: {_reason(error)}") from error
+        raise TransportError(
+            "cannot connect to {where}: {reason}", where=where, reason=reason(error)
+        ) from error
 
 
 async def _first_answering(host: str, port: int) -> socket.socket:
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    failure = OSError(f"no address for {host}")
+    if not infos:
+        where = f"{host}:{port}"
+        raise TransportError(
+            "cannot connect to {where}: {host} has no address", where=where, host=host
+        )
+    failure: OSError | None = None
     for family, kind, proto, _name, address in infos:
         sock = socket.socket(family, kind, proto)
         try:
@@ -354,55 +412,8 @@ async def _first_answering(host: str, port: int) -> socket.socket:
             sock.close()
             raise
         return sock
+    assert failure is not None  # noqa: S101 - every address was tried and failed
     raise failure
-
-
-@contextmanager
-def _mapped(where: str) -> Iterator[None]:
-    """aiosmtplib's, asyncio's and the socket's exceptions as tokenpost errors."""
-    try:
-        yield
-    except TokenpostError:
-        raise
-    except aiosmtplib.SMTPConnectResponseError as error:
-        refusal = aiosmtplib.SMTPResponse(error.code, error.message)
-        raise rejected(f"a session ({where})", refusal) from None
-    except aiosmtplib.SMTPResponseException as error:
-        # aiosmtplib raises these for replies it could not frame ("Response too long", a line
-        # without a code).
-        message = f"{where} answered outside the protocol: {error.code} {safe_text(error.message)}"
-        raise RemoteProtocolError(message) from None
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-        raise _transport_error(where, error) from None
-    except ValueError:  # aiosmtplib refuses a control character in a command argument
-        raise UsageError("a command to the SMTP server held a control character") from None
-
-
-def _transport_error(where: str, error: BaseException) -> TransportError:
-    cause = _root(error)
-    if isinstance(cause, ssl.SSLCertVerificationError):
-        detail = cause.verify_message or _reason(cause)
-        return TlsVerifyError(
-            f"the certificate of {where} did not verify: {detail} (use --ca-file for a private CA)"
-        )
-    if isinstance(cause, ssl.SSLError):
-        return TransportError(f"TLS with {where} failed ({_reason(cause)})")
-    if isinstance(error, TimeoutError) or isinstance(cause, TimeoutError):
-        return TransportError(f"{where} did not answer in time")
-    if isinstance(error, aiosmtplib.SMTPServerDisconnected | ConnectionError):
-        return TransportError(f"{where} closed the connection")
-    if isinstance(cause, OSError):
-        return TransportError(f"the connection to {where} failed: {_reason(cause)}")
-    return TransportError(f"the exchange with {where} failed: {safe_text(str(error))}")
-
-
-def _root(error: BaseException) -> BaseException:
-    """The innermost cause: aiosmtplib wraps TLS and socket errors in its own."""
-    seen = 0
-    while error.__cause__ is not None and seen < 10:
-        error = error.__cause__
-        seen += 1
-    return error
 
 
 def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
@@ -410,22 +421,18 @@ def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
     try:
         return ssl.create_default_context(cafile=ca_file)
     except (OSError, ssl.SSLError) as error:
-        raise UsageError(f"cannot load CA file {ca_file}: {_reason(error)}") from error
+        raise UsageError(
+            "cannot load CA file {path}: {reason}", path=ca_file, reason=reason(error)
+        ) from error
 
 
 def _path(role: str, address: str) -> bytes:
     """`<address>` for MAIL FROM / RCPT TO; printable ASCII without brackets only."""
     if not _ENVELOPE_ADDRESS.fullmatch(address) or "<" in address or ">" in address:
-        raise UsageError(f"{role}: {address!r} cannot be sent as an SMTP address")
+        raise UsageError(
+            "{role}: {address!r} cannot be sent as an SMTP address", role=role, address=address
+        )
     return b"<" + address.encode("ascii") + b">"
-
-
-def _reason(error: BaseException) -> str:
-    if isinstance(error, ssl.SSLError) and error.reason:
-        return str(error.reason)
-    if isinstance(error, OSError) and error.strerror:
-        return error.strerror
-    return safe_text(str(error)) or type(error).__name__
 
 
 def _default_local_hostname() -> str:

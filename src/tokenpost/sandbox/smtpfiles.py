@@ -21,7 +21,7 @@ from typing import Final
 READY_FILE: Final = "ready.json"
 STATS_FILE: Final = "stats.json"
 MESSAGES_DIR: Final = "messages"
-_COUNTS: Final = ("connections", "messages_received", "messages_dropped")
+_COUNTS: Final = ("connections", "mail_commands", "messages_received", "messages_dropped")
 
 
 class Stats:

@@ -6,11 +6,13 @@
      "passwords": {"account": "password"},
      "static_tokens": {"account": "token"},
      "reject_rcpt": ["address"],
-     "drop_after_data_bytes": 1024}
+     "drop_after_data_bytes": 1024,
+     "size_limit": 10000}
 
 Every key is optional; an absent file means all defaults. Accounts and addresses compare
 case-insensitively. `static_tokens` are accepted besides the authorization server's tokens: the
-sandbox issues short tokens, real providers issue tokens of several kilobytes.
+sandbox issues short tokens, real providers issue tokens of several kilobytes. `size_limit` is
+the SIZE the server advertises and enforces (RFC 1870; absent: aiosmtpd's 32 MiB, 0: no SIZE).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class SmtpKnobs:
     static_tokens: Mapping[str, Secret] = field(default_factory=dict)
     reject_rcpt: frozenset[str] = frozenset()
     drop_after_data_bytes: int | None = None
+    size_limit: int | None = None
 
     def blocked(self, account: str) -> Block | None:
         return self.policy.get(account.casefold())
@@ -160,4 +163,5 @@ _PARSERS: Final[dict[str, Callable[[object], object]]] = {
     "static_tokens": _secrets,
     "reject_rcpt": _addresses,
     "drop_after_data_bytes": _optional_size,
+    "size_limit": _optional_size,
 }

@@ -169,6 +169,7 @@ class SubmissionHandler:
         content = envelope.original_content or b""
         envelope_json: dict[str, object] = {
             "mail_from": envelope.mail_from,
+            "mail_options": list(envelope.mail_options),
             "rcpt_tos": list(envelope.rcpt_tos),
             "auth_user": identity.user,
             "mechanism": identity.mechanism,
@@ -242,6 +243,8 @@ class SubmissionSMTP(SMTP):
         self.knobs = knobs
         self.listener = listener
         self.replies = REPLIES[knobs.style]
+        if knobs.size_limit is not None:
+            kwargs["data_size_limit"] = knobs.size_limit  # 0: no SIZE extension
         super().__init__(
             handler,
             hostname=HOSTNAME,
@@ -259,6 +262,12 @@ class SubmissionSMTP(SMTP):
         """RFC 4954 §4: mechanism names are case-insensitive (aiosmtpd matches them exactly)."""
         mechanism, space, rest = (arg or "").partition(" ")
         await super().smtp_AUTH(mechanism.upper() + space + rest if arg else arg)
+
+    @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        """Counted, refused or not: a test sees whether a client offered a message at all."""
+        self.handler.stats.count("mail_commands")
+        await super().smtp_MAIL(arg)
 
     async def check_auth_needed(self, caller_method: str) -> bool:
         """Submission: MAIL, RCPT and DATA only after AUTH (Exchange's reply)."""

@@ -57,21 +57,31 @@ def require_encryption(
     """
     if security is not Security.NONE or auth is AuthMethod.NONE:
         return
+    token = auth is AuthMethod.OAUTH2
     if not is_loopback(server):
+        if token:
+            raise PlaintextRefusedError(
+                "security 'none' would send the token to {server} unencrypted: use security"
+                " starttls or tls (plaintext is allowed only for a server on loopback, with"
+                " --allow-plaintext)",
+                server=server,
+            )
         raise PlaintextRefusedError(
-            f"security 'none' would send the {_credential(auth)} to {server} unencrypted:"
-            " use security starttls or tls (plaintext is allowed only for a server on loopback,"
-            " with --allow-plaintext)"
+            "security 'none' would send the password to {server} unencrypted: use security"
+            " starttls or tls (plaintext is allowed only for a server on loopback, with"
+            " --allow-plaintext)",
+            server=server,
         )
     if not allow_plaintext:
+        if token:
+            raise PlaintextRefusedError(
+                "security 'none' would send the token unencrypted: pass --allow-plaintext to"
+                " allow it for this loopback server"
+            )
         raise PlaintextRefusedError(
-            f"security 'none' would send the {_credential(auth)} unencrypted: pass"
-            " --allow-plaintext to allow it for this loopback server"
+            "security 'none' would send the password unencrypted: pass --allow-plaintext to"
+            " allow it for this loopback server"
         )
-
-
-def _credential(auth: AuthMethod) -> str:
-    return "token" if auth is AuthMethod.OAUTH2 else "password"
 
 
 async def authenticate_with_refresh(
@@ -132,13 +142,23 @@ def choose_smtp_mechanism(
     elif auth is AuthMethod.PASSWORD:
         ranked = _PASSWORD_ORDER
     else:
-        raise MailAuthError(f"authentication {auth.value} is for POP3 only")
+        raise MailAuthError("authentication {auth} is for POP3 only", auth=auth.value)
     for mechanism in ranked:
         if mechanism in mechanisms:
             return mechanism
+    if not mechanisms:
+        raise MailAuthError(
+            "the SMTP server offers no mechanism for {auth} authentication "
+            "(it offers none; usable: {usable})",
+            auth=auth.value,
+            usable=" ".join(ranked),
+        )
     raise MailAuthError(
-        f"the SMTP server offers no mechanism for {auth.value} authentication "
-        f"(it offers: {' '.join(sorted(mechanisms)) or 'none'}; usable: {' '.join(ranked)})"
+        "the SMTP server offers no mechanism for {auth} authentication "
+        "(it offers: {offered}; usable: {usable})",
+        auth=auth.value,
+        offered=" ".join(sorted(mechanisms)),
+        usable=" ".join(ranked),
     )
 
 
@@ -167,7 +187,11 @@ async def authenticate_smtp(
         return None
     account = setting.account
     if not account:
-        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs an account")
+        raise UsageError(
+            "{setting}: auth {auth} needs an account",
+            setting=setting.setting_id,
+            auth=setting.auth.value,
+        )
 
     def client(credential: Secret) -> SaslClient:
         match mechanism:
@@ -188,6 +212,10 @@ async def authenticate_smtp(
         await authenticate_with_refresh(refresher, clock, setting.setting_id, attempt)
         return mechanism
     if setting.password is None:
-        raise UsageError(f"{setting.setting_id}: auth {setting.auth.value} needs a password")
+        raise UsageError(
+            "{setting}: auth {auth} needs a password",
+            setting=setting.setting_id,
+            auth=setting.auth.value,
+        )
     await session.authenticate(client(setting.password))
     return mechanism

@@ -13,26 +13,27 @@ server drops it. A drop is noticed when a message fails with a TransportError be
 byte was read: that message is sent once more on a new connection. A message whose content was
 already being written is never sent again, so a drop mid-DATA is the caller's error to see.
 
-Each message is checked in full (addresses, header values, attachments readable) before any
-connection is opened; attachment files are read in chunks while the message is written.
+Each message is checked in full (addresses, header values) before any connection is opened, and
+its exact size is known before its first byte is read (`mime.Message.size`): a server that
+advertises a smaller SIZE limit (RFC 1870) refuses it before anything is uploaded, with a
+permanent MailRejectedError that leaves the connection as it was for the next message. The caller
+opens attachment files (`adapters.outgoing_files`); they are read in chunks while the message is
+written.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import stat
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Final
 
 from tokenpost.clock import Clock
-from tokenpost.errors import TransportError, UsageError
-from tokenpost.mime import Attachment, Draft, Mailbox, build, check_draft, make_message_id
+from tokenpost.errors import TransportError
+from tokenpost.mime import Draft, Mailbox, build, check_draft, make_message_id
 from tokenpost.ports import Envelope, SmtpConnector, SmtpSession, StepCallback, Store, no_steps
 from tokenpost.services.mailauth import authenticate_smtp, require_encryption
 from tokenpost.services.refresh import Refresher
@@ -44,8 +45,6 @@ log = logging.getLogger("tokenpost.send")
 
 # A connection is replaced this long before its token expires: the provider may end it then.
 RECONNECT_BEFORE_EXPIRY_S: Final = 60.0
-# 4096 base64 lines of input: chunks encode without carrying octets between them.
-READ_SIZE: Final = 57 * 4096
 
 ProgressCallback = Callable[[int], None]
 
@@ -124,29 +123,31 @@ class Outbox:
         """Send `draft`; returns its Message-ID.
 
         Raises:
-            UsageError: a bad address or header value (naming the field), an unreadable
-                attachment.
-            MailRejectedError: the server refused the sender, a recipient (then nobody gets
-                it) or the message.
+            UsageError: a bad address or header value (naming the field), an attachment that
+                cannot be read or changed while it was sent.
+            MailRejectedError: the message is larger than the server's SIZE limit (refused
+                before MAIL FROM, the connection stays usable), or the server refused the
+                sender, a recipient (then nobody gets it) or the message.
             MailAuthError (MailPolicyError), TokenUnavailableError: authentication failed.
             TransportError (TlsVerifyError), RemoteProtocolError.
         """
         sender = sender_of(self._setting)
         message_id = make_message_id(secrets.token_hex(16), sender.address)
         now = datetime.fromtimestamp(self._sender.clock.now(), UTC)
-        content = _Started(build(draft, sender, date=now, message_id=message_id))
+        message = build(draft, sender, date=now, message_id=message_id)
+        content = _Started(iter(message))
         envelope = Envelope(sender.address, draft.recipients)
         reused = self._reusable()
         session = await self._connected()
         try:
-            await session.send(envelope, content, on_progress=on_progress)
+            await session.send(envelope, content, size=message.size, on_progress=on_progress)
         except TransportError as error:
             if content.started or not reused:
                 raise
             log.info("the SMTP connection was gone (%s); sending on a new one", error)
             await self.close()
             session = await self._connected()
-            await session.send(envelope, content, on_progress=on_progress)
+            await session.send(envelope, content, size=message.size, on_progress=on_progress)
         log.info("sent %s to %d recipient(s)", message_id, len(envelope.recipients))
         return message_id
 
@@ -192,41 +193,6 @@ def sender_of(setting: SmtpSetting) -> Mailbox:
     return Mailbox(setting.sender_name, setting.sender_address)
 
 
-def open_attachment(path: Path) -> Attachment:
-    """An attachment read from `path` in chunks while the message is written.
-
-    The file is checked now, so a bad one fails before any connection; its content is read anew
-    each time the attachment is iterated.
-
-    Raises:
-        UsageError: `path` is missing, not a regular file, or unreadable.
-    """
-    try:
-        mode = path.stat().st_mode
-        if not stat.S_ISREG(mode):
-            raise UsageError(f"attachment {path}: not a regular file")
-        with path.open("rb"):
-            pass
-    except OSError as error:
-        raise UsageError(f"attachment {path}: cannot be read ({_reason(error)})") from None
-    return Attachment(path.name, _FileChunks(path))
-
-
-class _FileChunks:
-    """A file's content as chunks of READ_SIZE octets; each iteration reads it from the start."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-
-    def __iter__(self) -> Iterator[bytes]:
-        try:
-            with self._path.open("rb") as file:
-                while chunk := file.read(READ_SIZE):
-                    yield chunk
-        except OSError as error:
-            raise UsageError(f"attachment {self._path}: {_reason(error)}") from None
-
-
 class _Started:
     """The message's chunks; `started` once the transport has asked for the first."""
 
@@ -237,7 +203,3 @@ class _Started:
     def __iter__(self) -> Iterator[bytes]:
         self.started = True
         return self._chunks
-
-
-def _reason(error: OSError) -> str:
-    return error.strerror or os.strerror(error.errno or 0) or type(error).__name__
