@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from tokenpost.errors import NotFoundError, TokenpostError
+from tokenpost.errors import DamagedRecordError, NotFoundError, TokenpostError
 from tokenpost.ports import FlightLock, Store
 from tokenpost.services.targets import all_settings, target_of, transition
 from tokenpost.settings.document import ConfigDocument
@@ -59,7 +59,11 @@ class SettingsService:
         await self.reconcile()
 
     async def remove_pop(self, name: str) -> None:
-        if await self.store.get_pop(name) is None:
+        try:
+            missing = await self.store.get_pop(name) is None
+        except DamagedRecordError:
+            missing = False  # a damaged setting is removed all the same
+        if missing:
             raise NotFoundError(f"no POP setting {name!r}")
         async with self.lock.hold(POP_PREFIX + name):
             await self.store.delete_pop(name)
@@ -110,6 +114,8 @@ class SettingsService:
     async def _reconcile_one(self, setting: MailSetting) -> None:
         try:
             binding = (await target_of(self.store, setting)).binding
+        except DamagedRecordError:
+            return  # its provider's record is damaged: the token waits for it to be set again
         except TokenpostError:
             binding = ""  # no longer OAuth 2.0, or its provider is gone: no token may stay
         async with self.lock.hold(setting.setting_id):
