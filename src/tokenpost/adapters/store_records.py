@@ -16,7 +16,6 @@ messages. Nothing here touches a database.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from tokenpost.adapters import store_codec as codec
@@ -33,16 +32,29 @@ Row = Mapping[str, Any]
 TOKENS_TABLE: Final = "tokens"
 
 
-@dataclass(frozen=True, slots=True)
 class Kind(Generic[_T]):
     """One kind of settings record: its table, how a row names the record (``pop:NAME``…), how
-    it is decoded, what it is called in messages, and how an administrator rewrites it."""
+    it is decoded, what it is called in messages, and how an administrator rewrites it.
 
-    table: str
-    record_id: Callable[[Row], str]
-    decode: Callable[[Row, Cipher], _T]
-    label: Callable[[Row], Text]
-    fix: Callable[[Row], Text]
+    A plain class, not a dataclass: `token status` imports this module, and making a dataclass
+    costs start-up time (bench/startup.py)."""
+
+    __slots__ = ("decode", "fix", "label", "record_id", "table")
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        record_id: Callable[[Row], str],
+        decode: Callable[[Row, Cipher], _T],
+        label: Callable[[Row], Text],
+        fix: Callable[[Row], Text],
+    ) -> None:
+        self.table = table
+        self.record_id = record_id
+        self.decode = decode
+        self.label = label
+        self.fix = fix
 
 
 def _name(row: Row) -> str:
