@@ -6,6 +6,11 @@ every row already there with the store's key (`store_mac`; tokenpost passes its 
 row was changed behind tokenpost's back before it, only that none is from now on. A row whose
 secrets were already damaged stays damaged (its blobs still do not decrypt).
 
+Unlike the tables, the MAC format is not frozen here: it is `store_mac`'s. A change to that
+format needs a migration of its own that checks every row's old MAC and writes the new one.
+An instance of an older tokenpost still running on a shared PostgreSQL store writes rows without
+a MAC, which then read as damaged: upgrade every instance together.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2025-03-01
