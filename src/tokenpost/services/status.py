@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from tokenpost.errors import DamagedRecordError, TokenpostError
 from tokenpost.oauth.pending import DevicePending
-from tokenpost.ports import Store
+from tokenpost.ports import DamagedRecord, Store
 from tokenpost.services.targets import all_settings, load_current, target_of
 from tokenpost.settings.model import POP_PREFIX, SMTP_ID, AuthMethod, MailSetting
 from tokenpost.tokens.state import (
@@ -45,11 +45,23 @@ async def status(store: Store) -> list[SettingStatus]:
     """Every setting, SMTP first, then POP settings by name; damaged ones as Invalid."""
     rows = [await _row(store, s) for s in await all_settings(store)]
     rows += [
-        SettingStatus(d.record_id, None, None, None, StateId.INVALID, reason=str(d.reason))
+        _damaged(d)
         for d in await store.damaged_records()
         if d.record_id == SMTP_ID or d.record_id.startswith(POP_PREFIX)
     ]
     return sorted(rows, key=lambda r: (r.setting_id != SMTP_ID, r.setting_id))
+
+
+def _damaged(record: DamagedRecord) -> SettingStatus:
+    """A setting the store cannot read: nothing of it is shown but the store's reason."""
+    return SettingStatus(
+        record.record_id,
+        auth=None,
+        account=None,
+        provider=None,
+        state=StateId.INVALID,
+        reason=str(record.reason),
+    )
 
 
 async def _row(store: Store, setting: MailSetting) -> SettingStatus:
