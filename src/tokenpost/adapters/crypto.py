@@ -7,6 +7,9 @@ not decrypt. The key file holds 32 random bytes as base64 text, mode 0600.
 A store keeps a *key check* (a known plaintext encrypted with the key) so that a wrong key is
 detected when the store is opened, before anything is written with it.
 
+Randomness is `os.urandom` (what `secrets.token_bytes` calls): importing `secrets` would import
+`random`, which `token status` does not otherwise need at start-up.
+
 The same key also authenticates whole rows (`store_mac`): HMAC-SHA256 with a key derived from it,
 HMAC(key, "tokenpost row mac v1"), so the row MACs and the AES-GCM blobs never share a key. The
 standard library's `hmac` computes them: `token status` starts without more imports.
@@ -19,7 +22,6 @@ import binascii
 import contextlib
 import hmac
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -46,7 +48,7 @@ class Cipher:
 
     __slots__ = ("_aead", "_mac_key", "_random")
 
-    def __init__(self, key: bytes, *, random: Callable[[int], bytes] = secrets.token_bytes) -> None:
+    def __init__(self, key: bytes, *, random: Callable[[int], bytes] = os.urandom) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("an AES-256-GCM key is 32 bytes")
         self._aead = AESGCM(key)
@@ -101,9 +103,7 @@ class Cipher:
             return False
 
 
-def load_key(
-    path: Path, *, create: bool, random: Callable[[int], bytes] = secrets.token_bytes
-) -> Cipher:
+def load_key(path: Path, *, create: bool, random: Callable[[int], bytes] = os.urandom) -> Cipher:
     """Read the key file, or create it when `create` is true and it does not exist.
 
     Raises:
@@ -116,7 +116,7 @@ def load_key(
     return Cipher(_read_key_file(path), random=random)
 
 
-def create_key(path: Path, *, random: Callable[[int], bytes] = secrets.token_bytes) -> Cipher:
+def create_key(path: Path, *, random: Callable[[int], bytes] = os.urandom) -> Cipher:
     """Create a new key file (never overwriting one) and return its cipher.
 
     Raises:
@@ -186,7 +186,7 @@ def _create_key_file(path: Path, key: bytes) -> None:
         FileExistsError: `path` already exists (another process may have just created it).
         KeyFileError: the file cannot be written.
     """
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(temporary, flags, _KEY_FILE_MODE)
