@@ -1,6 +1,7 @@
-"""Schema 0002 against real databases (SQLite file, PostgreSQL at 127.0.0.1:5432): the POP
-options and the alert settings are stored, and a store at 0001 is migrated with its data kept
-and the new fields at their defaults."""
+"""Upgrades against real databases (SQLite file, PostgreSQL at 127.0.0.1:5432). Schema 0002: the
+POP options and the alert settings are stored, and a store at 0001 is migrated with its data kept
+and the new fields at their defaults. Schema 0003: a store at 0002 gets a MAC for every row and
+reads as before; from then on a row changed behind tokenpost's back is refused."""
 
 from __future__ import annotations
 
@@ -188,5 +189,66 @@ async def test_the_fast_reader_waits_for_the_migration(db: Db) -> None:
     try:
         assert await reader.get_pop("fax") == FAX
         assert await reader.get_alerts() == AlertSettings()
+    finally:
+        await reader.close()
+
+
+async def _written_at_0002(db: Db) -> None:
+    """A store with one of everything, then taken back to schema 0002 (no row MACs)."""
+    async with await db.open() as store:
+        await store.put_provider(PROVIDER)
+        await store.put_smtp(SMTP)
+        await store.put_pop(FAX)
+        await store.put_alerts(ALERTS)
+        await store.save_token("pop:fax", TOKEN, binding="b-fax", expected_version=0)
+    db.downgrade("0002")
+    assert db.run("SELECT version_num FROM alembic_version") == [("0002",)]
+
+
+async def test_a_0002_store_gets_a_mac_for_every_row(db: Db) -> None:
+    await _written_at_0002(db)
+    async with await db.open() as store:
+        assert await store.damaged_records() == []
+        assert await store.get_provider("m365") == PROVIDER
+        assert await store.get_smtp() == SMTP
+        assert await store.list_pop() == [FAX]
+        assert await store.get_alerts() == ALERTS
+        token = await store.load_token("pop:fax")
+        assert (token.state, token.binding, token.version) == (TOKEN, "b-fax", 1)
+    for table in ("providers", "smtp", "pop", "alerts", "tokens"):
+        assert db.run(f"SELECT count(*) FROM {table} WHERE mac IS NULL") == [(0,)]  # noqa: S608
+    assert db.run("SELECT version_num FROM alembic_version") == [(HEAD_REVISION,)]
+
+
+async def test_after_the_upgrade_a_changed_row_is_refused(db: Db) -> None:
+    await _written_at_0002(db)
+    async with await db.open():
+        pass
+    db.run("UPDATE smtp SET security = 'none'")
+    async with await db.open() as store:
+        assert [d.record_id for d in await store.damaged_records()] == ["smtp"]
+
+
+async def test_a_secret_already_damaged_before_the_upgrade_stays_damaged(db: Db) -> None:
+    # The upgrade authenticates rows as they are, but cannot make a broken blob decrypt.
+    await _written_at_0002(db)
+    db.run("UPDATE pop SET password = (SELECT value FROM meta) WHERE name = 'fax'")
+    async with await db.open() as store:
+        assert [d.record_id for d in await store.damaged_records()] == ["pop:fax"]
+        assert await store.get_provider("m365") == PROVIDER
+
+
+@pytest.mark.parametrize("db", ["sqlite"], indirect=True)
+async def test_the_fast_reader_reads_a_store_upgraded_from_0002(db: Db) -> None:
+    await _written_at_0002(db)
+    assert open_sqlite_reader(db.home) is None
+    async with await db.open():
+        pass
+    reader = open_sqlite_reader(db.home)
+    assert reader is not None
+    try:
+        assert await reader.damaged_records() == []
+        assert await reader.get_smtp() == SMTP
+        assert (await reader.load_token("pop:fax")).state == TOKEN
     finally:
         await reader.close()

@@ -6,6 +6,13 @@ not decrypt. The key file holds 32 random bytes as base64 text, mode 0600.
 
 A store keeps a *key check* (a known plaintext encrypted with the key) so that a wrong key is
 detected when the store is opened, before anything is written with it.
+
+Randomness is `os.urandom` (what `secrets.token_bytes` calls): importing `secrets` would import
+`random`, which `token status` does not otherwise need at start-up.
+
+The same key also authenticates whole rows (`store_mac`): HMAC-SHA256 with a key derived from it,
+HMAC(key, "tokenpost row mac v1"), so the row MACs and the AES-GCM blobs never share a key. The
+standard library's `hmac` computes them: `token status` starts without more imports.
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import hmac
 import os
-import secrets
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +37,8 @@ NONCE_BYTES: Final = 12
 TAG_BYTES: Final = 16
 KEY_CHECK_PLAINTEXT: Final = b"tokenpost-key-check"
 KEY_CHECK_AAD: Final = b"key-check"
+MAC_BYTES: Final = 32
+_MAC_KEY_LABEL: Final = b"tokenpost row mac v1"
 _KEY_FILE_MODE: Final = 0o600
 _MAX_KEY_FILE_BYTES: Final = 1024
 
@@ -37,12 +46,13 @@ _MAX_KEY_FILE_BYTES: Final = 1024
 class Cipher:
     """AES-GCM with the install's key. Never prints the key."""
 
-    __slots__ = ("_aead", "_random")
+    __slots__ = ("_aead", "_mac_key", "_random")
 
-    def __init__(self, key: bytes, *, random: Callable[[int], bytes] = secrets.token_bytes) -> None:
+    def __init__(self, key: bytes, *, random: Callable[[int], bytes] = os.urandom) -> None:
         if len(key) != KEY_BYTES:
             raise ValueError("an AES-256-GCM key is 32 bytes")
         self._aead = AESGCM(key)
+        self._mac_key = hmac.digest(key, _MAC_KEY_LABEL, "sha256")
         self._random = random
 
     def __repr__(self) -> str:
@@ -70,6 +80,17 @@ class Cipher:
                 " from another row, or written with another key"
             ) from None
 
+    def mac(self, message: bytes) -> bytes:
+        """HMAC-SHA256 of `message` with the key derived for row MACs (`MAC_BYTES` long)."""
+        return hmac.digest(self._mac_key, message, "sha256")
+
+    def mac_matches(self, message: bytes, tag: object) -> bool:
+        """True when `tag` is `mac(message)`; compared in constant time. Any other kind of
+        `tag` (None, text: a column changed behind tokenpost's back) does not match."""
+        if not isinstance(tag, bytes | bytearray | memoryview):
+            return False
+        return hmac.compare_digest(self.mac(message), bytes(tag))
+
     def make_key_check(self) -> bytes:
         """The blob a store keeps to recognise its key later."""
         return self.encrypt(KEY_CHECK_PLAINTEXT, aad=KEY_CHECK_AAD)
@@ -82,9 +103,7 @@ class Cipher:
             return False
 
 
-def load_key(
-    path: Path, *, create: bool, random: Callable[[int], bytes] = secrets.token_bytes
-) -> Cipher:
+def load_key(path: Path, *, create: bool, random: Callable[[int], bytes] = os.urandom) -> Cipher:
     """Read the key file, or create it when `create` is true and it does not exist.
 
     Raises:
@@ -97,26 +116,42 @@ def load_key(
     return Cipher(_read_key_file(path), random=random)
 
 
+def create_key(path: Path, *, random: Callable[[int], bytes] = os.urandom) -> Cipher:
+    """Create a new key file (never overwriting one) and return its cipher.
+
+    Raises:
+        FileExistsError: a key file is already there; it is left as it is.
+        KeyFileError: the file cannot be written.
+    """
+    _create_key_file(path, random(KEY_BYTES))
+    return Cipher(_read_key_file(path), random=random)
+
+
 def _read_key_file(path: Path) -> bytes:
     try:
         # Symlinks are followed (secret mounts use them); the mode checked is the target's.
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         raise KeyFileError(
-            f"key file {path} is missing; the store was written with another key, which is needed"
-            f" to read it: restore that key file (or set TOKENPOST_KEY_FILE to it)"
+            "key file {path} is missing; the store was written with another key, which is needed"
+            " to read it: restore that key file (or set TOKENPOST_KEY_FILE to it)",
+            path=str(path),
         ) from None
     except OSError as exc:
-        raise KeyFileError(f"cannot open key file {path}: {exc.strerror}") from exc
+        raise KeyFileError(
+            "cannot open key file {path}: {reason}", path=str(path), reason=_os_reason(exc)
+        ) from exc
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"key file {path} is not a regular file")
+            raise KeyFileError("key file {path} is not a regular file", path=str(path))
         if info.st_mode & 0o077:
-            mode = stat.S_IMODE(info.st_mode)
+            mode = format(stat.S_IMODE(info.st_mode), "04o")
             raise KeyFileError(
-                f"key file {path} is readable by other users (mode {mode:04o});"
-                f" fix it with: chmod 600 {path}"
+                "key file {path} is readable by other users (mode {mode});"
+                " fix it with: chmod 600 {path}",
+                path=str(path),
+                mode=mode,
             )
         text = os.read(fd, _MAX_KEY_FILE_BYTES + 1)
     finally:
@@ -126,7 +161,9 @@ def _read_key_file(path: Path) -> bytes:
 
 def _parse_key(text: bytes, path: Path) -> bytes:
     malformed = KeyFileError(
-        f"key file {path} is malformed: it must hold {KEY_BYTES} bytes as base64 text"
+        "key file {path} is malformed: it must hold {count} bytes as base64 text",
+        path=str(path),
+        count=KEY_BYTES,
     )
     if len(text) > _MAX_KEY_FILE_BYTES:
         raise malformed
@@ -149,7 +186,7 @@ def _create_key_file(path: Path, key: bytes) -> None:
         FileExistsError: `path` already exists (another process may have just created it).
         KeyFileError: the file cannot be written.
     """
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
+    temporary = path.with_name(f".{path.name}.{os.urandom(8).hex()}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         fd = os.open(temporary, flags, _KEY_FILE_MODE)
@@ -166,7 +203,9 @@ def _create_key_file(path: Path, key: bytes) -> None:
     except FileExistsError:
         raise
     except OSError as exc:
-        raise KeyFileError(f"cannot create key file {path}: {exc.strerror}") from exc
+        raise KeyFileError(
+            "cannot create key file {path}: {reason}", path=str(path), reason=_os_reason(exc)
+        ) from exc
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -175,3 +214,8 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _os_reason(error: OSError) -> str:
+    """The operating system's words for `error` ("Permission denied"), shown as they are."""
+    return error.strerror or str(error)

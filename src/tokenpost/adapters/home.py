@@ -82,18 +82,29 @@ def ensure_private_dir(path: Path) -> None:
         _make_dirs(path)
         info = path.stat()
     except OSError as exc:
-        raise HomeError(f"cannot create or read the directory {path}: {exc.strerror}") from exc
+        raise HomeError(
+            "cannot create or read the directory {path}: {reason}",
+            path=str(path),
+            reason=exc.strerror or str(exc),
+        ) from exc
     if not stat.S_ISDIR(info.st_mode):
-        raise HomeError(f"{path} is not a directory; remove it or choose another home")
+        raise HomeError(
+            "{path} is not a directory; remove it or choose another home", path=str(path)
+        )
     if info.st_uid != os.getuid():
         raise HomeError(
-            f"{path} is owned by uid {info.st_uid}, not by the current user (uid {os.getuid()});"
-            f" use a home of your own or run as its owner"
+            "{path} is owned by uid {owner}, not by the current user (uid {user});"
+            " use a home of your own or run as its owner",
+            path=str(path),
+            owner=info.st_uid,
+            user=os.getuid(),
         )
     if info.st_mode & 0o077:
-        mode = stat.S_IMODE(info.st_mode)
+        mode = format(stat.S_IMODE(info.st_mode), "04o")
         raise HomeError(
-            f"{path} is open to other users (mode {mode:04o}); fix it with: chmod 700 {path}"
+            "{path} is open to other users (mode {mode}); fix it with: chmod 700 {path}",
+            path=str(path),
+            mode=mode,
         )
 
 

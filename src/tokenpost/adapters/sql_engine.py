@@ -93,7 +93,11 @@ def create_private_file(path: Path) -> None:
     except FileExistsError:
         return  # created concurrently by another process opening the same new store
     except OSError as exc:
-        raise StoreError(f"cannot create the database file {path}: {exc.strerror}") from exc
+        raise StoreError(
+            "cannot create the database file {path}: {reason}",
+            path=str(path),
+            reason=exc.strerror or str(exc),
+        ) from exc
 
 
 def describe(target: sa.URL) -> str:

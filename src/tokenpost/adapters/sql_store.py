@@ -4,16 +4,21 @@ Theory of operation:
 
 - Opening checks before it writes. It reads the schema revision and the key check without
   writing; a schema newer than this code, a file that is not SQLite, or a key that is not the one
-  the store was written with is refused, and nothing is changed. Only a store with no schema yet
-  may create the key file. Then Alembic migrates to head and the key check is written, in one
-  transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL: under an advisory lock), and the key is
-  checked again inside it, so two processes opening a new store at once agree on one key.
+  the store was written with is refused, and nothing is changed. Then Alembic migrates to head
+  and the key check is written, in one transaction (SQLite: ``BEGIN IMMEDIATE``; PostgreSQL:
+  under an advisory lock); the key is chosen again inside it (`sql_keys`), so two processes
+  opening a new store at once agree on one key. Only a store with no schema yet may create the
+  key file, and a SQLite store that is missing or empty beside an existing key file is refused:
+  it is a lost store, not a new one.
 - Token writes are compare-and-set on `version` in one statement (DESIGN invariant 1): UPDATE …
   WHERE version = expected, or INSERT when expected is 0, where a duplicate key means another
   writer won. Either way the loser gets ConflictError and must re-read.
 - Every `Secret` is encrypted (`crypto.Cipher`) with the row it belongs to as associated data:
   a token's secrets as one blob with the setting id, a provider's client secret with
   ``provider:NAME``, a mail password with ``SETTING_ID:password`` (DESIGN invariant 2).
+- Every settings and token row is written with a MAC over all its columns (`store_mac`) and read
+  through `store_records`: a row that does not authenticate or decode is damaged, and affects
+  only its own record (listings leave it out, a damaged token reads as Invalid).
 - Engines, supported URLs and SQLite's connection set-up (WAL, busy timeout, BEGIN IMMEDIATE for
   writes) are in `sql_engine`.
 """
@@ -22,15 +27,16 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from tokenpost.adapters import store_codec as codec
-from tokenpost.adapters.crypto import Cipher, load_key
+from tokenpost.adapters import store_records as records
+from tokenpost.adapters.crypto import Cipher
 from tokenpost.adapters.home import Home
 from tokenpost.adapters.migrations import (
     SchemaState,
@@ -41,7 +47,6 @@ from tokenpost.adapters.migrations import (
     read_schema_state,
     smtp_table,
     tokens_table,
-    wrong_key,
 )
 from tokenpost.adapters.sql_engine import (
     WRITE_OPTION,
@@ -53,7 +58,9 @@ from tokenpost.adapters.sql_engine import (
     sqlite_file,
     sqlite_url,
 )
-from tokenpost.adapters.store_schema import check_setting_id, token_record
+from tokenpost.adapters.sql_keys import StoreKeys
+from tokenpost.adapters.store_mac import sealed
+from tokenpost.adapters.store_schema import check_setting_id
 from tokenpost.errors import ConflictError, NotFoundError, UsageError
 from tokenpost.ports import DamagedRecord, Store, TokenRecord
 from tokenpost.settings.model import (
@@ -64,6 +71,8 @@ from tokenpost.settings.model import (
     SmtpSetting,
 )
 from tokenpost.tokens.state import TokenState
+
+_T = TypeVar("_T")
 
 
 async def open_store(home: Home, *, url: str | None = None) -> SqlStore:
@@ -77,22 +86,22 @@ async def open_store(home: Home, *, url: str | None = None) -> SqlStore:
     Raises:
         KeyFileError: the key file is missing, unsafe, malformed or not this store's key.
         StoreCorruptError: not a database, or a schema newer than this tokenpost.
-        StoreError: the database cannot be reached or written.
+        StoreError: the database cannot be reached or written, or a SQLite store is missing or
+            empty beside an existing key file (a lost store, not a new one).
     """
     target = parse_url(url) if url is not None else sqlite_url(home.db_path)
     where = describe(target)
     sqlite_path = sqlite_file(target)
+    keys = StoreKeys(home.key_path, sqlite_path, where)
     if sqlite_path is not None and not sqlite_path.exists():
+        keys.refuse_if_lost(missing=True)  # before creating anything
         create_private_file(sqlite_path)  # empty: the probe finds no schema, like a new file
-    probe = await _probe(target, where)
-    cipher = load_key(home.key_path, create=probe.revision is None)
-    if probe.key_check is not None and not cipher.matches_key_check(probe.key_check):
-        raise wrong_key(home.key_path, where)
+    keys.check_existing(await _probe(target, where))
     engine = make_engine(target, wal=True)
     try:
         with mapped_errors(where):
             async with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
-                await migrate_to_head(conn, cipher, key_path=home.key_path, where=where)
+                cipher = await keys.discarding_on_error(migrate_to_head(conn, keys, where=where))
     except BaseException:
         await engine.dispose()
         raise
@@ -117,26 +126,28 @@ class SqlStore:
     async def close(self) -> None:
         await self._engine.dispose()
 
-    # --- providers ------------------------------------------------------------------------------
-
     async def damaged_records(self) -> list[DamagedRecord]:
-        """Settings records that cannot be read or authenticated (none are detected yet)."""
-        return []
+        """The settings records that do not authenticate or cannot be decoded: the SMTP
+        setting, POP settings by name, providers by name, the alert settings."""
+        found: list[DamagedRecord] = []
+        async with self._read() as conn:
+            for kind, table, order in _SETTINGS_TABLES:
+                rows = await _rows(conn, sa.select(table).order_by(*order))
+                found += records.damaged(kind, self._cipher, rows)
+        return found
+
+    # --- providers ------------------------------------------------------------------------------
 
     async def list_providers(self) -> list[Provider]:
         query = sa.select(providers_table).order_by(providers_table.c.name)
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [codec.provider_from_row(row, self._cipher) for row in rows]
+        return records.intact(records.PROVIDERS, self._cipher, await self._select(query))
 
     async def get_provider(self, name: str) -> Provider | None:
         query = sa.select(providers_table).where(providers_table.c.name == name)
-        async with self._read() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return None if row is None else codec.provider_from_row(row, self._cipher)
+        return await self._get(records.PROVIDERS, query)
 
     async def put_provider(self, provider: Provider) -> None:
-        row = codec.provider_to_row(provider, self._cipher)
+        row = self._sealed(providers_table, codec.provider_to_row(provider, self._cipher))
         async with self._write() as conn:
             await conn.execute(_upsert(conn, providers_table, row))
 
@@ -146,47 +157,41 @@ class SqlStore:
             users = await _provider_users(conn, name)
             if users:
                 raise UsageError(
-                    f"provider {name!r} is used by {', '.join(users)};"
-                    f" change or delete those settings first"
+                    "provider {name!r} is used by {users}; change or delete those settings first",
+                    name=name,
+                    users=", ".join(users),
                 )
             query = sa.delete(providers_table).where(providers_table.c.name == name)
             try:
                 deleted = (await conn.execute(query)).rowcount
             except sa.exc.IntegrityError:
                 # The foreign key caught a setting that started using it after the check above.
-                raise UsageError(f"provider {name!r} is in use; try again") from None
+                raise UsageError("provider {name!r} is in use; try again", name=name) from None
             if deleted == 0:
-                raise NotFoundError(f"there is no provider {name!r}")
+                raise NotFoundError("there is no provider {name!r}", name=name)
 
     # --- mail settings --------------------------------------------------------------------------
 
     async def get_smtp(self) -> SmtpSetting | None:
-        async with self._read() as conn:
-            row = (await conn.execute(sa.select(smtp_table))).mappings().first()
-        return None if row is None else codec.smtp_from_row(row, self._cipher)
+        return await self._get(records.SMTP, sa.select(smtp_table))
 
     async def put_smtp(self, setting: SmtpSetting) -> None:
         """Raises NotFoundError when `setting.provider` names no provider."""
-        row = {"id": 1, **codec.smtp_to_row(setting, self._cipher)}
+        row = self._sealed(smtp_table, {"id": 1, **codec.smtp_to_row(setting, self._cipher)})
         async with self._write() as conn:
             await _require_provider(conn, setting.provider)
             await _execute_referencing(conn, _upsert(conn, smtp_table, row), setting.provider)
 
     async def list_pop(self) -> list[PopSetting]:
         query = sa.select(pop_table).order_by(pop_table.c.name)
-        async with self._read() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [codec.pop_from_row(row, self._cipher) for row in rows]
+        return records.intact(records.POP, self._cipher, await self._select(query))
 
     async def get_pop(self, name: str) -> PopSetting | None:
-        query = sa.select(pop_table).where(pop_table.c.name == name)
-        async with self._read() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return None if row is None else codec.pop_from_row(row, self._cipher)
+        return await self._get(records.POP, sa.select(pop_table).where(pop_table.c.name == name))
 
     async def put_pop(self, setting: PopSetting) -> None:
         """Raises NotFoundError when `setting.provider` names no provider."""
-        row = codec.pop_to_row(setting, self._cipher)
+        row = self._sealed(pop_table, codec.pop_to_row(setting, self._cipher))
         async with self._write() as conn:
             await _require_provider(conn, setting.provider)
             await _execute_referencing(conn, _upsert(conn, pop_table, row), setting.provider)
@@ -196,7 +201,7 @@ class SqlStore:
         async with self._write() as conn:
             query = sa.delete(pop_table).where(pop_table.c.name == name)
             if (await conn.execute(query)).rowcount == 0:
-                raise NotFoundError(f"there is no POP setting {name!r}")
+                raise NotFoundError("there is no POP setting {name!r}", name=name)
             setting_id = POP_PREFIX + name
             await conn.execute(
                 sa.delete(tokens_table).where(tokens_table.c.setting_id == setting_id)
@@ -206,24 +211,23 @@ class SqlStore:
 
     async def get_alerts(self) -> AlertSettings:
         """The alert settings; never written reads as `AlertSettings()`."""
-        async with self._read() as conn:
-            row = (await conn.execute(sa.select(alerts_table))).mappings().first()
-        return AlertSettings() if row is None else codec.alerts_from_row(row, self._cipher)
+        alerts = await self._get(records.ALERTS, sa.select(alerts_table))
+        return AlertSettings() if alerts is None else alerts
 
     async def put_alerts(self, alerts: AlertSettings) -> None:
-        row = {"id": 1, **codec.alerts_to_row(alerts, self._cipher)}
+        row = self._sealed(alerts_table, {"id": 1, **codec.alerts_to_row(alerts, self._cipher)})
         async with self._write() as conn:
             await conn.execute(_upsert(conn, alerts_table, row))
 
     # --- tokens ---------------------------------------------------------------------------------
 
     async def load_token(self, setting_id: str) -> TokenRecord:
-        """The stored token; a setting never written reads as NotAcquired at version 0."""
+        """The stored token; a setting never written reads as NotAcquired at version 0, a
+        damaged token as Invalid at its stored version."""
         check_setting_id(setting_id)
         query = sa.select(tokens_table).where(tokens_table.c.setting_id == setting_id)
-        async with self._read() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return token_record(self._cipher, setting_id, row)
+        rows = await self._select(query)
+        return records.token_record(self._cipher, setting_id, rows[0] if rows else None)
 
     async def save_token(
         self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
@@ -237,36 +241,42 @@ class SqlStore:
         if expected_version < 0:
             raise UsageError("expected_version must be 0 or more")
         public, secrets = codec.encode_state(state)
-        blob = self._encrypt_secrets(setting_id, secrets)
         now = time.time()
-        values = {
-            "state": state.id.value,
-            "public": codec.dumps(public),
-            "secrets": blob,
-            "binding": binding,
-            "version": expected_version + 1,
-            "updated_at": now,
-        }
+        row = self._sealed(
+            tokens_table,
+            {
+                "setting_id": setting_id,
+                "state": state.id.value,
+                "public": codec.dumps(public),
+                "secrets": self._encrypt_secrets(setting_id, secrets),
+                "binding": binding,
+                "version": expected_version + 1,
+                "updated_at": now,
+            },
+        )
         if expected_version == 0:
-            await self._insert_token(setting_id, values)
+            await self._insert_token(row)
         else:
-            await self._update_token(setting_id, values, expected_version)
+            await self._update_token(row, expected_version)
         return TokenRecord(setting_id, state, binding, expected_version + 1, now)
 
-    async def _insert_token(self, setting_id: str, values: dict[str, Any]) -> None:
-        query = sa.insert(tokens_table).values(setting_id=setting_id, **values)
+    async def _insert_token(self, row: dict[str, Any]) -> None:
+        setting_id = row["setting_id"]
         async with self._write() as conn:
             try:
-                await conn.execute(query)
+                result = await conn.execute(_insert_over_damaged_version(conn, row))
             except sa.exc.IntegrityError:
                 # The primary key exists: another writer saved first.
                 raise _conflict(setting_id, 0) from None
+            if conn.dialect.name == "sqlite" and result.rowcount != 1:
+                raise _conflict(setting_id, 0)  # the same, seen by SQLite's upsert
 
-    async def _update_token(self, setting_id: str, values: dict[str, Any], expected: int) -> None:
+    async def _update_token(self, row: dict[str, Any], expected: int) -> None:
+        setting_id = row["setting_id"]
         query = (
             sa.update(tokens_table)
             .where(tokens_table.c.setting_id == setting_id, tokens_table.c.version == expected)
-            .values(**values)
+            .values(**row)
         )
         async with self._write() as conn:
             if (await conn.execute(query)).rowcount != 1:
@@ -276,6 +286,17 @@ class SqlStore:
         if not secrets:
             return None
         return self._cipher.encrypt(codec.dumps(secrets).encode(), aad=setting_id.encode())
+
+    def _sealed(self, table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
+        return sealed(self._cipher, table.name, row)
+
+    async def _get(self, kind: records.Kind[_T], query: sa.Select[Any]) -> _T | None:
+        rows = await self._select(query)
+        return records.read(kind, self._cipher, rows[0]) if rows else None
+
+    async def _select(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
+        async with self._read() as conn:
+            return await _rows(conn, query)
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
@@ -290,13 +311,45 @@ class SqlStore:
                 yield conn
 
 
+_SETTINGS_TABLES: tuple[tuple[records.Kind[Any], sa.Table, Sequence[sa.Column[Any]]], ...] = (
+    (records.SMTP, smtp_table, ()),
+    (records.POP, pop_table, (pop_table.c.name,)),
+    (records.PROVIDERS, providers_table, (providers_table.c.name,)),
+    (records.ALERTS, alerts_table, ()),
+)
+
+
 # --- helpers ------------------------------------------------------------------------------------
 
 
 def _conflict(setting_id: str, expected: int) -> ConflictError:
     return ConflictError(
-        f"the token of {setting_id} changed since it was read (at version {expected});"
-        f" re-read it and decide again"
+        "the token of {setting} changed since it was read (at version {version});"
+        " re-read it and decide again",
+        setting=setting_id,
+        version=expected,
+    )
+
+
+async def _rows(conn: AsyncConnection, query: sa.Select[Any]) -> list[dict[str, Any]]:
+    """Rows as column-name mappings, the shape `store_records` reads (as `SqliteReader`'s)."""
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+
+def _insert_over_damaged_version(conn: AsyncConnection, row: dict[str, Any]) -> sa.Insert:
+    """The first write of a token (compare-and-set at version 0).
+
+    A row whose version is not an integer (only SQLite can hold one: it was changed outside
+    tokenpost) reads as version 0, so it is overwritten here; any other existing row makes the
+    INSERT fail on the primary key (raising IntegrityError, or changing no row on SQLite).
+    """
+    if conn.dialect.name != "sqlite":
+        return sa.insert(tokens_table).values(**row)
+    statement = sqlite.insert(tokens_table).values(**row)
+    return statement.on_conflict_do_update(
+        index_elements=[tokens_table.c.setting_id],
+        set_={name: statement.excluded[name] for name in row if name != "setting_id"},
+        where=sa.func.typeof(tokens_table.c.version) != "integer",
     )
 
 
@@ -314,7 +367,7 @@ async def _require_provider(conn: AsyncConnection, name: str | None) -> None:
         return
     query = sa.select(providers_table.c.name).where(providers_table.c.name == name)
     if (await conn.execute(query)).first() is None:
-        raise NotFoundError(f"there is no provider {name!r}; add it first")
+        raise NotFoundError("there is no provider {name!r}; add it first", name=name)
 
 
 async def _execute_referencing(
@@ -324,7 +377,7 @@ async def _execute_referencing(
     try:
         await conn.execute(statement)
     except sa.exc.IntegrityError:
-        raise NotFoundError(f"there is no provider {provider!r}; add it first") from None
+        raise NotFoundError("there is no provider {name!r}; add it first", name=provider) from None
 
 
 def _upsert(conn: AsyncConnection, table: sa.Table, row: dict[str, object]) -> sa.Insert:

@@ -3,15 +3,17 @@
 `token status` only reads, so it need not pay for SQLAlchemy, aiosqlite or Alembic, nor for the
 write transaction `sql_store.open_store` runs. This reader opens the file with SQLite's
 ``mode=ro`` URI, so it never writes a byte; it reads the same tables, decodes rows with the same
-codec (`store_codec`) and checks and decrypts with the same key (`crypto`, DESIGN invariant 2).
-Errors are those of `SqlStore`: a file that is not SQLite is StoreCorruptError, a wrong or
-missing key is KeyFileError, each with the same message.
+codec (`store_codec`) through the same `store_records`, and checks, decrypts and authenticates
+rows with the same key (`crypto`, `store_mac`; DESIGN invariant 2). Errors and damaged records
+are those of `SqlStore`: a file that is not SQLite is StoreCorruptError, a wrong or missing key
+is KeyFileError, a damaged settings row is DamagedRecordError, each with the same message.
 
 `open_sqlite_reader` returns None when the store is not exactly at `HEAD_REVISION` with a key
-check (no file yet, a new, older or newer schema): the caller then opens the full store, which
-creates, migrates or refuses it. Queries are blocking calls on a local file; each method is one
-SELECT, so each answer is one consistent snapshot (as with `SqlStore`, whose reads are also one
-statement each).
+check (no file yet, an empty file, an older or newer schema): the caller then opens the full
+store, which creates, migrates or refuses it (a lost store beside its key file, for one).
+Queries are blocking calls on a local file; each method but `damaged_records` is one SELECT, so
+each answer is one consistent snapshot (as with `SqlStore`, whose reads are also one statement
+each); `damaged_records` reads each settings table once.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
-from tokenpost.adapters import store_codec as codec
+from tokenpost.adapters import store_records as records
 from tokenpost.adapters.crypto import Cipher, load_key
 from tokenpost.adapters.home import Home
 from tokenpost.adapters.store_schema import (
@@ -30,7 +32,6 @@ from tokenpost.adapters.store_schema import (
     KEY_CHECK,
     check_setting_id,
     driver_error,
-    token_record,
     wrong_key,
 )
 from tokenpost.errors import UsageError
@@ -43,6 +44,16 @@ if TYPE_CHECKING:
 
 
 _Row = dict[str, Any]
+_T = TypeVar("_T")
+
+# What `damaged_records` reads, in its order: the SMTP setting, POP settings and providers by
+# name, the alert settings (as `SqlStore`).
+_SETTINGS_QUERIES: Final[tuple[tuple[records.Kind[Any], str], ...]] = (
+    (records.SMTP, "SELECT * FROM smtp"),
+    (records.POP, "SELECT * FROM pop ORDER BY name"),
+    (records.PROVIDERS, "SELECT * FROM providers ORDER BY name"),
+    (records.ALERTS, "SELECT * FROM alerts"),
+)
 
 
 def open_sqlite_reader(home: Home) -> SqliteReader | None:
@@ -117,39 +128,40 @@ class SqliteReader:
     # --- reads: the same queries and answers as SqlStore ----------------------------------------
 
     async def damaged_records(self) -> list[DamagedRecord]:
-        """Settings records that cannot be read or authenticated (none are detected yet)."""
-        return []
+        """The settings records that do not authenticate or cannot be decoded."""
+        found: list[DamagedRecord] = []
+        for kind, query in _SETTINGS_QUERIES:
+            found += records.damaged(kind, self._cipher, self._select(query))
+        return found
 
     async def list_providers(self) -> list[Provider]:
         rows = self._select("SELECT * FROM providers ORDER BY name")
-        return [codec.provider_from_row(row, self._cipher) for row in rows]
+        return records.intact(records.PROVIDERS, self._cipher, rows)
 
     async def get_provider(self, name: str) -> Provider | None:
-        rows = self._select("SELECT * FROM providers WHERE name = ?", name)
-        return codec.provider_from_row(rows[0], self._cipher) if rows else None
+        return self._get(records.PROVIDERS, "SELECT * FROM providers WHERE name = ?", name)
 
     async def get_smtp(self) -> SmtpSetting | None:
-        rows = self._select("SELECT * FROM smtp LIMIT 1")
-        return codec.smtp_from_row(rows[0], self._cipher) if rows else None
+        return self._get(records.SMTP, "SELECT * FROM smtp LIMIT 1")
 
     async def list_pop(self) -> list[PopSetting]:
         rows = self._select("SELECT * FROM pop ORDER BY name")
-        return [codec.pop_from_row(row, self._cipher) for row in rows]
+        return records.intact(records.POP, self._cipher, rows)
 
     async def get_pop(self, name: str) -> PopSetting | None:
-        rows = self._select("SELECT * FROM pop WHERE name = ?", name)
-        return codec.pop_from_row(rows[0], self._cipher) if rows else None
+        return self._get(records.POP, "SELECT * FROM pop WHERE name = ?", name)
 
     async def get_alerts(self) -> AlertSettings:
         """The alert settings; never written reads as `AlertSettings()`."""
-        rows = self._select("SELECT * FROM alerts LIMIT 1")
-        return codec.alerts_from_row(rows[0], self._cipher) if rows else AlertSettings()
+        alerts = self._get(records.ALERTS, "SELECT * FROM alerts LIMIT 1")
+        return AlertSettings() if alerts is None else alerts
 
     async def load_token(self, setting_id: str) -> TokenRecord:
-        """The stored token; a setting never written reads as NotAcquired at version 0."""
+        """The stored token; a setting never written reads as NotAcquired at version 0, a
+        damaged token as Invalid at its stored version."""
         check_setting_id(setting_id)
         rows = self._select("SELECT * FROM tokens WHERE setting_id = ?", setting_id)
-        return token_record(self._cipher, setting_id, rows[0] if rows else None)
+        return records.token_record(self._cipher, setting_id, rows[0] if rows else None)
 
     # --- writes: refused --------------------------------------------------------------------------
 
@@ -178,8 +190,12 @@ class SqliteReader:
 
     def _read_only(self) -> UsageError:
         return UsageError(
-            f"the store {self._where} was opened read-only; this command cannot write"
+            "the store {store} was opened read-only; this command cannot write", store=self._where
         )
+
+    def _get(self, kind: records.Kind[_T], query: str, *params: object) -> _T | None:
+        rows = self._select(query, *params)
+        return records.read(kind, self._cipher, rows[0]) if rows else None
 
     def _select(self, query: str, *params: object) -> list[_Row]:
         """Rows as column-name mappings, the shape the codec reads."""

@@ -29,7 +29,14 @@ from tokenpost.adapters.crypto import Cipher
 from tokenpost.errors import StoreCorruptError
 from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.secret import Secret
-from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
+from tokenpost.settings.model import (
+    POP_PREFIX,
+    SMTP_ID,
+    AlertSettings,
+    PopSetting,
+    Provider,
+    SmtpSetting,
+)
 from tokenpost.text import Text
 from tokenpost.tokens.state import (
     Acquired,
@@ -64,7 +71,11 @@ _T = TypeVar("_T")
 
 
 class _Mismatch(Exception):
-    """A stored value does not fit a type hint; the message names the field, never the value."""
+    """A stored value does not fit a type hint; the text names the field, never the value."""
+
+    def __init__(self, text: Text) -> None:
+        super().__init__(str(text))
+        self.text = text
 
 
 # --- token states -------------------------------------------------------------------------------
@@ -86,7 +97,9 @@ def decode_state(public: Mapping[str, Any], secrets: Mapping[str, str]) -> Token
     try:
         state = _decode_dataclass(public, _TOP_LEVEL, secrets, "state")
     except _Mismatch as exc:
-        raise StoreCorruptError(f"a stored token state is unreadable: {exc}") from None
+        raise StoreCorruptError(
+            "a stored token state is unreadable: {problem}", problem=exc.text
+        ) from None
     if not isinstance(state, _TOP_LEVEL):  # unreachable: _decode_dataclass checked the tag
         raise StoreCorruptError("a stored token state has an unexpected type")
     return state
@@ -97,7 +110,7 @@ def dumps(value: JsonObject | Mapping[str, str]) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), allow_nan=False)
 
 
-def loads_object(text: str | bytes, what: str) -> dict[str, Any]:
+def loads_object(text: str | bytes, what: Text) -> dict[str, Any]:
     """Parse a JSON object read from the store.
 
     Raises:
@@ -106,9 +119,9 @@ def loads_object(text: str | bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except (ValueError, UnicodeDecodeError):
-        raise StoreCorruptError(f"{what} in the store is not valid JSON") from None
+        raise StoreCorruptError("{what} in the store is not valid JSON", what=what) from None
     if not isinstance(value, dict):
-        raise StoreCorruptError(f"{what} in the store is not a JSON object")
+        raise StoreCorruptError("{what} in the store is not a JSON object", what=what)
     return value
 
 
@@ -156,15 +169,17 @@ def _decode_dataclass(
     raw: object, allowed: tuple[type, ...], secrets: Mapping[str, str], where: str
 ) -> object:
     if not isinstance(raw, dict):
-        raise _Mismatch(f"{where}: expected an object")
+        raise _Mismatch(Text("{where}: expected an object", where=where))
     tag = raw.get(TYPE_KEY)
     cls = _CLASS_BY_TAG.get(tag) if isinstance(tag, str) else None
     if cls is None or cls not in allowed:
-        raise _Mismatch(f"{where}: unexpected type tag")
+        raise _Mismatch(Text("{where}: unexpected type tag", where=where))
     hints = _hints(cls)
     unknown = set(raw) - set(hints) - {TYPE_KEY}
     if unknown:
-        raise _Mismatch(f"{where}: unknown fields {sorted(unknown)}")
+        raise _Mismatch(
+            Text("{where}: unknown fields {fields}", where=where, fields=", ".join(sorted(unknown)))
+        )
     kwargs = {
         name: _decode_value(raw[name], hints[name], secrets, f"{where}.{name}")
         for name in hints
@@ -173,7 +188,7 @@ def _decode_dataclass(
     try:
         return cls(**kwargs)
     except TypeError:
-        raise _Mismatch(f"{where}: required fields are missing") from None
+        raise _Mismatch(Text("{where}: required fields are missing", where=where)) from None
 
 
 def _decode_value(raw: object, hint: Any, secrets: Mapping[str, str], where: str) -> object:
@@ -187,7 +202,7 @@ def _decode_value(raw: object, hint: Any, secrets: Mapping[str, str], where: str
     if origin is tuple:
         item_hint, ellipsis = typing.get_args(hint)
         if ellipsis is not Ellipsis or not isinstance(raw, list):
-            raise _Mismatch(f"{where}: expected a list")
+            raise _Mismatch(Text("{where}: expected a list", where=where))
         return tuple(_decode_value(item, item_hint, secrets, f"{where}[]") for item in raw)
     if hint in _CLASS_BY_TAG.values():
         return _decode_dataclass(raw, (hint,), secrets, where)
@@ -206,15 +221,17 @@ def _decode_union(
             return _decode_value(raw, arm, secrets, where)
         except _Mismatch:
             continue
-    raise _Mismatch(f"{where}: value fits none of the expected types")
+    raise _Mismatch(Text("{where}: value fits none of the expected types", where=where))
 
 
 def _decode_secret(raw: object, secrets: Mapping[str, str], where: str) -> Secret:
     if not isinstance(raw, dict) or set(raw) != {SECRET_KEY}:
-        raise _Mismatch(f"{where}: expected a secret reference")
+        raise _Mismatch(Text("{where}: expected a secret reference", where=where))
     value = secrets.get(raw[SECRET_KEY])
     if not isinstance(value, str):
-        raise _Mismatch(f"{where}: the encrypted part of the row lacks this secret")
+        raise _Mismatch(
+            Text("{where}: the encrypted part of the row lacks this secret", where=where)
+        )
     return Secret(value)
 
 
@@ -223,11 +240,11 @@ def _decode_text(raw: object, where: str) -> Text:
     if isinstance(raw, str):
         return Text.verbatim(raw)
     if not Text.is_json(raw):
-        raise _Mismatch(f"{where}: expected a text")
+        raise _Mismatch(Text("{where}: expected a text", where=where))
     try:
         return Text.from_json(typing.cast(Mapping[str, Any], raw))
     except (TypeError, ValueError):
-        raise _Mismatch(f"{where}: not a readable text") from None
+        raise _Mismatch(Text("{where}: not a readable text", where=where)) from None
 
 
 def _decode_scalar(raw: object, hint: Any, where: str) -> object:
@@ -243,9 +260,12 @@ def _decode_scalar(raw: object, hint: Any, where: str) -> object:
         try:
             return hint(raw)
         except ValueError:
-            raise _Mismatch(f"{where}: not a known {hint.__name__}") from None
+            raise _Mismatch(
+                Text("{where}: not a known {kind}", where=where, kind=hint.__name__)
+            ) from None
     if hint in (float, int, str, bool) or isinstance(hint, type):
-        raise _Mismatch(f"{where}: expected {getattr(hint, '__name__', hint)}")
+        kind = getattr(hint, "__name__", str(hint))
+        raise _Mismatch(Text("{where}: expected a value of type {kind}", where=where, kind=kind))
     raise TypeError(f"{where}: the store cannot decode fields of type {hint!r}")
 
 
@@ -271,9 +291,9 @@ def provider_to_row(provider: Provider, cipher: Cipher) -> Row:
 
 
 def provider_from_row(row: Mapping[Any, Any], cipher: Cipher) -> Provider:
-    name = _row_key(row, "name", "provider")
+    name = _row_key(row, "name", Text("a provider"))
     aad = functools.partial(provider_aad, name)
-    return _settings_from_row(Provider, row, cipher, aad, f"provider {name!r}")
+    return _settings_from_row(Provider, row, cipher, aad, Text("provider {name!r}", name=name))
 
 
 def smtp_to_row(setting: SmtpSetting, cipher: Cipher) -> Row:
@@ -281,8 +301,9 @@ def smtp_to_row(setting: SmtpSetting, cipher: Cipher) -> Row:
 
 
 def smtp_from_row(row: Mapping[Any, Any], cipher: Cipher) -> SmtpSetting:
-    aad = functools.partial(mail_aad, "smtp")
-    return _settings_from_row(SmtpSetting, row, cipher, aad, "setting smtp")
+    aad = functools.partial(mail_aad, SMTP_ID)
+    label = Text("setting {setting}", setting=SMTP_ID)
+    return _settings_from_row(SmtpSetting, row, cipher, aad, label)
 
 
 def pop_to_row(setting: PopSetting, cipher: Cipher) -> Row:
@@ -290,9 +311,10 @@ def pop_to_row(setting: PopSetting, cipher: Cipher) -> Row:
 
 
 def pop_from_row(row: Mapping[Any, Any], cipher: Cipher) -> PopSetting:
-    setting_id = "pop:" + _row_key(row, "name", "POP setting")
+    setting_id = POP_PREFIX + _row_key(row, "name", Text("a POP setting"))
     aad = functools.partial(mail_aad, setting_id)
-    return _settings_from_row(PopSetting, row, cipher, aad, f"setting {setting_id}")
+    label = Text("setting {setting}", setting=setting_id)
+    return _settings_from_row(PopSetting, row, cipher, aad, label)
 
 
 def alerts_to_row(alerts: AlertSettings, cipher: Cipher) -> Row:
@@ -300,17 +322,17 @@ def alerts_to_row(alerts: AlertSettings, cipher: Cipher) -> Row:
 
 
 def alerts_from_row(row: Mapping[Any, Any], cipher: Cipher) -> AlertSettings:
-    return _settings_from_row(AlertSettings, row, cipher, _alerts_aad, "alert settings row")
+    return _settings_from_row(AlertSettings, row, cipher, _alerts_aad, Text("alert settings row"))
 
 
 def _alerts_aad(field: str) -> bytes:
     return f"alerts:{field}".encode()  # binds a Secret field to this row, as for the others
 
 
-def _row_key(row: Mapping[Any, Any], column: str, what: str) -> str:
+def _row_key(row: Mapping[Any, Any], column: str, what: Text) -> str:
     value = row.get(column)
     if not isinstance(value, str):
-        raise StoreCorruptError(f"a stored {what} has no {column}")
+        raise StoreCorruptError("{what} in the store has no {column}", what=what, column=column)
     return value
 
 
@@ -336,7 +358,7 @@ def _dumps_list(items: tuple[str, ...]) -> str:
 
 
 def _settings_from_row(
-    cls: type[_T], row: Mapping[Any, Any], cipher: Cipher, aad: _AadFor, label: str
+    cls: type[_T], row: Mapping[Any, Any], cipher: Cipher, aad: _AadFor, label: Text
 ) -> _T:
     kwargs: dict[str, object] = {}
     for name, hint in _hints(cls).items():
@@ -344,7 +366,9 @@ def _settings_from_row(
         try:
             kwargs[name] = _column_value(raw, hint, cipher, aad(name), name)
         except _Mismatch as exc:
-            raise StoreCorruptError(f"the stored {label} is unreadable: {exc}") from None
+            raise StoreCorruptError(
+                "{what} in the store is unreadable: {problem}", what=label, problem=exc.text
+            ) from None
     return cls(**kwargs)
 
 
@@ -353,17 +377,20 @@ def _column_value(raw: object, hint: Any, cipher: Cipher, aad: bytes, where: str
     if raw is None:
         if types.NoneType in arms:
             return None
-        raise _Mismatch(f"{where}: missing")
+        raise _Mismatch(Text("{where}: missing", where=where))
     arm = next(a for a in arms if a is not types.NoneType)  # settings fields have one type
     if arm is Secret:
         if not isinstance(raw, bytes | bytearray | memoryview):
-            raise _Mismatch(f"{where}: expected an encrypted value")
+            raise _Mismatch(Text("{where}: expected an encrypted value", where=where))
         try:
             return Secret(cipher.decrypt(bytes(raw), aad=aad).decode())
-        except StoreCorruptError:
+        except (StoreCorruptError, UnicodeDecodeError):
             raise _Mismatch(
-                f"{where}: the encrypted value does not authenticate (altered, moved from another"
-                " row, or written with another key)"
+                Text(
+                    "{where}: the encrypted value does not authenticate (altered, moved from"
+                    " another row, or written with another key)",
+                    where=where,
+                )
             ) from None
     if typing.get_origin(arm) is tuple:
         try:
@@ -371,7 +398,7 @@ def _column_value(raw: object, hint: Any, cipher: Cipher, aad: bytes, where: str
         except ValueError:
             items = None
         if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
-            raise _Mismatch(f"{where}: expected a JSON list of strings")
+            raise _Mismatch(Text("{where}: expected a JSON list of strings", where=where))
         return tuple(items)
     if arm is bool and type(raw) is int and raw in (0, 1):
         return bool(raw)  # SQLite keeps booleans as 0 and 1; the stdlib reader sees those

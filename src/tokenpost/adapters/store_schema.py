@@ -1,34 +1,52 @@
 """What every reader of the store shares without SQLAlchemy or Alembic: the schema head, the key
-check row, the wrong-key error and the decoding of a token row.
+check row, and the errors for a wrong key, a lost store and a failing driver.
 
 `sql_store` (SQLAlchemy, read-write) and `sqlite_reader` (stdlib sqlite3, read-only) both use
-these, so the two give the same answers and the same errors. Encryption follows DESIGN
-invariant 2: a token's secrets are one AES-GCM blob with the setting id as associated data.
+these, and both read rows through `store_records`, so the two give the same answers and the same
+errors.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from tokenpost.adapters import store_codec as codec
-from tokenpost.adapters.crypto import Cipher
 from tokenpost.errors import KeyFileError, StoreCorruptError, StoreError, UsageError
-from tokenpost.ports import TokenRecord
 from tokenpost.settings.model import parse_setting_id
-from tokenpost.tokens.state import NotAcquired, TokenState
 
 # The newest migration in migrations/versions/ (a test compares it with Alembic's head). A store
 # at this revision needs no migration, so opening it needs no Alembic.
-HEAD_REVISION: Final = "0002"
+HEAD_REVISION: Final = "0003"
 KEY_CHECK: Final = "key_check"  # the meta row holding the key check
 
 
 def wrong_key(key_path: Path, where: str) -> KeyFileError:
     return KeyFileError(
-        f"the key file {key_path} is not the key the store {where} was written with;"
-        f" restore the right key file (or set TOKENPOST_KEY_FILE to it)"
+        "the key file {key} is not the key the store {store} was written with;"
+        " restore the right key file (or set TOKENPOST_KEY_FILE to it)",
+        key=str(key_path),
+        store=where,
+    )
+
+
+def lost_store(db_path: Path, key_path: Path, *, missing: bool) -> StoreError:
+    """The refusal to start a new SQLite store beside an existing key (issue 8, item 12): the
+    key means a store was written with it, so a missing or empty database file is a lost store,
+    not a new one."""
+    if missing:
+        return StoreError(
+            "the store {store} does not exist, but the key file {key} does: the settings and"
+            " tokens written with that key are gone from here. Restore {store} from a backup,"
+            " or move the key file {key} away to start a new, empty store",
+            store=str(db_path),
+            key=str(key_path),
+        )
+    return StoreError(
+        "the store {store} is empty, but the key file {key} exists: the settings and tokens"
+        " written with that key are not in it. Restore {store} from a backup, or move the key"
+        " file {key} away to start a new, empty store",
+        store=str(db_path),
+        key=str(key_path),
     )
 
 
@@ -37,23 +55,9 @@ def check_setting_id(setting_id: str) -> None:
     try:
         parse_setting_id(setting_id)
     except ValueError as exc:
-        raise UsageError(f"{setting_id!r} is not a setting id: {exc}") from None
-
-
-def decode_token(
-    cipher: Cipher, setting_id: str, public_text: str, blob: bytes | None
-) -> TokenState:
-    """A token state from its row's `public` JSON and encrypted `secrets` blob.
-
-    Raises:
-        StoreCorruptError: the JSON is unreadable or the blob does not authenticate.
-    """
-    public = codec.loads_object(public_text, "the public part")
-    secrets: dict[str, Any] = {}
-    if blob is not None:
-        plaintext = cipher.decrypt(bytes(blob), aad=setting_id.encode())
-        secrets = codec.loads_object(plaintext, "the encrypted part")
-    return codec.decode_state(public, secrets)
+        raise UsageError(
+            "{setting!r} is not a setting id: {reason}", setting=setting_id, reason=str(exc)
+        ) from None
 
 
 # Both stores wait this long for another process's write lock before giving up.
@@ -68,28 +72,15 @@ def driver_error(where: str, text: str, kind: str) -> StoreError:
     detail = text.splitlines()[0] if text else kind
     if "file is not a database" in text or "malformed" in text:
         return StoreCorruptError(
-            f"{where} is not a readable tokenpost database ({detail}); move it away to start"
-            f" a new store, or restore it from a backup"
+            "{store} is not a readable tokenpost database ({detail}); move it away to start"
+            " a new store, or restore it from a backup",
+            store=where,
+            detail=detail,
         )
     if "database is locked" in text:
         return StoreError(
-            f"the store {where} stayed locked by another process for {BUSY_TIMEOUT_S:g} s"
+            "the store {store} stayed locked by another process for {seconds} s",
+            store=where,
+            seconds=format(BUSY_TIMEOUT_S, "g"),
         )
-    return StoreError(f"the store {where} failed: {detail}")
-
-
-def token_record(cipher: Cipher, setting_id: str, row: Mapping[Any, Any] | None) -> TokenRecord:
-    """A `tokens` row as a TokenRecord; no row reads as Not acquired at version 0."""
-    if row is None:
-        return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
-    try:
-        state = decode_token(cipher, setting_id, row["public"], row["secrets"])
-    except StoreCorruptError as exc:
-        raise StoreCorruptError(f"the token of {setting_id}: {exc}") from None
-    return TokenRecord(
-        setting_id,
-        state,
-        binding=row["binding"],
-        version=row["version"],
-        updated_at=row["updated_at"],
-    )
+    return StoreError("the store {store} failed: {detail}", store=where, detail=detail)

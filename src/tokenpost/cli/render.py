@@ -34,7 +34,7 @@ def status_table(rows: Sequence[SettingStatus], lang: str, _: Gettext) -> str:
     body = [
         [
             r.setting_id,
-            state_label(r.state, lang) if r.state else f"({r.auth.value})",
+            state_label(r.state, lang) if r.state else f"({r.auth})",
             r.account or "-",
             r.provider or "-",
             format_expiry(r.expires_at),

@@ -125,7 +125,7 @@ def status_json(row: SettingStatus, lang: str) -> dict[str, Any]:
 
     return {
         "id": row.setting_id,
-        "auth": row.auth.value,
+        "auth": row.auth.value if row.auth else None,
         "state": row.state.value if row.state else None,
         "label": state_label(row.state, lang) if row.state else None,
         "account": row.account,

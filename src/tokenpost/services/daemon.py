@@ -101,7 +101,7 @@ class Daemon:
 
 def log_health(row: SettingStatus, next_check: float | None) -> None:
     """One INFO line per setting, with the state and times as structured fields."""
-    state = row.state.value if row.state is not None else f"auth={row.auth.value}"
+    state = row.state.value if row.state is not None else f"auth={row.auth}"
     parts = [f"{row.setting_id}: {state}"]
     if row.expires_at is not None:
         parts.append(f"expires {_iso(row.expires_at)}")

@@ -1,14 +1,19 @@
-"""What `token status` shows: every setting's token state, read without network or writes."""
+"""What `token status` shows: every setting's token state, read without network or writes.
+
+A damaged setting (the store cannot read or authenticate it) is listed in its place as Invalid
+with the store's reason and fix, and so is a setting whose provider record is damaged: one
+damaged record never hides the others (issue 8, item 3).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from tokenpost.errors import TokenpostError
+from tokenpost.errors import DamagedRecordError, TokenpostError
 from tokenpost.oauth.pending import DevicePending
-from tokenpost.ports import Store
+from tokenpost.ports import DamagedRecord, Store
 from tokenpost.services.targets import all_settings, load_current, target_of
-from tokenpost.settings.model import AuthMethod, MailSetting
+from tokenpost.settings.model import POP_PREFIX, SMTP_ID, AuthMethod, MailSetting
 from tokenpost.tokens.state import (
     Acquired,
     Invalid,
@@ -21,10 +26,11 @@ from tokenpost.tokens.state import (
 
 @dataclass(frozen=True, slots=True)
 class SettingStatus:
-    """One row of `token status`. `state` is None for settings that do not use OAuth 2.0."""
+    """One row of `token status`. `state` is None for settings that do not use OAuth 2.0;
+    `auth` is None for a damaged setting (its stored method cannot be trusted)."""
 
     setting_id: str
-    auth: AuthMethod
+    auth: AuthMethod | None
     account: str | None
     provider: str | None
     state: StateId | None
@@ -36,8 +42,26 @@ class SettingStatus:
 
 
 async def status(store: Store) -> list[SettingStatus]:
-    """Every setting, SMTP first, then POP settings by name."""
-    return [await _row(store, s) for s in await all_settings(store)]
+    """Every setting, SMTP first, then POP settings by name; damaged ones as Invalid."""
+    rows = [await _row(store, s) for s in await all_settings(store)]
+    rows += [
+        _damaged(d)
+        for d in await store.damaged_records()
+        if d.record_id == SMTP_ID or d.record_id.startswith(POP_PREFIX)
+    ]
+    return sorted(rows, key=lambda r: (r.setting_id != SMTP_ID, r.setting_id))
+
+
+def _damaged(record: DamagedRecord) -> SettingStatus:
+    """A setting the store cannot read: nothing of it is shown but the store's reason."""
+    return SettingStatus(
+        record.record_id,
+        auth=None,
+        account=None,
+        provider=None,
+        state=StateId.INVALID,
+        reason=str(record.reason),
+    )
 
 
 async def _row(store: Store, setting: MailSetting) -> SettingStatus:
@@ -48,6 +72,8 @@ async def _row(store: Store, setting: MailSetting) -> SettingStatus:
         return row
     try:
         target = await target_of(store, setting)
+    except DamagedRecordError as error:  # the provider's record
+        return replace(row, state=StateId.INVALID, reason=str(error))
     except TokenpostError as error:
         return replace(row, state=StateId.NOT_ACQUIRED, reason=str(error))
     state = (await load_current(store, target)).state

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tokenpost.errors import NotFoundError, UsageError
+from tokenpost.errors import DamagedRecordError, NotFoundError, UsageError
 from tokenpost.oauth.providers import effective_flow, scopes_for
 from tokenpost.ports import SettingsStore, TokenRecord, TokenStore
 
@@ -57,9 +57,13 @@ class Target:
 
 
 async def all_settings(store: SettingsStore) -> list[MailSetting]:
-    """Every mail setting: the SMTP setting first, then the POP settings by name."""
+    """Every intact mail setting: the SMTP setting first, then the POP settings by name. A
+    damaged one is left out, as `list_pop` leaves it out (`store.damaged_records` names it)."""
     pops = sorted(await store.list_pop(), key=lambda p: p.name)
-    smtp = await store.get_smtp()
+    try:
+        smtp = await store.get_smtp()
+    except DamagedRecordError:
+        smtp = None
     return [smtp, *pops] if smtp is not None else list(pops)
 
 

@@ -3,9 +3,11 @@
 The migrations ship inside the package (`MIGRATIONS_DIR`), so an installed wheel migrates its
 own store; Alembic is configured here, without an alembic.ini. `sql_store.open_store` first reads
 the `SchemaState` without writing, then calls `migrate_to_head` in one write transaction, which
-also writes the key check (`crypto.Cipher.make_key_check`) of a new store.
+chooses the key under the write lock and writes the key check (`crypto.Cipher.make_key_check`) of
+a new store. Migrations get the store's cipher (``config.attributes["cipher"]``): 0003 computes
+the row MACs (`store_mac`) of the rows already there.
 The migration scripts in versions/ are frozen snapshots and never import these tables; a test
-compares what they build with `METADATA`.
+compares what they build with `METADATA`. Every settings and token table has a `mac` column.
 
 Alembic is imported only when a store is not at `store_schema.HEAD_REVISION` (a new or an older
 store): opening a current store reads its revision with plain SQL and migrates nothing.
@@ -13,6 +15,7 @@ store): opening a current store reads its revision with plain SQL and migrates n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -21,7 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from tokenpost.adapters.crypto import Cipher
-from tokenpost.adapters.store_schema import HEAD_REVISION, KEY_CHECK, wrong_key
+from tokenpost.adapters.store_mac import MAC_COLUMN
+from tokenpost.adapters.store_schema import HEAD_REVISION, KEY_CHECK
 from tokenpost.errors import StoreCorruptError
 
 if TYPE_CHECKING:
@@ -32,6 +36,7 @@ __all__ = [
     "KEY_CHECK",
     "METADATA",
     "MIGRATIONS_DIR",
+    "KeyChooser",
     "SchemaState",
     "alerts_table",
     "known_revisions",
@@ -43,7 +48,6 @@ __all__ = [
     "smtp_table",
     "tokens_table",
     "upgrade_to_head",
-    "wrong_key",
 ]
 
 MIGRATIONS_DIR: Final = Path(__file__).parent
@@ -56,6 +60,12 @@ METADATA: Final = sa.MetaData(
         "ck": "ck_%(table_name)s_%(constraint_name)s",
     }
 )
+
+
+def _mac() -> sa.Column[Any]:
+    """The row MAC (`store_mac`); NULL only in a row changed outside tokenpost."""
+    return sa.Column(MAC_COLUMN, sa.LargeBinary)
+
 
 # If you change a table, add a migration in versions/ (test_sql_store compares them).
 meta_table: Final = sa.Table(
@@ -87,6 +97,7 @@ providers_table: Final = sa.Table(
             "ca_file",
         )
     ),
+    _mac(),
 )
 
 
@@ -112,6 +123,7 @@ smtp_table: Final = sa.Table(
     sa.Column("sender_name", sa.Text, nullable=False),
     sa.Column("sender_address", sa.Text, nullable=False),
     *_mail_columns(),
+    _mac(),
     sa.CheckConstraint("id = 1", name="one_row"),
 )
 pop_table: Final = sa.Table(
@@ -123,6 +135,7 @@ pop_table: Final = sa.Table(
     *_mail_columns(),
     sa.Column("leave_on_server", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("command", sa.Text),
+    _mac(),
 )
 alerts_table: Final = sa.Table(
     "alerts",
@@ -132,6 +145,7 @@ alerts_table: Final = sa.Table(
     sa.Column("hook", sa.Text),
     sa.Column("refresh_failing_after", sa.Integer, nullable=False),
     sa.Column("receive_failing_after", sa.Integer, nullable=False),
+    _mac(),
     sa.CheckConstraint("id = 1", name="one_row"),
 )
 tokens_table: Final = sa.Table(
@@ -144,10 +158,13 @@ tokens_table: Final = sa.Table(
     sa.Column("binding", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    _mac(),
 )
 
 
-def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
+def _alembic_config(
+    connection: sa.Connection | None = None, cipher: Cipher | None = None
+) -> AlembicConfig:
     from alembic.config import Config as AlembicConfig
 
     config = AlembicConfig()
@@ -155,6 +172,8 @@ def _alembic_config(connection: sa.Connection | None = None) -> AlembicConfig:
     config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
     if connection is not None:
         config.attributes["connection"] = connection
+    if cipher is not None:
+        config.attributes["cipher"] = cipher
     return config
 
 
@@ -166,11 +185,12 @@ def known_revisions() -> frozenset[str]:
     return frozenset(revision.revision for revision in script.walk_revisions())
 
 
-def upgrade_to_head(connection: sa.Connection) -> None:
-    """Run every migration not yet applied, on `connection`, in its transaction."""
+def upgrade_to_head(connection: sa.Connection, cipher: Cipher) -> None:
+    """Run every migration not yet applied, on `connection`, in its transaction; migrations
+    that write row MACs use `cipher`."""
     from alembic import command
 
-    command.upgrade(_alembic_config(connection), "head")
+    command.upgrade(_alembic_config(connection, cipher), "head")
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,6 +199,16 @@ class SchemaState:
 
     revision: str | None
     key_check: bytes | None
+
+    @property
+    def is_new(self) -> bool:
+        """No tokenpost schema yet: opening it creates the store (and maybe its key)."""
+        return self.revision is None and self.key_check is None
+
+
+# Chooses the store's cipher for what the store holds, under the write lock: the key of an
+# existing store (checked against its key check), or the key of a new one (created if needed).
+KeyChooser = Callable[[SchemaState], Cipher]
 
 
 async def read_schema_state(conn: AsyncConnection, where: str) -> SchemaState:
@@ -193,8 +223,10 @@ async def read_schema_state(conn: AsyncConnection, where: str) -> SchemaState:
         revision = (await conn.execute(sa.text("SELECT version_num FROM alembic_version"))).scalar()
         if revision != HEAD_REVISION and revision not in known_revisions():
             raise StoreCorruptError(
-                f"the store {where} has schema revision {revision!r}, which this tokenpost does"
-                f" not know: it was written by a newer tokenpost; upgrade tokenpost to use it"
+                "the store {store} has schema revision {revision!r}, which this tokenpost does"
+                " not know: it was written by a newer tokenpost; upgrade tokenpost to use it",
+                store=where,
+                revision=revision,
             )
     key_check = None
     if meta_table.name in tables:
@@ -203,25 +235,26 @@ async def read_schema_state(conn: AsyncConnection, where: str) -> SchemaState:
     return SchemaState(revision, None if key_check is None else bytes(key_check))
 
 
-async def migrate_to_head(
-    conn: AsyncConnection, cipher: Cipher, *, key_path: Path, where: str
-) -> None:
-    """Upgrade to head and write the key check of a new store, in the caller's transaction.
+async def migrate_to_head(conn: AsyncConnection, keys: KeyChooser, *, where: str) -> Cipher:
+    """Upgrade to head and write the key check of a new store, in the caller's transaction;
+    return the store's cipher.
 
-    The key is checked again here, under the write lock (PostgreSQL: an advisory lock), so two
-    processes creating one store at once cannot write it with two keys.
+    The schema is read again here, under the write lock (PostgreSQL: an advisory lock), and
+    `keys` chooses the key for what is found, so two processes creating one store at once agree
+    on one key, and a store created meanwhile by another process is not taken for a new one.
 
     Raises:
-        KeyFileError: the store's key check is not `cipher`'s key (nothing was changed).
+        KeyFileError: the store's key check is not the key's (nothing was changed).
+        StoreError: `keys` refused (a lost store beside its key).
         StoreCorruptError: a newer schema.
     """
     if conn.dialect.name == "postgresql":
         await conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATION_LOCK)))
     state = await read_schema_state(conn, where)
-    if state.key_check is not None and not cipher.matches_key_check(state.key_check):
-        raise wrong_key(key_path, where)
+    cipher = keys(state)
     if state.revision != HEAD_REVISION:
-        await conn.run_sync(upgrade_to_head)
+        await conn.run_sync(upgrade_to_head, cipher)
     if state.key_check is None:
         check = cipher.make_key_check()
         await conn.execute(sa.insert(meta_table).values(key=KEY_CHECK, value=check))
+    return cipher

@@ -1,0 +1,225 @@
+"""Rows as records, or as damage: how both stores read a row (issue 8, items 3 and 6).
+
+A row is *damaged* when its MAC is missing or wrong (`store_mac`: changed outside tokenpost) or
+when it cannot be decoded (`store_codec`: unreadable JSON, a secret that does not decrypt). One
+damaged row never takes the others down:
+
+- a settings row (provider, SMTP, POP, alerts) is left out of every listing; reading it by name
+  raises DamagedRecordError, and `damaged` names it with the fix (`ports.SettingsStore`);
+- a token row reads as Invalid at its stored version and binding, with the reason and the fix,
+  so `token status` shows it and `token delete` / `token get` overwrite it by compare-and-set.
+
+`SqlStore` and `SqliteReader` both read through here, so they give the same answers and the same
+messages. Nothing here touches a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+from tokenpost.adapters import store_codec as codec
+from tokenpost.adapters.crypto import Cipher
+from tokenpost.adapters.store_mac import authentic
+from tokenpost.errors import DamagedRecordError, StoreCorruptError
+from tokenpost.ports import DamagedRecord, TokenRecord
+from tokenpost.settings.model import POP_PREFIX, SMTP_ID
+from tokenpost.text import Text
+from tokenpost.tokens.state import Invalid, NotAcquired, TokenState
+
+_T = TypeVar("_T")
+Row = Mapping[str, Any]
+TOKENS_TABLE: Final = "tokens"
+
+
+class Kind(Generic[_T]):
+    """One kind of settings record: its table, how a row names the record (``pop:NAME``…), how
+    it is decoded, what it is called in messages, and how an administrator rewrites it.
+
+    A plain class, not a dataclass: `token status` imports this module, and making a dataclass
+    costs start-up time (bench/startup.py)."""
+
+    __slots__ = ("decode", "fix", "label", "record_id", "table")
+
+    def __init__(
+        self,
+        table: str,
+        *,
+        record_id: Callable[[Row], str],
+        decode: Callable[[Row, Cipher], _T],
+        label: Callable[[Row], Text],
+        fix: Callable[[Row], Text],
+    ) -> None:
+        self.table = table
+        self.record_id = record_id
+        self.decode = decode
+        self.label = label
+        self.fix = fix
+
+
+def _name(row: Row) -> str:
+    return str(row.get("name"))
+
+
+PROVIDERS: Final = Kind(
+    "providers",
+    record_id=lambda row: "provider:" + _name(row),
+    decode=codec.provider_from_row,
+    label=lambda row: Text("provider {name!r}", name=_name(row)),
+    fix=lambda row: Text(
+        "add it again with 'tokenpost provider add {name}' and all its options", name=_name(row)
+    ),
+)
+SMTP: Final = Kind(
+    "smtp",
+    record_id=lambda row: SMTP_ID,
+    decode=codec.smtp_from_row,
+    label=lambda row: Text("setting {setting}", setting=SMTP_ID),
+    fix=lambda row: Text("set it again with 'tokenpost smtp set' and all its options"),
+)
+POP: Final = Kind(
+    "pop",
+    record_id=lambda row: POP_PREFIX + _name(row),
+    decode=codec.pop_from_row,
+    label=lambda row: Text("setting {setting}", setting=POP_PREFIX + _name(row)),
+    fix=lambda row: Text(
+        "set it again with 'tokenpost pop add {name}' and all its options, or remove it with"
+        " 'tokenpost pop remove {name}'",
+        name=_name(row),
+    ),
+)
+ALERTS: Final = Kind(
+    "alerts",
+    record_id=lambda row: "alerts",
+    decode=codec.alerts_from_row,
+    label=lambda row: Text("alert settings row"),
+    fix=lambda row: Text(
+        "reset them with 'tokenpost alerts clear', then set them again with 'tokenpost alerts set'"
+    ),
+)
+
+
+def read(kind: Kind[_T], cipher: Cipher, row: Row) -> _T:
+    """The record in `row`.
+
+    Raises:
+        DamagedRecordError: the row does not authenticate or cannot be decoded; the message
+            names the record and the fix.
+    """
+    problem = _problem(cipher, kind.table, row, kind.label(row))
+    if problem is None:
+        try:
+            return kind.decode(row, cipher)
+        except StoreCorruptError as error:
+            problem = error.text
+    raise DamagedRecordError("{problem}; {fix}", problem=problem, fix=kind.fix(row))
+
+
+def intact(kind: Kind[_T], cipher: Cipher, rows: Iterable[Row]) -> list[_T]:
+    """The records of the rows that are not damaged, in the rows' order."""
+    found = []
+    for row in rows:
+        try:
+            found.append(read(kind, cipher, row))
+        except DamagedRecordError:
+            continue
+    return found
+
+
+def damaged(kind: Kind[Any], cipher: Cipher, rows: Iterable[Row]) -> list[DamagedRecord]:
+    """The damaged rows among `rows`, each with the reason and the fix, in the rows' order."""
+    found = []
+    for row in rows:
+        try:
+            read(kind, cipher, row)
+        except DamagedRecordError as error:
+            found.append(DamagedRecord(kind.record_id(row), error.text))
+    return found
+
+
+def _problem(cipher: Cipher, table: str, row: Row, label: Text) -> Text | None:
+    if authentic(cipher, table, row):
+        return None
+    return Text(
+        "{what} in the store was changed outside tokenpost: it does not authenticate with the"
+        " store's key",
+        what=label,
+    )
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+def token_record(cipher: Cipher, setting_id: str, row: Row | None) -> TokenRecord:
+    """A `tokens` row as a TokenRecord; no row reads as Not acquired at version 0, and a damaged
+    row as Invalid (with the reason and the fix) at its stored version and binding. Never
+    raises for what the row holds."""
+    if row is None:
+        return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
+    updated_at = _number(row.get("updated_at"))
+    label = Text("token of {setting}", setting=setting_id)
+    problem = _problem(cipher, TOKENS_TABLE, row, label)
+    state: TokenState
+    if problem is None:
+        try:
+            state = decode_token(cipher, setting_id, row["public"], row["secrets"])
+        except StoreCorruptError as error:
+            problem = Text("the token of {setting}: {problem}", setting=setting_id, problem=error)
+    if problem is not None:
+        state = Invalid(reason=damage_reason(setting_id, problem), since=updated_at)
+    return TokenRecord(
+        setting_id,
+        state,
+        binding=str(row.get("binding")),
+        version=_version(row.get("version")),
+        updated_at=updated_at,
+    )
+
+
+def damage_reason(setting_id: str, problem: Text) -> str:
+    """The reason of a damaged token's Invalid state, with the fix.
+
+    English for now: `Invalid.reason` is a plain string. When the token core makes it a `Text`
+    (issue 8, item 11), return the Text itself so `token status --lang de` shows it in German.
+    """
+    reason = Text(
+        "{problem}; delete the token and obtain it again: 'tokenpost token delete {setting}',"
+        " then 'tokenpost token get {setting}'",
+        problem=problem,
+        setting=setting_id,
+    )
+    return str(reason)
+
+
+def decode_token(cipher: Cipher, setting_id: str, public_text: Any, blob: Any) -> TokenState:
+    """A token state from its row's `public` JSON and encrypted `secrets` blob.
+
+    Raises:
+        StoreCorruptError: the JSON is unreadable or the blob does not authenticate.
+    """
+    if not isinstance(public_text, str | bytes):
+        raise StoreCorruptError("{what} in the store is not valid JSON", what=_PUBLIC)
+    public = codec.loads_object(public_text, _PUBLIC)
+    secrets: dict[str, Any] = {}
+    if blob is not None:
+        if not isinstance(blob, bytes | bytearray | memoryview):
+            raise StoreCorruptError("the encrypted part of a token is not binary data")
+        plaintext = cipher.decrypt(bytes(blob), aad=setting_id.encode())
+        secrets = codec.loads_object(plaintext, Text("the encrypted part"))
+    return codec.decode_state(public, secrets)
+
+
+_PUBLIC: Final = Text("the public part")
+
+
+def _number(value: object) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return 0.0
+
+
+def _version(value: object) -> int:
+    # A version that is not a number (damaged) can still be overwritten: the compare-and-set
+    # of version 0 inserts, which this row's primary key refuses, so the writer re-reads. The
+    # stored value is kept when it is an integer, the only kind tokenpost writes.
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0

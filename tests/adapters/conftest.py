@@ -1,0 +1,43 @@
+"""Fixtures for the store's tests against real databases (see store_support)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from store_support import Backend
+
+from pg_support import PG_HOST, PG_PORT, fresh_database
+from tokenpost.adapters.home import Home, open_home
+from tokenpost.adapters.sql_store import SqlStore, open_store
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A fresh database for this session, dropped afterwards; skip when there is no server."""
+    with fresh_database("tokenpost_test") as name:
+        yield name
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Home:
+    return open_home(tmp_path / "home", {})
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, home: Home) -> Backend:
+    if request.param == "sqlite":
+        return Backend("sqlite", home, None)
+    database: str = request.getfixturevalue("postgres_database")
+    reset = Backend("postgres", home, None, database)
+    reset.execute("DROP SCHEMA public CASCADE")
+    reset.execute("CREATE SCHEMA public")
+    url = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
+    return Backend("postgres", home, url, database)
+
+
+@pytest.fixture
+async def store(backend: Backend) -> AsyncIterator[SqlStore]:
+    async with await open_store(backend.home, url=backend.url) as opened:
+        yield opened
