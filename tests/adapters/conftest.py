@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from store_support import Backend
 
 from pg_support import PG_HOST, PG_PORT, fresh_database
+from store_support import Backend
 from tokenpost.adapters.home import Home, open_home
 from tokenpost.adapters.sql_store import SqlStore, open_store
 
