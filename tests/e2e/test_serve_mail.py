@@ -4,6 +4,7 @@ alerts when a token becomes invalid, and a graceful SIGTERM."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import stat
 import subprocess
@@ -81,8 +82,9 @@ def test_serve_receives_on_schedule_logs_health_and_stops_gracefully(
     assert message_ids(folder) == [f"<fax-{n}@example.test>" for n in range(1, 4)]
     health = [line for line in lines if line["msg"].startswith("health ")]
     assert {"setting": "pop:fax", "state": "acquired"}.items() <= health[0].items()
-    assert isinstance(health[0]["expires_at"], float)
-    assert isinstance(health[0]["next_check"], float)
+    # Times in one format: ISO 8601 UTC, exactly as `token status --json` writes them.
+    assert health[0]["expires_at"] == cli.status()["pop:fax"]["expires_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", health[0]["next_check"])
     assert any(line["msg"] == "service stopped" for line in lines)
     assert all(line["level"] in {"debug", "info", "warning"} for line in lines), lines
     assert leaked_tokens(cli) == []

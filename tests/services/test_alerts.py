@@ -181,7 +181,8 @@ async def test_on_event_only_enqueues_and_the_hook_gets_argv_and_env(aw: AlertWo
     assert env["TOKENPOST_EVENT"] == "token_deleted"
     assert env["TOKENPOST_SETTING"] == "pop:fax"
     assert env["TOKENPOST_DETAIL"] == "revoked at the provider"
-    assert env["TOKENPOST_TIME"].endswith("UTC")
+    assert aw.clock.now() == 1_800_000_000
+    assert env["TOKENPOST_TIME"] == "2027-01-15T08:00:00Z"  # ISO 8601 UTC, as in JSON output
     assert aw.mailer.attempts == 0  # deleting is no reason for an alert mail
 
 

@@ -38,6 +38,7 @@ from typing import Final
 from tokenpost.clock import Clock
 from tokenpost.errors import OperationError, TokenpostError
 from tokenpost.i18n import translator
+from tokenpost.isotime import iso_utc
 from tokenpost.ports import CommandRunner, Store
 from tokenpost.services.targets import load_current, oauth_settings, target_of
 from tokenpost.settings.model import AlertSettings, MailSetting
@@ -201,7 +202,7 @@ class Alerter:
             "TOKENPOST_EVENT": event.name,
             "TOKENPOST_SETTING": event.setting_id,
             "TOKENPOST_DETAIL": event.detail,
-            "TOKENPOST_TIME": _iso(event.at),
+            "TOKENPOST_TIME": iso_utc(event.at),
         }
         try:
             result = await self.runner.run(argv, timeout=self.hook_timeout, env=env)
