@@ -97,14 +97,6 @@ class App:
         return Sender(self.store, self.refresher, self.clock, AioSmtpConnector())
 
 
-def _log_event(event: str, setting_id: str, detail: str) -> None:
-    import logging
-
-    logging.getLogger("tokenpost.events").info(
-        "%s %s%s", event, setting_id, f": {detail}" if detail else ""
-    )
-
-
 def _both(first: EventHook, second: EventHook) -> EventHook:
     def hook(event: str, setting_id: str, detail: str) -> None:
         first(event, setting_id, detail)
@@ -119,12 +111,13 @@ async def open_app(
     environ: Mapping[str, str],
     *,
     clock: Clock | None = None,
-    on_event: EventHook = _log_event,
+    on_event: EventHook | None = None,
 ) -> AsyncIterator[App]:
     """Open the home, its store and an HTTP client; close them on exit.
 
-    Events go to `on_event` and to the app's `Alerter` (hook command, alert mail); on exit the
-    events still queued are handled before anything closes, unless the work was cancelled.
+    Events go to the app's `Alerter` (one log line each, hook command, alert mail) and to
+    `on_event` if given; on exit the events still queued are handled before anything closes,
+    unless the work was cancelled.
 
     Raises:
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
@@ -167,7 +160,7 @@ async def open_app(
 
             lang = resolve_language(None, environ)
             alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=lang)
-            on_event = _both(on_event, alerter.on_event)
+            on_event = alerter.on_event if on_event is None else _both(on_event, alerter.on_event)
             app = App(
                 home=opened.path,
                 store=store,
