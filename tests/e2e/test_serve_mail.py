@@ -113,6 +113,9 @@ def test_serve_alerts_through_the_hook_when_the_smtp_token_becomes_invalid(
 
     assert code == 0, lines
     assert cli.status()["smtp"]["state"] == "invalid"
+    [invalid] = [line for line in lines if line.get("event") == "token_invalid"]  # said once
+    assert (invalid["setting"], invalid["level"]) == ("smtp", "warning")
+    assert "invalid_grant" in invalid["msg"]
     # The alert mail would need the SMTP token that just became invalid: the log carries it.
     warnings = [line["msg"] for line in lines if line["level"] == "warning"]
     assert any("alert" in text and "smtp" in text for text in warnings), warnings
