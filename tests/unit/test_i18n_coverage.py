@@ -92,15 +92,6 @@ PENDING: frozenset[str] = frozenset(
         "services/mailauth.py",
         "cli/send_cmd.py",
         "sasl.py",
-        # operations
-        "services/alerts.py",
-        "services/daemon.py",
-        "services/check.py",
-        "services/check_advice.py",
-        "cli/check_cmd.py",
-        "cli/serve_cmd.py",
-        "cli/setup_cmd.py",
-        "cli/alerts_cmd.py",
         # settings
         "cli/settings_cmds.py",
         "settings/document.py",
