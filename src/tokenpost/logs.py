@@ -8,8 +8,7 @@ redirect query).
 Log lines are for people: tokenpost's own lines (loggers ``tokenpost.*``, above DEBUG) are
 translated before they are formatted. Their format string is the msgid, so it must be a string
 literal with ``%s``-style placeholders; an argument that is a `Text` or a TokenpostError is shown
-in the same language, and a tuple of Texts as its parts joined by "; ". Debug lines are for
-developers and stay English.
+in the same language. Debug lines are for developers and stay English.
 """
 
 from __future__ import annotations
@@ -146,8 +145,6 @@ class TranslatingFilter(logging.Filter):
     def _argument(self, value: object) -> object:
         if isinstance(value, Text) or callable(getattr(value, "as_text", None)):
             return translate(value, self._gettext)
-        if isinstance(value, tuple) and any(isinstance(item, Text) for item in value):
-            return translate(value, self._gettext)  # parts of one line, joined by "; "
         return value
 
 

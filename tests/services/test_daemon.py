@@ -182,3 +182,12 @@ def test_a_setting_without_oauth_shows_its_method() -> None:
     line = health_line(row, None, "en")
     assert (line["msg"], line["state"]) == ("health smtp: auth=password", "auth=password")
     assert "expires_at" not in line
+
+
+def test_without_tokenpost_s_log_set_up_the_health_line_is_english(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tokenpost.serve"):
+        log_health(ACQUIRED, None)
+    [record] = caplog.records
+    assert record.getMessage().startswith("health pop:fax: Acquired; expires 2027-01-15")

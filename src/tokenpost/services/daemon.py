@@ -125,7 +125,7 @@ def log_health(row: SettingStatus, next_check: float | None) -> None:
         parts.append(as_text(row.reason))
     log.info(
         "health %s",
-        tuple(parts),
+        Text("{parts}", parts=tuple(parts)),  # shown joined by "; "
         extra={
             "setting": row.setting_id,
             "state": state,
