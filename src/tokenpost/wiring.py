@@ -97,18 +97,8 @@ class App:
         return Sender(self.store, self.refresher, self.clock, AioSmtpConnector())
 
 
-def _log_event(event: str, setting_id: str, detail: str) -> None:
-    import logging
-
-    log = logging.getLogger("tokenpost.events")
-    if detail:
-        log.info("%s %s: %s", event, setting_id, detail)
-    else:
-        log.info("%s %s", event, setting_id)
-
-
 def _both(first: EventHook, second: EventHook) -> EventHook:
-    def hook(event: str, setting_id: str, detail: str) -> None:
+    def hook(event: str, setting_id: str, detail: object) -> None:
         first(event, setting_id, detail)
         second(event, setting_id, detail)
 
@@ -121,12 +111,13 @@ async def open_app(
     environ: Mapping[str, str],
     *,
     clock: Clock | None = None,
-    on_event: EventHook = _log_event,
+    on_event: EventHook | None = None,
 ) -> AsyncIterator[App]:
     """Open the home, its store and an HTTP client; close them on exit.
 
-    Events go to `on_event` and to the app's `Alerter` (hook command, alert mail); on exit the
-    events still queued are handled before anything closes, unless the work was cancelled.
+    Events go to the app's `Alerter` (one log line each, hook command, alert mail) and to
+    `on_event` if given; on exit the events still queued are handled before anything closes,
+    unless the work was cancelled.
 
     Raises:
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
@@ -170,7 +161,7 @@ async def open_app(
 
             lang = resolve_language(None, environ)
             alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=lang)
-            on_event = _both(on_event, alerter.on_event)
+            on_event = alerter.on_event if on_event is None else _both(on_event, alerter.on_event)
             deleter = Deleter(store, http, lock, clock, resolver, on_event=on_event)
             app = App(
                 home=opened.path,

@@ -92,6 +92,9 @@ def test_alerts_speak_german(cli: Cli) -> None:
         "Alarm, wenn der Empfang 3600 s lang fehlschlägt",
     ]
     assert cli.ok("--lang", "de", "alerts", "clear").startswith("Alarmeinstellungen")
+    help_page = cli.ok("--lang", "de", "alerts", "set", "--help")
+    assert "Die angegebenen Alarmeinstellungen ändern" in help_page
+    assert "Ein Empfänger der Alarm-E-Mails" in help_page
 
 
 def test_pop_options(cli: Cli) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 from cli_support import ACCOUNT, Cli, acquire_by_device_flow, leaked_tokens
 
 from dovecot_support import Dovecot
@@ -194,3 +195,31 @@ def test_a_one_shot_command_runs_the_alert_hook_before_it_exits(
     assert runs[-1]["env"]["TOKENPOST_SETTING"] == "smtp"
     assert "sbx_at_" not in calls.read_text(encoding="utf-8")
     assert leaked_tokens(cli) == []
+
+
+def test_check_in_german_names_the_steps_and_the_fix(
+    cli: Cli, sandbox: Sandbox, smtp_peer: SmtpSandbox, tmp_path: Path
+) -> None:
+    ready_smtp(cli, sandbox, smtp_peer)
+    passed = cli.run("--lang", "de", "check", "smtp")
+    assert passed.returncode == 0, passed.stderr
+    lines = passed.stdout.splitlines()
+    assert lines[0].startswith("[  ok  ] Einstellungen vollständig")
+    assert "Verschlüsselungsregel" in lines[1]
+    assert any("Authentifizieren" in line for line in lines)
+    assert any("Token" in line and "gültig bis" in line for line in lines)
+    assert lines[-1] == "Verbindungstest bestanden."
+
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))  # a CA that did not sign the peer's cert
+    cli.ok("smtp", "set", "--ca-file", str(other_ca))
+    failed = cli.run("--lang", "de", "check", "smtp")
+    assert failed.returncode == 1
+    assert "[FEHLER] TLS" in failed.stdout
+    assert "Verbindungstest fehlgeschlagen bei: TLS" in failed.stderr
+    assert "Was zu tun ist: Das Zertifikat von" in failed.stderr
+    assert "--ca-file" in failed.stderr
+
+    wrong = cli.run("--lang", "de", "check", "nonsense")
+    assert wrong.returncode == 2
+    assert "ist keine Einstellung: Geben Sie smtp oder pop:NAME an" in wrong.stderr

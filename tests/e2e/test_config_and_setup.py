@@ -82,6 +82,7 @@ def test_setup_asks_for_the_quick_settings_then_gets_the_token(cli: Cli, sandbox
         "smtp.example.test",  # primary server
         "starttls",
         "587",
+        "",  # the mail server's CA: the system's trust store
         "30",
         ACCOUNT,  # account
         "",  # sender address: default (the account)

@@ -4,6 +4,7 @@ alerts when a token becomes invalid, and a graceful SIGTERM."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import stat
 import subprocess
@@ -81,8 +82,9 @@ def test_serve_receives_on_schedule_logs_health_and_stops_gracefully(
     assert message_ids(folder) == [f"<fax-{n}@example.test>" for n in range(1, 4)]
     health = [line for line in lines if line["msg"].startswith("health ")]
     assert {"setting": "pop:fax", "state": "acquired"}.items() <= health[0].items()
-    assert isinstance(health[0]["expires_at"], float)
-    assert isinstance(health[0]["next_check"], float)
+    # Times in one format: ISO 8601 UTC, exactly as `token status --json` writes them.
+    assert health[0]["expires_at"] == cli.status()["pop:fax"]["expires_at"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", health[0]["next_check"])
     assert any(line["msg"] == "service stopped" for line in lines)
     assert all(line["level"] in {"debug", "info", "warning"} for line in lines), lines
     assert leaked_tokens(cli) == []
@@ -111,6 +113,9 @@ def test_serve_alerts_through_the_hook_when_the_smtp_token_becomes_invalid(
 
     assert code == 0, lines
     assert cli.status()["smtp"]["state"] == "invalid"
+    [invalid] = [line for line in lines if line.get("event") == "token_invalid"]  # said once
+    assert (invalid["setting"], invalid["level"]) == ("smtp", "warning")
+    assert "invalid_grant" in invalid["msg"]
     # The alert mail would need the SMTP token that just became invalid: the log carries it.
     warnings = [line["msg"] for line in lines if line["level"] == "warning"]
     assert any("alert" in text and "smtp" in text for text in warnings), warnings

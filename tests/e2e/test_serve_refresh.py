@@ -63,7 +63,7 @@ def test_serve_refreshes_ahead_of_expiry_and_stops_on_sigterm(cli: Cli, sandbox:
     stats = sandbox.control.stats()
     assert stats.refresh_replays == 0
     assert cli.status()["smtp"]["state"] == "acquired"
-    assert "refreshed the token of smtp" in cli.all_output()  # the logs were read
+    assert "smtp: token refreshed" in cli.all_output()  # the logs were read
     assert leaked_tokens(cli) == []
 
 

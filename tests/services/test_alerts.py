@@ -16,7 +16,7 @@ import pytest
 from service_world import TOKEN_URL, provider, smtp_setting
 
 from fakes import FakeClock, MemoryLock, MemoryStore, ScriptedHttp, json_response
-from tokenpost.errors import OperationError, TokenpostError
+from tokenpost.errors import OperationError, StoreError, TokenpostError
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.ports import CommandResult
 from tokenpost.secret import Secret
@@ -181,7 +181,8 @@ async def test_on_event_only_enqueues_and_the_hook_gets_argv_and_env(aw: AlertWo
     assert env["TOKENPOST_EVENT"] == "token_deleted"
     assert env["TOKENPOST_SETTING"] == "pop:fax"
     assert env["TOKENPOST_DETAIL"] == "revoked at the provider"
-    assert env["TOKENPOST_TIME"].endswith("UTC")
+    assert aw.clock.now() == 1_800_000_000
+    assert env["TOKENPOST_TIME"] == "2027-01-15T08:00:00Z"  # ISO 8601 UTC, as in JSON output
     assert aw.mailer.attempts == 0  # deleting is no reason for an alert mail
 
 
@@ -426,6 +427,59 @@ async def test_receive_failing_alerts_once_per_episode(aw: AlertWorld) -> None:
     assert len(aw.mailer.mails) == 2
     assert aw.runner.events().count("receive_failed") == 9
     assert aw.runner.events().count("receive_recovered") == 1
+
+
+# -- the store cannot be written -----------------------------------------------------------------
+
+DISK_FULL = StoreError("cannot write the store: {reason}", reason="database or disk is full")
+
+
+async def test_store_unwritable_runs_the_hook_logs_and_mails_what_to_do(
+    aw: AlertWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="tokenpost"):
+        aw.alerter.on_event("store_unwritable", "pop:fax", DISK_FULL)
+        await aw.alerter.drain()
+
+    [(argv, _, env)] = aw.runner.calls
+    assert argv[-3:] == ["store_unwritable", "pop:fax", str(DISK_FULL)]
+    assert env["TOKENPOST_DETAIL"] == "cannot write the store: database or disk is full"
+    [(recipients, subject, body)] = aw.mailer.mails
+    assert recipients == ADMINS
+    assert subject == "tokenpost: the new token of pop:fax cannot be stored"
+    assert "database or disk is full" in body  # what happened
+    assert "kept in memory" in body
+    assert "free space" in body  # what to do
+    assert "do not restart tokenpost" in body  # and what not to
+    assert "tokenpost token get pop:fax" in body
+    [line] = [r for r in caplog.records if getattr(r, "event", None) == "store_unwritable"]
+    assert line.levelno == logging.ERROR
+    assert "database or disk is full" in line.getMessage()
+
+
+async def test_store_unwritable_mail_that_cannot_go_out_is_a_warning(
+    aw: AlertWorld, caplog: pytest.LogCaptureFixture
+) -> None:
+    aw.mailer.fail = OperationError("connection refused by smtp.example:587")
+    aw.alerter.on_event("store_unwritable", "smtp", DISK_FULL)
+    with caplog.at_level(logging.WARNING, logger="tokenpost.alerts"):
+        await aw.alerter.drain()
+    assert aw.runner.events() == ["store_unwritable"]
+    [record] = [r for r in caplog.records if "alert not mailed" in r.getMessage()]
+    assert record.levelno == logging.WARNING
+    assert "tokenpost: the new token of smtp cannot be stored" in record.getMessage()
+    assert "connection refused" in record.getMessage()
+
+
+async def test_store_unwritable_mail_in_german(aw: AlertWorld) -> None:
+    aw.alerter.lang = "de"
+    aw.alerter.on_event("store_unwritable", "smtp", DISK_FULL)
+    await aw.alerter.drain()
+    [(_, subject, body)] = aw.mailer.mails
+    assert subject == "tokenpost: das neue Token von smtp kann nicht gespeichert werden"
+    assert "Arbeitsspeicher" in body
+    assert "Starten Sie tokenpost nicht neu" in body
+    assert "tokenpost token get smtp" in body
 
 
 # -- the consumer task ------------------------------------------------------------------------

@@ -542,6 +542,7 @@ async def test_advice_in_german(cw: CheckWorld) -> None:
     cw.checker.lang = "de"
     report = await cw.check()
     assert report.fix == "Token abrufen: tokenpost token get smtp"
+    assert failed(report).detail == "es wurde kein Token abgerufen"  # the step's detail too
 
 
 async def test_no_secret_in_any_report(cw: CheckWorld) -> None:

@@ -65,15 +65,6 @@ PENDING: frozenset[str] = frozenset(
         "ports.py",
         "adapters/flight_lock.py",
         "adapters/pg_flight_lock.py",
-        # operations
-        "services/alerts.py",
-        "services/daemon.py",
-        "services/check.py",
-        "services/check_advice.py",
-        "cli/check_cmd.py",
-        "cli/serve_cmd.py",
-        "cli/setup_cmd.py",
-        "cli/alerts_cmd.py",
     }
 )
 

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING
 import click
 
 from tokenpost.cli.context import CliContext, pass_cli
+from tokenpost.cli.translated import group
 from tokenpost.settings.model import AlertSettings
 
 if TYPE_CHECKING:
     from tokenpost.wiring import App
 
 
-@click.group()
+@group()
 def alerts() -> None:
     """Who hears about token and receive trouble: alert mail recipients and a hook command."""
 
@@ -81,7 +82,7 @@ def _given(option: int | None, current: int) -> int:
 
 
 @alerts.command("show")
-@click.option("--json", "as_json", is_flag=True, help="One JSON document.")
+@click.option("--json", "as_json", is_flag=True, help="The alert settings as one JSON document.")
 @pass_cli
 def alerts_show(ctx: CliContext, as_json: bool) -> None:
     """Show the alert settings."""

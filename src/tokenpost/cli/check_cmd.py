@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 import click
 
 from tokenpost.cli.context import CliContext, pass_cli
+from tokenpost.cli.translated import command
 from tokenpost.i18n import N_
 
 if TYPE_CHECKING:
@@ -38,21 +39,24 @@ STEP_LABELS: Final[Mapping[str, str]] = {
 
 
 def _setting_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    from tokenpost.i18n import active
     from tokenpost.settings.model import parse_setting_id
 
     try:
         return parse_setting_id(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error)) from None
+    except ValueError:
+        _ = active().gettext
+        message = _("{value!r} is not a setting: give smtp or pop:NAME").format(value=value)
+        raise click.BadParameter(message) from None
 
 
-@click.command()
+@command()
 @click.argument("setting", callback=_setting_id, metavar="smtp|pop:NAME")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the steps and the fix.")
 @click.option(
     "--allow-plaintext",
     is_flag=True,
-    help="Allow security none for a server on loopback (local test or relay servers only).",
+    help="Allow security none for a mail server on loopback (test or relay servers only).",
 )
 @pass_cli
 def check(ctx: CliContext, setting: str, as_json: bool, allow_plaintext: bool) -> None:

@@ -10,9 +10,10 @@ import signal
 import click
 
 from tokenpost.cli.context import CliContext, pass_cli
+from tokenpost.cli.translated import command
 
 
-@click.command()
+@command()
 @click.option(
     "--refresh-margin",
     type=click.IntRange(0, 86400),

@@ -1,16 +1,19 @@
-"""Alerts: the administrator hears about token and receive trouble by mail and by a hook command.
+"""Alerts: the administrator hears about token, receive and store trouble in the log, by mail
+and by a hook command.
 
 Theory of operation. Services report what happens through an `EventHook` (event name, setting id,
-detail). `Alerter.on_event` is that hook: it only puts the event on a bounded queue, so a service
-never waits for a command or a mail server. `run()` (the consumer task of `tokenpost serve`)
-and `drain()` (one-shot commands, before they exit) take events off the queue in order and, for
-each one:
+detail; the names are `events.EVENTS`). `Alerter.on_event` is that hook: it writes the event's one
+log line (`events.log_event`) and puts the event on a bounded queue, so a service never waits
+for a command or a mail server. `run()` (the consumer task of `tokenpost serve`) and `drain()`
+(one-shot commands, before they exit) take events off the queue in order and, for each one:
 
 1. run the administrator's hook command, if one is set, with the event as arguments and
    environment variables (`AlertSettings.hook`);
 2. send an alert mail to `AlertSettings.recipients` through the SMTP setting when the event is
    one the administrator must act on: a token became Invalid; refreshing has failed for at least
-   `refresh_failing_after` seconds; receiving has failed for at least `receive_failing_after`.
+   `refresh_failing_after` seconds; receiving has failed for at least `receive_failing_after`; a
+   refreshed token cannot be stored (`store_unwritable`, which the refresh service emits once per
+   episode: the token is kept in memory, so the mail can still go out through the SMTP setting).
 
 Refresh failures are noticed by `check_refresh()`, which `run()` calls every `check_every`
 seconds: it reads `Acquired.failing_since` of every OAuth 2.0 setting and emits
@@ -29,39 +32,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import shlex
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import MappingProxyType
 from typing import Final
 
 from tokenpost.clock import Clock
 from tokenpost.errors import OperationError, TokenpostError
-from tokenpost.i18n import translator
+from tokenpost.isotime import iso_utc
 from tokenpost.ports import CommandRunner, Store
+from tokenpost.services.alert_mails import (
+    invalid_mail,
+    receive_failing_mail,
+    refresh_failing_mail,
+    store_unwritable_mail,
+)
+from tokenpost.services.events import EVENTS, log_event
 from tokenpost.services.targets import load_current, oauth_settings, target_of
 from tokenpost.settings.model import AlertSettings, MailSetting
+from tokenpost.text import Text, as_text
 from tokenpost.tokens.state import Acquired
 
 log = logging.getLogger("tokenpost.alerts")
 
-# The stable event names (hook arguments, TOKENPOST_EVENT, logs). A contract: never rename one.
-EVENTS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "authorization_required": "a device flow waits for the administrator; detail: the "
-        "verification address",
-        "token_acquired": "a token was obtained (device, browser or app-only flow)",
-        "token_refreshed": "a token was refreshed",
-        "token_invalid": "a token can no longer be refreshed and must be obtained again; "
-        "detail: the reason (alert mail)",
-        "token_deleted": "the administrator deleted a token; detail: what revocation did",
-        "refresh_failing": "refreshing has failed for refresh_failing_after seconds; detail: "
-        "the last error (alert mail, once per run of failures)",
-        "receive_failed": "a POP check failed; detail: the reason (alert mail once it has "
-        "failed for receive_failing_after seconds, once per episode)",
-        "receive_recovered": "a POP check succeeded after failures; ends the episode",
-    }
-)
+__all__ = ["EVENTS", "Alerter", "SendAlert"]
 
 SendAlert = Callable[[Sequence[str], str, str], Awaitable[None]]
 """Sends one alert mail: (recipients, subject, body). Raises TokenpostError when it cannot."""
@@ -77,7 +70,7 @@ _OUTPUT_EXCERPT: Final = 200
 class _Event:
     name: str
     setting_id: str
-    detail: str
+    detail: Text  # shown in the alert mail's language; the hook gets it in English
     at: float  # when it was reported, not when it was handled
 
 
@@ -108,10 +101,12 @@ class Alerter:
     def __post_init__(self) -> None:
         self._queue = asyncio.Queue(maxsize=self.queue_limit)
 
-    def on_event(self, event: str, setting_id: str, detail: str) -> None:
-        """The services' EventHook: enqueue and return at once (never waits, never raises)."""
+    def on_event(self, event: str, setting_id: str, detail: object) -> None:
+        """The services' EventHook: write the event's log line, enqueue the event and return at
+        once (never waits, never raises). `detail`: a string, a `Text` or an error."""
+        log_event(event, setting_id, detail)
         try:
-            self._queue.put_nowait(_Event(event, setting_id, detail, self.clock.now()))
+            self._queue.put_nowait(_Event(event, setting_id, as_text(detail), self.clock.now()))
         except asyncio.QueueFull:
             self._dropped += 1
             if self._dropped == 1:  # once per overflow, not once per dropped event
@@ -192,16 +187,17 @@ class Alerter:
     async def _run_hook(self, alerts: AlertSettings, event: _Event) -> None:
         if not alerts.hook:
             return
+        detail = str(event.detail)  # English: what scripts match on does not change with --lang
         try:
-            argv = [*shlex.split(alerts.hook), event.name, event.setting_id, event.detail]
+            argv = [*shlex.split(alerts.hook), event.name, event.setting_id, detail]
         except ValueError as error:
             log.warning("alert hook not run: cannot split the command: %s", error)
             return
         env = {
             "TOKENPOST_EVENT": event.name,
             "TOKENPOST_SETTING": event.setting_id,
-            "TOKENPOST_DETAIL": event.detail,
-            "TOKENPOST_TIME": _iso(event.at),
+            "TOKENPOST_DETAIL": detail,
+            "TOKENPOST_TIME": iso_utc(event.at),
         }
         try:
             result = await self.runner.run(argv, timeout=self.hook_timeout, env=env)
@@ -236,6 +232,8 @@ class Alerter:
                 )
             case "receive_failed":
                 return self._receive_failed(alerts, event)
+            case "store_unwritable":
+                return store_unwritable_mail(self.lang, event.setting_id, event.detail)
             case "receive_recovered":
                 self._receive.pop(event.setting_id, None)
         return None
@@ -274,68 +272,6 @@ class Alerter:
         return state if isinstance(state, Acquired) else None
 
 
-def invalid_mail(lang: str, setting_id: str, reason: str) -> tuple[str, str]:
-    """Subject and body of the alert for a token that became Invalid."""
-    _ = translator(lang).gettext
-    subject = _("tokenpost: the token of {setting} is invalid").format(setting=setting_id)
-    body = _(
-        "The token of {setting} can no longer be used: {reason}\n\n"
-        "Mail that uses this setting stops until a new token is obtained. Delete the token "
-        "and obtain it again:\n\n"
-        "  tokenpost token delete {setting}\n"
-        "  tokenpost token get {setting}\n"
-    ).format(setting=setting_id, reason=reason or "-")
-    return subject, body
-
-
-def refresh_failing_mail(
-    lang: str, setting_id: str, reason: str, *, since: float, now: float
-) -> tuple[str, str]:
-    """Subject and body of the alert for refreshing that has failed since `since`."""
-    _ = translator(lang).gettext
-    subject = _("tokenpost: refreshing the token of {setting} keeps failing").format(
-        setting=setting_id
-    )
-    body = _(
-        "Refreshing the token of {setting} has failed since {since} ({minutes} min).\n"
-        "Last error: {reason}\n\n"
-        "The token is kept and refreshing is retried. When the current access token expires, "
-        "mail that uses this setting stops. Check the connection to the provider (network, "
-        "proxy, firewall, the provider's status).\n"
-    ).format(**_failing_fields(setting_id, reason, since=since, now=now))
-    return subject, body
-
-
-def receive_failing_mail(
-    lang: str, setting_id: str, reason: str, *, since: float, now: float
-) -> tuple[str, str]:
-    """Subject and body of the alert for receiving that has failed since `since`."""
-    _ = translator(lang).gettext
-    subject = _("tokenpost: receiving mail for {setting} keeps failing").format(setting=setting_id)
-    body = _(
-        "Receiving mail for {setting} has failed since {since} ({minutes} min).\n"
-        "Last error: {reason}\n\n"
-        "Messages stay on the server until receiving works again. Run the connection test to "
-        "see which step fails:\n\n"
-        "  tokenpost check {setting}\n"
-    ).format(**_failing_fields(setting_id, reason, since=since, now=now))
-    return subject, body
-
-
-def _failing_fields(setting_id: str, reason: str, *, since: float, now: float) -> dict[str, str]:
-    """The placeholders of a "keeps failing" mail."""
-    return {
-        "setting": setting_id,
-        "since": _iso(since),
-        "minutes": str(int((now - since) // 60)),
-        "reason": reason or "-",
-    }
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _last_line(output: str) -> str:
+def _last_line(output: str) -> str | Text:
     lines = [line for line in output.splitlines() if line.strip()]
-    return lines[-1][:_OUTPUT_EXCERPT] if lines else "(no output)"
+    return lines[-1][:_OUTPUT_EXCERPT] if lines else Text("(no output)")

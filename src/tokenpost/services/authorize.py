@@ -124,8 +124,8 @@ class Authorizer:
                 return
             try:
                 await self._poll_once(target, record, flow)
-            except OAuthError as error:
-                log.warning("authorization of %s ended: %s", setting_id, error)
+            except OAuthError:
+                return  # the end of the flow is recorded and logged (`_end_locked`)
 
     # -- app-only ------------------------------------------------------------------------------
 
@@ -302,8 +302,7 @@ class Authorizer:
             self.store, record, Granted(grant, self.clock.now()), binding=target.binding
         )
         assert isinstance(saved.state, Acquired)  # noqa: S101 - Granted always yields Acquired
-        self.on_event("token_acquired", target.setting_id, "")
-        log.info("acquired a token for %s", target.setting_id)
+        self.on_event("token_acquired", target.setting_id, "")  # its log line: events.py
         return saved.state
 
     async def _abandon(self, target: Target, mine: PendingFlow, reason: str) -> None:

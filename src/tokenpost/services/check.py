@@ -58,6 +58,7 @@ from tokenpost.settings.model import (
     use_of,
 )
 from tokenpost.settings.validate import pop_problems, smtp_problems
+from tokenpost.text import Gettext, Text
 from tokenpost.tokens.state import Acquired, Invalid, TokenState, WaitingForAuthorization
 
 # What a connector may call the TLS step; the report always says "tls".
@@ -111,13 +112,14 @@ class _Run:
     """The steps so far, each reported to `on_step` as it completes."""
 
     on_step: StepHook
+    gettext: Gettext  # the language of the details and the fix
     steps: list[Step] = field(default_factory=list)
 
     def passed(self, step: str, detail: str = "") -> None:
         self._add(Step(step, True, detail))
 
     def failed(self, setting_id: str, failure: _StepFailed) -> CheckReport:
-        self._add(Step(failure.step, False, str(failure.error)))
+        self._add(Step(failure.step, False, failure.error.translate(self.gettext)))
         exit_code = 2 if isinstance(failure.error, UsageError) else 1
         return CheckReport(setting_id, tuple(self.steps), failure.fix, exit_code)
 
@@ -177,7 +179,7 @@ class Checker:
     ) -> CheckReport:
         """Run the connection test for `setting_id` ("smtp" or "pop:NAME"). Failures of the
         test are in the report; only programming errors raise."""
-        run = _Run(on_step)
+        run = _Run(on_step, translator(self.lang).gettext)
         try:
             setting = await self._settings(setting_id)
             run.passed("settings", _describe(setting))
@@ -186,7 +188,8 @@ class Checker:
                     setting.security, setting.server, setting.auth, allow_plaintext=allow_plaintext
                 )
             except PlaintextRefusedError as error:
-                raise _StepFailed("encryption", error, advice.plaintext(error)) from error
+                fix = advice.plaintext(self.lang, error)
+                raise _StepFailed("encryption", error, fix) from error
             run.passed("encryption", setting.security.value)
             if isinstance(setting, SmtpSetting):
                 await self._smtp(setting, run)
@@ -318,13 +321,13 @@ class Checker:
             return _("refreshed, valid until {when}").format(when=_utc(expires_at))
         return _("valid until {when}").format(when=_utc(expires_at))
 
-    def _state_text(self, state: TokenState) -> str:
-        _ = translator(self.lang).gettext
+    @staticmethod
+    def _state_text(state: TokenState) -> Text:
         if isinstance(state, Invalid):
-            return _("the token is invalid: {reason}").format(reason=state.reason)
+            return Text("the token is invalid: {reason}", reason=state.reason)
         if isinstance(state, WaitingForAuthorization):
-            return _("the token is waiting for authorization")
-        return _("no token has been obtained")
+            return Text("the token is waiting for authorization")
+        return Text("no token has been obtained")
 
 
 def _expected(setting: MailSetting) -> tuple[str, ...]:

@@ -40,9 +40,9 @@ def setting_incomplete(lang: str, setting: MailSetting) -> str:
     return _("Complete the POP setting: tokenpost pop add {name} …").format(name=setting.name)
 
 
-def plaintext(error: PlaintextRefusedError) -> str:
+def plaintext(lang: str, error: PlaintextRefusedError) -> str:
     """The refusal says what to do already."""
-    return str(error)
+    return error.translate(translator(lang).gettext)
 
 
 def transport(lang: str, setting: MailSetting, error: TokenpostError) -> str:

@@ -12,17 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
 from tokenpost.clock import Clock
+from tokenpost.i18n import state_label
+from tokenpost.isotime import iso_utc
 from tokenpost.ports import Store
 from tokenpost.services.alerts import Alerter
 from tokenpost.services.receive import Receiver
 from tokenpost.services.scheduler import Scheduler
 from tokenpost.services.status import SettingStatus, status
+from tokenpost.text import Text, as_text
 
 log = logging.getLogger("tokenpost.serve")
 
@@ -100,28 +102,34 @@ class Daemon:
 
 
 def log_health(row: SettingStatus, next_check: float | None) -> None:
-    """One INFO line per setting, with the state and times as structured fields."""
-    state = row.state.value if row.state is not None else f"auth={row.auth}"
-    parts = [f"{row.setting_id}: {state}"]
-    if row.expires_at is not None:
-        parts.append(f"expires {_iso(row.expires_at)}")
-    if next_check is not None:
-        parts.append(f"next check {_iso(next_check)}")
+    """One INFO line per setting, in the log's language, with the setting, the state and the
+    times as structured fields (times in ISO 8601 UTC, as `token status --json` writes them)."""
+    expires_at = None if row.expires_at is None else iso_utc(row.expires_at)
+    next_at = None if next_check is None else iso_utc(next_check)
+    shown: Text
+    if row.state is not None:
+        state = row.state.value
+        # The English label is the label's msgid: the line shows it in the log's language.
+        shown = Text(state_label(state, "en"))
+    else:
+        state = f"auth={row.auth}"
+        shown = Text.verbatim(state)
+    parts = [Text("{setting}: {state}", setting=row.setting_id, state=shown)]
+    if expires_at is not None:
+        parts.append(Text("expires {when}", when=expires_at))
+    if next_at is not None:
+        parts.append(Text("next check {when}", when=next_at))
     if row.failures:
-        parts.append(f"{row.failures} refresh failures")
+        parts.append(Text("refresh failures: {count}", count=row.failures))
     if row.reason:
-        parts.append(row.reason)
+        parts.append(as_text(row.reason))
     log.info(
         "health %s",
-        "; ".join(parts),
+        Text("{parts}", parts=tuple(parts)),  # shown joined by "; "
         extra={
             "setting": row.setting_id,
             "state": state,
-            "expires_at": row.expires_at,
-            "next_check": next_check,
+            "expires_at": expires_at,
+            "next_check": next_at,
         },
     )
-
-
-def _iso(when: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))

@@ -53,8 +53,7 @@ class Deleter:
             result = await self._revoke(target, record.state)
             if not isinstance(record.state, NotAcquired):
                 await transition(self.store, record, Deleted(), binding=target.binding)
-        self.on_event("token_deleted", setting_id, result.detail)
-        log.info("deleted the token of %s (%s)", setting_id, result.detail)
+        self.on_event("token_deleted", setting_id, result.detail)  # its log line: events.py
         return result
 
     async def revoke(self, target: Target, state: TokenState) -> DeleteResult:

@@ -230,9 +230,8 @@ class Receiver:
     def _announce(self, report: SettingReport) -> None:
         setting_id = report.setting_id
         if report.error is not None:
-            log.warning("%s: receiving failed: %s", setting_id, report.error)
             self._failing.add(setting_id)
-            self.on_event(RECEIVE_FAILED, setting_id, str(report.error))
+            self.on_event(RECEIVE_FAILED, setting_id, report.error)  # its log line: events.py
             return
         log.info(
             "%s: %d fetched, %d deleted, %d delivered before, %d commands run",

@@ -46,11 +46,12 @@ from tokenpost.tokens.state import Acquired, Invalid, WaitingForAuthorization
 
 log = logging.getLogger("tokenpost.refresh")
 
-EventHook = Callable[[str, str, str], None]  # (event name, setting id, detail)
+# (event name, setting id, detail: a string, a Text or an error, shown in the reader's language)
+EventHook = Callable[[str, str, object], None]
 
 
-def ignore_event(event: str, setting_id: str, detail: str) -> None:
-    """The default EventHook: events are only logged by the services themselves."""
+def ignore_event(event: str, setting_id: str, detail: object) -> None:
+    """The default EventHook: nobody is listening."""
     del event, setting_id, detail
 
 
@@ -141,8 +142,7 @@ class Refresher:
             # Anything else the provider or the network did may pass: keep the token, retry.
             return await self._failed(target, record, state, error)
         await transition(self.store, record, Refreshed(grant, now), binding=target.binding)
-        self.on_event("token_refreshed", target.setting_id, "")
-        log.info("refreshed the token of %s", target.setting_id)
+        self.on_event("token_refreshed", target.setting_id, "")  # its log line: events.py
         return AccessToken(grant.access_token, now)
 
     async def _request_grant(self, target: Target, state: Acquired, now: float) -> TokenGrant:
@@ -169,8 +169,7 @@ class Refresher:
         await transition(
             self.store, record, GrantRevoked(reason, self.clock.now()), binding=target.binding
         )
-        self.on_event("token_invalid", target.setting_id, reason)
-        log.warning("the token of %s is invalid: %s", target.setting_id, reason)
+        self.on_event("token_invalid", target.setting_id, reason)  # its log line: events.py
 
     async def _failed(
         self, target: Target, record: TokenRecord, state: Acquired, error: TokenpostError
@@ -181,10 +180,10 @@ class Refresher:
         await transition(
             self.store, record, RefreshFailed(str(error), retry_at, now), binding=target.binding
         )
-        log.warning("refresh of %s failed, retrying later: %s", target.setting_id, error)
         if is_usable(state, now):
+            log.warning("refresh of %s failed, retrying later: %s", target.setting_id, error)
             return AccessToken(state.access_token, state.obtained_at)
-        raise error
+        raise error  # the caller reports it (`refresh_if_due` logs it): one line per failure
 
 
 def _unavailable(setting_id: str, record: TokenRecord) -> str:
