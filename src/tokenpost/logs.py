@@ -88,7 +88,11 @@ _RULES: Final = (
     # A bearer token anywhere, e.g. in a decoded XOAUTH2 string ("auth=Bearer …").
     _Rule(re.compile(rf"(?i)\bbearer\s+(?P<value>{_TOKEN68})"), words=_PROSE),
     # SMTP and POP3 AUTH with an initial response (RFC 4954, RFC 5034).
-    _Rule(re.compile(r"(?i)\bAUTH\s+[A-Z0-9_-]+\s+(?P<value>\S+)"), words=_PROSE_OR_MECHANISM),
+    # The command is upper case as clients send it; "--auth oauth2" (an option) is no command.
+    _Rule(
+        re.compile(r"(?<![\w-])AUTH\s+[A-Za-z0-9_-]+\s+(?P<value>\S+)"),
+        words=_PROSE_OR_MECHANISM,
+    ),
     # XOAUTH2 ("user=…") and OAUTHBEARER ("n,a=…", "n,,") payloads in base64, on any line.
     _Rule(re.compile(r"(?<![A-Za-z0-9+/])(?P<value>(?:dXNlcj1|bixh|biws)[A-Za-z0-9+/]{8,}={0,2})")),
     # POP3 PASS (RFC 1939): the password is the rest of the line.

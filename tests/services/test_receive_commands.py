@@ -279,7 +279,9 @@ async def test_a_failed_session_still_runs_the_commands_of_what_it_stored(rw: Re
 
     assert (report.fetched, report.commands_run) == (1, 1)
     assert report.error is not None
-    assert rw.events == [("receive_failed", "pop:fax", str(report.error))]
+    assert [(e, s, str(d)) for e, s, d in rw.events] == [
+        ("receive_failed", "pop:fax", str(report.error))
+    ]
     rw.server.broken_retr = set()
     healed = (await rw.receiver.receive()).settings[0]
     assert (healed.fetched, healed.commands_run) == (2, 2)

@@ -109,10 +109,12 @@ def _undecodable_argument(argv: list[str]) -> tuple[int, str | None, bool] | Non
 
     Python decodes the command line with surrogateescape: bytes that are not UTF-8 become lone
     surrogates, which nothing downstream can encode or show. The argument's value is never
-    shown: it may be a secret (--password, --client-secret).
+    shown: it may be a secret (--password, --client-secret). A path to a file that exists is
+    not text but a name, which POSIX allows to be any bytes (a scan `send` attaches, a
+    `--body-file`): it passes, and the commands that use it keep its bytes.
     """
     for index, arg in enumerate(argv):
-        if _is_text(arg):
+        if _is_text(arg) or os.path.lexists(arg):
             continue
         option, equals, _value = arg.partition("=")
         if equals and option.startswith("--") and _is_text(option):

@@ -186,7 +186,7 @@ class Pop3Client:
                 Text("{verb} is not allowed in state {state}", verb=verb, state=state)
             )
         if verb == "PASS" and not self._user_accepted:
-            raise LocalProtocolError(Text("PASS must follow a USER that got +OK"))
+            raise LocalProtocolError(Text("a USER that got +OK must come before PASS"))
         if verb == "STLS" and self._stls_done:
             raise LocalProtocolError(Text("STLS was already done on this connection"))
 
