@@ -1,7 +1,8 @@
 """Upgrades against real databases (SQLite file, PostgreSQL at 127.0.0.1:5432). Schema 0002: the
 POP options and the alert settings are stored, and a store at 0001 is migrated with its data kept
 and the new fields at their defaults. Schema 0003: a store at 0002 gets a MAC for every row and
-reads as before; from then on a row changed behind tokenpost's back is refused."""
+reads as before; from then on a row changed behind tokenpost's back is refused. Schema 0004: a
+provider's redirect URI and proxy, NULL for the providers already there, whose MACs stay valid."""
 
 from __future__ import annotations
 
@@ -252,3 +253,21 @@ async def test_the_fast_reader_reads_a_store_upgraded_from_0002(db: Db) -> None:
         assert (await reader.load_token("pop:fax")).state == TOKEN
     finally:
         await reader.close()
+
+
+async def test_a_0003_store_gets_the_provider_columns_and_keeps_its_macs(db: Db) -> None:
+    async with await db.open() as store:
+        await store.put_provider(PROVIDER)
+        await store.put_smtp(SMTP)
+    db.downgrade("0003")
+    async with await db.open() as store:
+        assert await store.damaged_records() == []
+        assert await store.get_provider("m365") == PROVIDER  # redirect_uri, proxy: None
+        changed = dataclasses.replace(
+            PROVIDER, redirect_uri="http://localhost/tp", proxy="http://proxy:3128"
+        )
+        await store.put_provider(changed)
+        assert await store.get_provider("m365") == changed
+    db.run("UPDATE providers SET proxy = 'http://evil:3128'")
+    async with await db.open() as store:
+        assert [d.record_id for d in await store.damaged_records()] == ["provider:m365"]

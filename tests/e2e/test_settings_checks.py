@@ -146,3 +146,30 @@ def test_validation_errors_and_export_comments_in_german(
         line for line in english.splitlines() if not line.startswith("#")
     ]
     assert ACCOUNT not in exported
+
+
+def test_a_provider_keeps_its_redirect_uri_and_proxy(cli: Cli) -> None:
+    base = ("provider", "add", "m365", "--preset", "microsoft", "--client-id", "c-1")
+    cli.ok(*base)
+    shown = json.loads(cli.ok("provider", "list", "--json"))["providers"][0]
+    assert (shown["redirect_uri"], shown["proxy"]) == ("http://localhost", None)
+    cli.ok(*base, "--redirect-uri", "http://localhost/tokenpost", "--proxy", "http://proxy:3128")
+    shown = json.loads(cli.ok("provider", "list", "--json"))["providers"][0]
+    assert (shown["redirect_uri"], shown["proxy"]) == (
+        "http://localhost/tokenpost",
+        "http://proxy:3128",
+    )
+    cli.ok(*base, "--redirect-uri", "", "--proxy", "")  # '' is the default again
+    shown = json.loads(cli.ok("provider", "list", "--json"))["providers"][0]
+    assert (shown["redirect_uri"], shown["proxy"]) == ("http://localhost", None)
+
+
+def test_a_bad_redirect_uri_or_proxy_is_refused_with_its_rule(cli: Cli) -> None:
+    result = cli.run(
+        "provider", "add", "m365", "--preset", "microsoft", "--client-id", "c-1",
+        "--redirect-uri", "http://[::1]", "--proxy", "http://user:pw@proxy:3128",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "redirect_uri: Microsoft does not accept [::1]" in result.stderr
+    assert "proxy: must not hold a user name or password" in result.stderr
+    assert "pw@" not in result.stderr

@@ -159,6 +159,8 @@ def test_every_model_field_is_exported() -> None:
         smtp_scope=("s",),
         pop_scope=("p",),
         ca_file="/ca.pem",
+        redirect_uri="http://127.0.0.1:8400/cb",
+        proxy="http://proxy:3128",
     )
     full_smtp = replace(SMTP, password=Secret("x"), ca_file="/ca.pem")
     full_pop = replace(FAX, provider="p", ca_file="/ca.pem", leave_on_server=True)

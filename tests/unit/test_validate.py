@@ -20,14 +20,8 @@ from tokenpost.settings.model import (
     Security,
     SmtpSetting,
 )
-from tokenpost.settings.validate import (
-    pop_problems,
-    provider_problems,
-    smtp_problems,
-    validate_pop,
-    validate_provider,
-    validate_smtp,
-)
+from tokenpost.settings.provider_rules import provider_problems, validate_provider
+from tokenpost.settings.validate import pop_problems, smtp_problems, validate_pop, validate_smtp
 
 MS = Provider("m365", Preset.MICROSOFT, "00001111-aaaa-2222-bbbb-3333cccc4444")
 GOOGLE = Provider("gmail", Preset.GOOGLE, "123-abc.apps.googleusercontent.com", Secret("gsecret"))

@@ -56,6 +56,17 @@ def provider() -> None:
 @click.option(
     "--ca-file", help="CA certificate(s) (PEM) to verify this provider's TLS with; '' for none."
 )
+@click.option(
+    "--redirect-uri",
+    help="The browser flow's redirect URI as registered with the provider (default: "
+    "microsoft http://localhost, google and generic http://127.0.0.1; without a port, a free "
+    "one is chosen); '' for the default.",
+)
+@click.option(
+    "--proxy",
+    help="HTTP proxy for this provider, http://HOST:PORT (default: HTTPS_PROXY and NO_PROXY "
+    "of the environment); '' for the default.",
+)
 @pass_cli
 def provider_add(ctx: CliContext, name: str, **options: Any) -> None:
     """Add or replace provider NAME. Tokens obtained through it are discarded and revoked when a
@@ -77,6 +88,8 @@ def provider_add(ctx: CliContext, name: str, **options: Any) -> None:
         smtp_scope=_scopes(options["smtp_scope"]),
         pop_scope=_scopes(options["pop_scope"]),
         ca_file=ca_file_option(options["ca_file"]),
+        redirect_uri=options["redirect_uri"] or None,
+        proxy=options["proxy"] or None,
     )
     discarded = ctx.run(lambda app: app.settings.put_provider(value))
     click.echo(_("Provider {name} saved.").format(name=name))
@@ -116,7 +129,7 @@ def _provider_row(ctx: CliContext, p: Provider) -> list[str]:
 
 
 def _provider_json(p: Provider) -> dict[str, object]:
-    from tokenpost.oauth.providers import default_flow, effective_flow
+    from tokenpost.oauth.providers import default_flow, effective_flow, redirect_uri_for
 
     flow = effective_flow(p)
     return {
@@ -130,6 +143,8 @@ def _provider_json(p: Provider) -> dict[str, object]:
         "tenant": p.tenant,
         "issuer": p.issuer,
         "scope": list(p.scope) if p.scope else None,
+        "redirect_uri": redirect_uri_for(p),  # the one the browser flow uses
+        "proxy": p.proxy,  # null: the environment's HTTPS_PROXY / NO_PROXY
     }
 
 

@@ -51,6 +51,8 @@ class _PresetSpec:
     issuer_needs_guid_tenant: bool = False  # Entra's `iss` names the tenant by its GUID
     default_tenant: str = ""
     authorization_extra: tuple[tuple[str, str], ...] = ()
+    # What the provider's portal registers for a native app's loopback redirect (RFC 8252 §7.3).
+    redirect_uri: str = "http://127.0.0.1"
 
 
 _MS: Final = "https://login.microsoftonline.com/{tenant}"
@@ -68,6 +70,10 @@ _PRESETS: Final[Mapping[Preset, _PresetSpec]] = MappingProxyType(
             issuer=f"{_MS}/v2.0",
             issuer_needs_guid_tenant=True,
             default_tenant="organizations",
+            # The portal's "Mobile and desktop applications" platform takes http://localhost
+            # and ignores the port when matching; an http://127.0.0.1 redirect can only be added
+            # through the manifest (protocols.md §1.7).
+            redirect_uri="http://localhost",
         ),
         Preset.GOOGLE: _PresetSpec(
             # Google's device flow refuses the Gmail scope (protocols.md §2.3).
@@ -94,6 +100,17 @@ def default_flow(preset: Preset) -> Flow:
 
 def effective_flow(provider: Provider) -> Flow:
     return provider.flow or default_flow(provider.preset)
+
+
+def default_redirect_uri(preset: Preset) -> str:
+    """The loopback redirect URI a preset's portal registers: Microsoft ``http://localhost``,
+    Google desktop apps and generic providers ``http://127.0.0.1`` (any port, RFC 8252 §7.3)."""
+    return _PRESETS[preset].redirect_uri
+
+
+def redirect_uri_for(provider: Provider) -> str:
+    """The redirect URI the browser flow uses: the provider's own, else its preset's."""
+    return provider.redirect_uri or default_redirect_uri(provider.preset)
 
 
 def _with_explicit(provider: Provider, base: Endpoints) -> Endpoints:

@@ -22,13 +22,12 @@ from tokenpost.settings.document import (
     first_per_field,
 )
 from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
-from tokenpost.settings.validate import (
+from tokenpost.settings.provider_rules import (
     GENERIC_SCOPE_RULE,
-    pop_problems,
     provider_problems,
     provider_subject,
-    smtp_problems,
 )
+from tokenpost.settings.validate import pop_problems, smtp_problems
 from tokenpost.text import Text
 
 

@@ -25,12 +25,8 @@ from tokenpost.settings.model import (
     Provider,
     SmtpSetting,
 )
-from tokenpost.settings.validate import (
-    alert_problems,
-    pop_problems,
-    provider_problems,
-    smtp_problems,
-)
+from tokenpost.settings.provider_rules import provider_problems
+from tokenpost.settings.validate import alert_problems, pop_problems, smtp_problems
 from tokenpost.text import Text
 
 SUBJECT: Final = Text("settings file")

@@ -78,6 +78,13 @@ class Provider:
     smtp_scope: tuple[str, ...] | None = None
     pop_scope: tuple[str, ...] | None = None
     ca_file: str | None = None
+    # The browser flow's loopback redirect URI as registered with the provider (RFC 8252 §7.3);
+    # None: the preset's (oauth.providers.redirect_uri_for). Without a port, a free one is
+    # chosen each time.
+    redirect_uri: str | None = None
+    # An HTTP(S) proxy for this provider's endpoints (no password: that belongs in HTTPS_PROXY);
+    # None: the environment's HTTPS_PROXY / NO_PROXY.
+    proxy: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

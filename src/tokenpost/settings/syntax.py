@@ -119,3 +119,54 @@ def command_rule(text: str) -> str | None:
     if not words or not is_program(words[0]):
         return N_("the program (first word) must be an absolute path or a name without '/'")
     return None
+
+
+LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "[::1]"})
+
+
+def loopback_redirect_rule(uri: str) -> str | None:
+    """The rule a browser flow's redirect URI breaks (a msgid), or None.
+
+    RFC 8252 §7.3 and §8.3: ``http`` on a loopback host, an optional port (none: a free port is
+    chosen when the flow starts, which Microsoft and Google both accept; RFC 8252 §7.3 requires
+    authorization servers to), an optional path, no query, fragment or user:password@.
+    """
+    if SPACE_OR_CONTROL.search(uri) or "#" in uri or "?" in uri:
+        return N_("must be http://localhost, http://127.0.0.1 or http://[::1], no query or #")
+    try:
+        parts = urlsplit(uri)
+        _ = parts.port  # a port that is not 0-65535 raises ValueError
+    except ValueError:
+        return N_("must be http://localhost, http://127.0.0.1 or http://[::1], no query or #")
+    host = parts.netloc.rpartition(":")[0] if parts.port is not None else parts.netloc
+    if parts.scheme != "http" or host.lower() not in LOOPBACK_HOSTS:
+        return N_("must be http://localhost, http://127.0.0.1 or http://[::1], no query or #")
+    if parts.port == 0:
+        return N_("the port must be 1-65535, or none for a free port chosen at each start")
+    return None
+
+
+def proxy_rule(url: str) -> str | None:
+    """The rule an HTTP proxy URL breaks (a msgid), or None: ``http://`` or ``https://``, a
+    host, an optional port, nothing else. A proxy password is never stored in a setting: it
+    belongs in the HTTPS_PROXY variable of tokenpost's environment."""
+    if SPACE_OR_CONTROL.search(url) or "#" in url or "?" in url:
+        return N_("must be http://HOST:PORT or https://HOST:PORT")
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError:
+        return N_("must be http://HOST:PORT or https://HOST:PORT")
+    if "@" in parts.netloc:
+        return N_(
+            "must not hold a user name or password; put a proxy that needs one in the "
+            "HTTPS_PROXY variable of tokenpost's environment"
+        )
+    if (
+        parts.scheme not in ("http", "https")
+        or parts.hostname is None
+        or not is_host(parts.hostname)
+        or parts.path not in ("", "/")
+    ):
+        return N_("must be http://HOST:PORT or https://HOST:PORT")
+    return None

@@ -268,6 +268,8 @@ def _read_provider(name: str, r: _TableReader) -> Provider:
         smtp_scope=r.strings("smtp_scope"),
         pop_scope=r.strings("pop_scope"),
         ca_file=r.optional_text("ca_file"),
+        redirect_uri=r.optional_text("redirect_uri"),
+        proxy=r.optional_text("proxy"),
     )
 
 

@@ -95,6 +95,8 @@ providers_table: Final = sa.Table(
             "smtp_scope",
             "pop_scope",
             "ca_file",
+            "redirect_uri",
+            "proxy",
         )
     ),
     _mac(),
