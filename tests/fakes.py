@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from tokenpost.errors import ConflictError, UsageError
+from tokenpost.errors import ConflictError, FlightLockBusyError, UsageError
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.ports import DamagedRecord, TokenRecord
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
@@ -104,12 +104,25 @@ class MemoryStore:
 
 @dataclass
 class MemoryLock:
+    """The flight lock of one process; `timeout` bounds the wait as the real locks do."""
+
     locks: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        async with self.locks[key]:
+    async def hold(self, key: str, *, timeout: float | None = None) -> AsyncIterator[None]:
+        lock = self.locks[key]
+        if timeout is not None and lock.locked():
+            try:
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    await lock.acquire()
+            except TimeoutError:
+                raise FlightLockBusyError("{setting} is busy", setting=key) from None
+        else:
+            await lock.acquire()
+        try:
             yield
+        finally:
+            lock.release()
 
 
 Responder = Callable[[HttpRequest], HttpResponse]

@@ -102,7 +102,22 @@ class Store(SettingsStore, TokenStore, Protocol):
 class FlightLock(Protocol):
     """Mutual exclusion per key across coroutines and processes that share a home."""
 
-    def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
+    def hold(
+        self,
+        key: str,
+        *,
+        timeout: float | None = None,
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the lock for `key` until the block exits.
+
+        Waiting is bounded: by `timeout` seconds when given (0: take it only if it is free
+        now), else by the lock's own limit.
+
+        Raises:
+            FlightLockBusyError: another holder kept it for the whole wait.
+            StoreError: the lock cannot be taken at all.
+        """
+        ...
 
 
 class RedirectListener(Protocol):
