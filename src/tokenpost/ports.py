@@ -120,6 +120,39 @@ class FlightLock(Protocol):
         ...
 
 
+class FlowOwners(Protocol):
+    """Which process waits for a pending authorization (`WaitingForAuthorization.owner_*`).
+
+    A flow whose owner is gone has ended: nobody will finish it, and the token it replaced must
+    serve again. Owners are told apart by host and id; only owners on this host can be checked.
+    """
+
+    def claim(self) -> tuple[str, str] | None:
+        """(host, owner id) naming this process as the owner of the flows it starts, marked so
+        that other processes see it alive until it exits (even by SIGKILL); None when owners
+        are not tracked."""
+        ...
+
+    def is_gone(self, host: str, owner_id: str) -> bool:
+        """True when the owner `owner_id` was on this host and no longer runs. An owner on
+        another host, or one that cannot be checked, is never reported gone."""
+        ...
+
+
+class _UntrackedOwners:
+    """FlowOwners that track nothing: flows are judged by their expiry alone."""
+
+    def claim(self) -> tuple[str, str] | None:
+        return None
+
+    def is_gone(self, host: str, owner_id: str) -> bool:
+        del host, owner_id
+        return False
+
+
+UNTRACKED_OWNERS: FlowOwners = _UntrackedOwners()
+
+
 class RedirectListener(Protocol):
     """A loopback HTTP listener for the authorization-code redirect (RFC 8252 §7.3)."""
 

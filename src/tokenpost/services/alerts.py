@@ -41,7 +41,7 @@ from tokenpost.i18n import translator
 from tokenpost.ports import CommandRunner, Store
 from tokenpost.services.targets import load_current, oauth_settings, target_of
 from tokenpost.settings.model import AlertSettings, MailSetting
-from tokenpost.tokens.state import Acquired
+from tokenpost.tokens.state import Acquired, in_force
 
 log = logging.getLogger("tokenpost.alerts")
 
@@ -174,7 +174,7 @@ class Alerter:
             if self._refresh_alerted.get(setting_id) == state.failing_since:
                 continue
             self._refresh_alerted[setting_id] = state.failing_since
-            self.on_event("refresh_failing", setting_id, state.last_error or "")
+            self.on_event("refresh_failing", setting_id, str(state.last_error or ""))
 
     # -- one event -----------------------------------------------------------------------------
 
@@ -271,7 +271,7 @@ class Alerter:
         except TokenpostError as error:
             log.debug("alerts: %s: %s", setting.setting_id, error)
             return None
-        return state if isinstance(state, Acquired) else None
+        return in_force(state)  # a pending re-authorization keeps a token that can fail
 
 
 def invalid_mail(lang: str, setting_id: str, reason: str) -> tuple[str, str]:

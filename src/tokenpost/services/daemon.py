@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from tokenpost.clock import Clock
+from tokenpost.i18n import show
 from tokenpost.ports import Store
 from tokenpost.services.alerts import Alerter
 from tokenpost.services.receive import Receiver
@@ -110,7 +111,7 @@ def log_health(row: SettingStatus, next_check: float | None) -> None:
     if row.failures:
         parts.append(f"{row.failures} refresh failures")
     if row.reason:
-        parts.append(row.reason)
+        parts.append(show(row.reason))
     log.info(
         "health %s",
         "; ".join(parts),

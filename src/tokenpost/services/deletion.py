@@ -18,6 +18,7 @@ from tokenpost.secret import Secret
 from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.services.refresh import EventHook, ignore_event
 from tokenpost.services.targets import Target, load_target, transition
+from tokenpost.text import Text
 from tokenpost.tokens.machine import Deleted
 from tokenpost.tokens.state import Acquired, NotAcquired, TokenState, WaitingForAuthorization
 
@@ -32,7 +33,7 @@ class DeleteResult:
     no revocation endpoint. `detail` says which, for the administrator."""
 
     revoked: bool | None
-    detail: str
+    detail: Text
 
 
 @dataclass
@@ -53,27 +54,30 @@ class Deleter:
             result = await self._revoke(target, record.state)
             if not isinstance(record.state, NotAcquired):
                 await transition(self.store, record, Deleted(), binding=target.binding)
-        self.on_event("token_deleted", setting_id, result.detail)
+        self.on_event("token_deleted", setting_id, str(result.detail))
         log.info("deleted the token of %s (%s)", setting_id, result.detail)
         return result
 
     async def _revoke(self, target: Target, state: TokenState) -> DeleteResult:
         token, hint = _revocable(state)
         if token is None:
-            return DeleteResult(None, "no token to revoke")
+            return DeleteResult(None, Text("no token to revoke"))
         try:
             endpoints = await self.resolver.resolve(target.provider)
             if not endpoints.revocation:
-                return DeleteResult(None, "the provider has no revocation endpoint")
+                return DeleteResult(None, Text("the provider has no revocation endpoint"))
             request = rfc7009.revocation_request(endpoints.revocation, target.client, token, hint)
             response = await self.http.send(
                 request, ca_file=target.provider.ca_file, timeout=REVOKE_TIMEOUT
             )
         except TokenpostError as error:
-            return DeleteResult(False, f"revocation failed: {error}")
+            return DeleteResult(False, Text("revocation failed: {reason}", reason=error))
         if rfc7009.revocation_succeeded(response):
-            return DeleteResult(True, "revoked at the provider")
-        return DeleteResult(False, f"the provider answered HTTP {response.status} to revocation")
+            return DeleteResult(True, Text("revoked at the provider"))
+        return DeleteResult(
+            False,
+            Text("the provider answered HTTP {status} to revocation", status=response.status),
+        )
 
 
 Hint = Literal["refresh_token", "access_token"]
