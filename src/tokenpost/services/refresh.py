@@ -48,7 +48,7 @@ from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.services.holdings import EXIT_GRACE, STORE_RETRY_CAP, STORE_RETRY_FIRST, Holdings
 from tokenpost.services.targets import Target, load_current, load_target
 from tokenpost.settings.model import Flow
-from tokenpost.text import Text, as_text
+from tokenpost.text import as_text
 from tokenpost.tokens.machine import GrantRevoked, Refreshed, RefreshFailed, TokenEvent, apply
 from tokenpost.tokens.policy import (
     DEFAULT_REFRESH_MARGIN,
@@ -368,8 +368,3 @@ def _unavailable(setting_id: str, state: TokenState) -> TokenUnavailableError:
     return TokenUnavailableError(
         "{setting} has no token: run 'tokenpost token get {setting}'", setting=setting_id
     )
-
-
-def unavailable_reason(setting_id: str, state: TokenState) -> Text:
-    """Why the setting has no token in force (the message of `TokenUnavailableError`)."""
-    return _unavailable(setting_id, state).text

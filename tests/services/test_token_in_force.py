@@ -289,3 +289,18 @@ async def test_a_flow_that_ended_elsewhere_is_not_reported_as_acquired(world: Wo
         await world.authorizer.obtain("smtp", ended_elsewhere)
     assert await stored(world) == old
     assert not isinstance(await stored(world), NotAcquired)
+
+
+async def test_a_connection_is_reused_while_the_previous_token_serves(world: World) -> None:
+    from test_send import DRAFT, FakeSmtp
+
+    from tokenpost.services.send import Sender
+
+    await pending(world, previous_token(world, expires_in=3000))
+    server = FakeSmtp()
+    async with Sender(world.store, world.refresher, world.clock, server).session() as outbox:
+        for _ in range(3):
+            await outbox.send(DRAFT)
+    assert server.connects == 1  # the token in force is not taken for an expired one
+    assert len(server.messages) == 3
+    assert all("at-old" in token for token in server.tokens)
