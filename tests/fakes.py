@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from tokenpost.errors import ConflictError, UsageError
+from tokenpost.errors import ConflictError, FlightLockBusyError, StoreError, UsageError
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.ports import DamagedRecord, TokenRecord
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
@@ -103,13 +103,46 @@ class MemoryStore:
 
 
 @dataclass
+class RefusingStore(MemoryStore):
+    """A MemoryStore whose token writes fail with StoreError while `refusing` (a full disk, a
+    read-only file system): what the refresher must survive without losing a grant."""
+
+    refusing: bool = False
+    refused: int = 0
+
+    async def save_token(
+        self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
+    ) -> TokenRecord:
+        if self.refusing:
+            await asyncio.sleep(0)
+            self.refused += 1
+            raise StoreError("the store {where} failed: {detail}", where="memory", detail="full")
+        return await super().save_token(
+            setting_id, state, binding=binding, expected_version=expected_version
+        )
+
+
+@dataclass
 class MemoryLock:
+    """The flight lock of one process; `timeout` bounds the wait as the real locks do."""
+
     locks: dict[str, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
 
     @asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
-        async with self.locks[key]:
+    async def hold(self, key: str, *, timeout: float | None = None) -> AsyncIterator[None]:
+        lock = self.locks[key]
+        if timeout is not None and lock.locked():
+            try:
+                async with asyncio.timeout(max(timeout, 0.0)):
+                    await lock.acquire()
+            except TimeoutError:
+                raise FlightLockBusyError("{setting} is busy", setting=key) from None
+        else:
+            await lock.acquire()
+        try:
             yield
+        finally:
+            lock.release()
 
 
 Responder = Callable[[HttpRequest], HttpResponse]
@@ -139,3 +172,20 @@ class ScriptedHttp:
 
 def json_response(status: int, body: object) -> HttpResponse:
     return HttpResponse(status, json.dumps(body).encode(), (("content-type", "application/json"),))
+
+
+@dataclass
+class FakeOwners:
+    """FlowOwners: this process is `mine` on `host`; `gone` lists owners known to be gone."""
+
+    host: str = "host-a"
+    mine: str = "0" * 32
+    gone: set[str] = field(default_factory=set)
+    claims: int = 0
+
+    def claim(self) -> tuple[str, str] | None:
+        self.claims += 1
+        return self.host, self.mine
+
+    def is_gone(self, host: str, owner_id: str) -> bool:
+        return host == self.host and owner_id in self.gone

@@ -12,7 +12,8 @@
         │   ├── KeyFileError            key file missing or not the key the store was written with
         │   ├── StoreCorruptError       unreadable rows or database file
     │   │   └── DamagedRecordError  one settings record is damaged; the others are intact
-        │   └── ConflictError           a compare-and-set lost against a newer write
+        │   ├── ConflictError           a compare-and-set lost against a newer write
+        │   └── FlightLockBusyError     another process held a token's flight lock too long
         ├── TransportError              no usable exchange with a provider or mail server (DNS,
         │                               refused, TLS, timeout, connection dropped)
         │   └── TlsVerifyError          the peer's certificate did not verify
@@ -143,6 +144,12 @@ class DamagedRecordError(StoreCorruptError):
 
 class ConflictError(StoreError):
     """A compare-and-set write found a newer version: re-read and decide again."""
+
+
+class FlightLockBusyError(StoreError):
+    """Another tokenpost process held a token's flight lock for the whole bounded wait: it is
+    refreshing or authorizing, or it keeps a token the store would not take (disk full,
+    read-only) until it can write it. The message says what to do."""
 
 
 class NotFoundError(UsageError):

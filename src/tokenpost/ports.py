@@ -103,7 +103,55 @@ class Store(SettingsStore, TokenStore, Protocol):
 class FlightLock(Protocol):
     """Mutual exclusion per key across coroutines and processes that share a home."""
 
-    def hold(self, key: str) -> AbstractAsyncContextManager[None]: ...
+    def hold(
+        self,
+        key: str,
+        *,
+        timeout: float | None = None,
+    ) -> AbstractAsyncContextManager[None]:
+        """Hold the lock for `key` until the block exits.
+
+        Waiting is bounded: by `timeout` seconds when given (0: take it only if it is free
+        now), else by the lock's own limit.
+
+        Raises:
+            FlightLockBusyError: another holder kept it for the whole wait.
+            StoreError: the lock cannot be taken at all.
+        """
+        ...
+
+
+class FlowOwners(Protocol):
+    """Which process waits for a pending authorization (`WaitingForAuthorization.owner_*`).
+
+    A flow whose owner is gone has ended: nobody will finish it, and the token it replaced must
+    serve again. Owners are told apart by host and id; only owners on this host can be checked.
+    """
+
+    def claim(self) -> tuple[str, str] | None:
+        """(host, owner id) naming this process as the owner of the flows it starts, marked so
+        that other processes see it alive until it exits (even by SIGKILL); None when owners
+        are not tracked."""
+        ...
+
+    def is_gone(self, host: str, owner_id: str) -> bool:
+        """True when the owner `owner_id` was on this host and no longer runs. An owner on
+        another host, or one that cannot be checked, is never reported gone."""
+        ...
+
+
+class _UntrackedOwners:
+    """FlowOwners that track nothing: flows are judged by their expiry alone."""
+
+    def claim(self) -> tuple[str, str] | None:
+        return None
+
+    def is_gone(self, host: str, owner_id: str) -> bool:
+        del host, owner_id
+        return False
+
+
+UNTRACKED_OWNERS: FlowOwners = _UntrackedOwners()
 
 
 class RedirectListener(Protocol):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tokenpost.clock import Clock
-    from tokenpost.ports import FlightLock, HttpClient, Store
+    from tokenpost.ports import FlightLock, FlowOwners, HttpClient, Store
     from tokenpost.services.alerts import Alerter
     from tokenpost.services.authorize import Authorizer
     from tokenpost.services.check import Checker
@@ -117,13 +117,16 @@ async def open_app(
 
     Events go to the app's `Alerter` (one log line each, hook command, alert mail) and to
     `on_event` if given; on exit the events still queued are handled before anything closes,
-    unless the work was cancelled.
+    unless the work was cancelled. Then the refresher gets a few seconds to save tokens the store
+    had refused (`Refresher.close`, which says so on stderr when it cannot), and this process
+    stops owning its pending flows.
 
     Raises:
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
     """
     from tokenpost.adapters.commands import SubprocessRunner
     from tokenpost.adapters.flight_lock import FileFlightLock
+    from tokenpost.adapters.flow_owners import FileFlowOwners
     from tokenpost.adapters.home import open_home
     from tokenpost.adapters.host_checks import FileSystemChecks
     from tokenpost.adapters.http_httpx import HttpxClient
@@ -155,6 +158,7 @@ async def open_app(
                 # exchange (30 s timeout), hence twice that.
                 lock = PgFlightLock(store_url, local=lock, lock_timeout_s=60.0)
             resolver = EndpointResolver(http)
+            owners = FileFlowOwners(opened.lock_dir)
 
             async def send_alert(recipients: Sequence[str], subject: str, body: str) -> None:
                 await app.send_alert(recipients, subject, body)
@@ -173,21 +177,43 @@ async def open_app(
                 settings=SettingsService(
                     store, lock, FileSystemChecks(), revoker=deleter, resolver=resolver
                 ),
-                refresher=Refresher(store, http, lock, clock, resolver, on_event=on_event),
+                refresher=Refresher(
+                    store, http, lock, clock, resolver, on_event=on_event, owners=owners
+                ),
                 authorizer=Authorizer(
-                    store, http, lock, clock, resolver, open_redirect_listener, on_event=on_event
+                    store,
+                    http,
+                    lock,
+                    clock,
+                    resolver,
+                    open_redirect_listener,
+                    on_event=on_event,
+                    owners=owners,
                 ),
                 deleter=deleter,
                 alerter=alerter,
             )
             try:
-                yield app
-            except Exception:
+                try:
+                    yield app
+                except Exception:
+                    await alerter.drain()
+                    raise
                 await alerter.drain()
-                raise
-            await alerter.drain()
+            finally:
+                # Also when cancelled (Ctrl-C): a held token is saved if the store allows.
+                await app.refresher.close()
+                owners.close()
     finally:
         await store.close()
+
+
+def flow_owners(home: Path | None, environ: Mapping[str, str]) -> FlowOwners:
+    """The flow owners of the home, for readers (`token status`) that judge pending flows."""
+    from tokenpost.adapters.flow_owners import FileFlowOwners
+    from tokenpost.adapters.home import open_home
+
+    return FileFlowOwners(open_home(home, environ).lock_dir)
 
 
 def open_fast_reader(home: Path | None, environ: Mapping[str, str]) -> Store | None:

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from lock_support import assert_never_overlapped, run_workers, worker_script
 from tokenpost.adapters.flight_lock import FileFlightLock, lock_file_name
+from tokenpost.errors import FlightLockBusyError, StoreError
+from tokenpost.i18n import translator
 
 WORKER = worker_script("FileFlightLock(Path(sys.argv[1]))")
 
@@ -211,3 +213,61 @@ async def test_lock_of_a_killed_process_is_released(tmp_path: Path) -> None:
         await process.wait()
     async with asyncio.timeout(2), lock.hold("smtp"):
         pass
+
+
+# --- bounded waits --------------------------------------------------------------------------------
+
+
+async def test_a_lock_held_by_another_process_is_busy_after_the_wait(tmp_path: Path) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOLDER, str(tmp_path), stdout=asyncio.subprocess.PIPE
+    )
+    assert process.stdout is not None
+    try:
+        async with asyncio.timeout(30):
+            assert await process.stdout.readline() == b"held\n"
+        lock = FileFlightLock(tmp_path, lock_timeout_s=0.3)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(FlightLockBusyError) as caught:
+            async with lock.hold("smtp"):
+                pytest.fail("two holders at once")
+        assert 0.25 <= loop.time() - started < 10
+        message = str(caught.value)
+        assert "another tokenpost process kept the token of smtp locked for 0.3 s" in message
+        assert "make it writable" in message  # the fix
+        assert isinstance(caught.value, StoreError)
+        german = caught.value.translate(translator("de").gettext)
+        assert "smtp" in german
+        assert german != message
+        # timeout=0: only when free now.
+        started = loop.time()
+        with pytest.raises(FlightLockBusyError, match="locked for 0 s"):
+            async with lock.hold("smtp", timeout=0):
+                pytest.fail("two holders at once")
+        assert loop.time() - started < 5
+    finally:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+    async with asyncio.timeout(5), lock.hold("smtp", timeout=0):
+        pass
+
+
+async def test_the_queue_of_this_process_counts_toward_the_wait(tmp_path: Path) -> None:
+    lock = FileFlightLock(tmp_path, lock_timeout_s=60)
+    fds = open_fds()
+    async with lock.hold("smtp"):
+        with pytest.raises(FlightLockBusyError):
+            async with asyncio.timeout(10), lock.hold("smtp", timeout=0.2):
+                pytest.fail("two holders at once")
+        with pytest.raises(FlightLockBusyError):
+            async with lock.hold("smtp", timeout=0):
+                pytest.fail("two holders at once")
+    assert open_fds() == fds
+    async with asyncio.timeout(1), lock.hold("smtp", timeout=0):
+        pass
+
+
+def test_a_negative_timeout_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="negative"):
+        FileFlightLock(tmp_path, lock_timeout_s=-1)

@@ -21,7 +21,7 @@ from lock_support import assert_never_overlapped, run_workers, worker_script
 from pg_support import PG_HOST, PG_PORT, fresh_database
 from tokenpost.adapters.flight_lock import FileFlightLock
 from tokenpost.adapters.pg_flight_lock import PgFlightLock
-from tokenpost.errors import StoreError, UsageError
+from tokenpost.errors import FlightLockBusyError, StoreError, UsageError
 
 psycopg = pytest.importorskip("psycopg", reason="psycopg (the postgres extra) is not installed")
 
@@ -211,7 +211,7 @@ async def test_a_given_local_lock_is_taken_first(
     name = app_names()
     lock = PgFlightLock(pg.url(name), local=FileFlightLock(tmp_path), lock_timeout_s=0.3)
     async with FileFlightLock(tmp_path).hold("smtp"):
-        with pytest.raises(StoreError, match=r"smtp was not free within 0\.3 s"):
+        with pytest.raises(FlightLockBusyError, match=r"smtp locked for 0\.3 s"):
             async with lock.hold("smtp"):
                 pytest.fail("the local lock was not taken")
         assert await pg.connections(name) == 0
@@ -295,7 +295,7 @@ async def test_cancelling_the_holder_releases(pg: Observer, app_names: Callable[
 # --- bounded waits and errors ---------------------------------------------------------------------
 
 
-async def test_a_lock_not_free_in_time_raises_store_error(
+async def test_a_lock_not_free_in_time_raises_the_busy_error(
     pg: Observer, app_names: Callable[[], str]
 ) -> None:
     waiter_name = app_names()
@@ -303,7 +303,7 @@ async def test_a_lock_not_free_in_time_raises_store_error(
     waiter = PgFlightLock(pg.url(waiter_name), lock_timeout_s=0.3)
     async with holder.hold("pop:fax"):
         started = time.monotonic()
-        with pytest.raises(StoreError, match=r"flight lock for pop:fax was not free within 0\.3 s"):
+        with pytest.raises(FlightLockBusyError, match=r"token of pop:fax locked for 0\.3 s"):
             async with waiter.hold("pop:fax"):
                 pytest.fail("two holders at once")
         assert 0.25 <= time.monotonic() - started < 3
@@ -316,7 +316,7 @@ async def test_the_wait_in_the_local_queue_counts_toward_the_timeout(
 ) -> None:
     lock = PgFlightLock(pg.url(app_names()), lock_timeout_s=0.3)
     async with lock.hold("smtp"):
-        with pytest.raises(StoreError, match=r"smtp was not free within 0\.3 s"):
+        with pytest.raises(FlightLockBusyError, match=r"smtp locked for 0\.3 s"):
             async with lock.hold("smtp"):
                 pytest.fail("two holders at once")
 
@@ -426,3 +426,18 @@ async def _enter(lock: PgFlightLock) -> None:
 
 async def _is(value: Awaitable[object], expected: object) -> bool:
     return await value == expected
+
+
+async def test_a_timeout_of_one_hold_overrides_the_default(
+    pg: Observer, app_names: Callable[[], str]
+) -> None:
+    holder = PgFlightLock(pg.url(app_names()))
+    waiter = PgFlightLock(pg.url(app_names()), lock_timeout_s=60)
+    async with holder.hold("smtp"):
+        started = time.monotonic()
+        with pytest.raises(FlightLockBusyError, match=r"smtp locked for 0\.5 s"):
+            async with waiter.hold("smtp", timeout=0.5):
+                pytest.fail("two holders at once")
+        assert time.monotonic() - started < 10
+    async with asyncio.timeout(5), waiter.hold("smtp", timeout=2):
+        pass

@@ -44,6 +44,7 @@ from tokenpost.settings.model import (
     Security,
     SmtpSetting,
 )
+from tokenpost.text import Text
 from tokenpost.tokens.state import Acquired, Invalid, NotAcquired, TokenState
 
 # --- values with every field set to something other than its default ------------------------------
@@ -68,6 +69,7 @@ def options(hint: Any, label: str) -> list[Any]:
         int: 40 + number,
         str: f"text[{label}]",
         bool: True,  # every bool field defaults to False
+        Text: Text("{label} happened", label=label),
     }
     if origin is tuple:
         return [(f"{label}-1", f"{label}-2")]

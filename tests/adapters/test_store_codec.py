@@ -26,6 +26,7 @@ from tokenpost.settings.model import (
     Security,
     SmtpSetting,
 )
+from tokenpost.text import Text
 from tokenpost.tokens.state import (
     Acquired,
     Invalid,
@@ -78,6 +79,8 @@ def strategy_for(hint: Any) -> st.SearchStrategy[Any]:
         int: st.integers(),
         str: st.text(max_size=30),
         bool: st.booleans(),
+        Text: st.text(max_size=30).map(Text.verbatim)
+        | st.builds(lambda x: Text("settings changed: {x}", x=x), st.text(max_size=10)),
     }
     if hint in simple:
         return simple[hint]

@@ -81,7 +81,7 @@ def test_delete_revokes_and_forgets(cli: Cli, sandbox: Sandbox) -> None:
     assert cli.status()["smtp"]["state"] == "acquired"
 
     out = cli.ok("token", "delete", "smtp", "--yes")
-    assert "Token deleted." in out
+    assert "Token deleted (" in out
     assert "revoked" in out
     assert cli.status()["smtp"]["state"] == "not_acquired"
     assert any(r.reason == "revocation" for r in sandbox.control.stats().revoked)
@@ -93,5 +93,5 @@ def test_delete_without_a_reachable_provider_still_forgets(cli: Cli, sandbox: Sa
     assert spawned.finish()[0] == 0
     sandbox.control.fault("revoke", "http_503")
     out = cli.ok("token", "delete", "smtp", "--yes")
-    assert "Token deleted." in out
+    assert "Token deleted (" in out
     assert cli.status()["smtp"]["state"] == "not_acquired"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -80,7 +81,7 @@ def test_text_mode_shows_code_and_qr(cli: Cli, sandbox: Sandbox) -> None:
     code, err = spawned.finish()
     out = "".join(lines) + "".join(cli.outputs)
     assert code == 0, err
-    assert "Token acquired." in out
+    assert "Token acquired (valid until " in out
     assert "█" in out or "▀" in out or "▄" in out  # the QR code
 
 
@@ -127,6 +128,13 @@ def test_ctrl_c_leaves_the_flow_cleanly(cli: Cli, sandbox: Sandbox) -> None:
     row = cli.status()["smtp"]
     assert row["state"] == "not_acquired"
     assert "cancelled" in row["reason"]
+    # The reason was recorded as a text, so it reads in the reader's language.
+    german = cli.run("--lang", "de", "token", "status")
+    assert german.returncode == 3  # the token serves no mail
+    assert "Nicht abgerufen" in german.stdout
+    assert "die Autorisierung wurde abgebrochen" in german.stdout
+    german_json = json.loads(cli.run("--lang", "de", "token", "status", "--json").stdout)
+    assert german_json["settings"][0]["reason"] == "die Autorisierung wurde abgebrochen"
 
 
 def test_token_get_on_a_password_setting_is_usage_error(cli: Cli, sandbox: Sandbox) -> None:

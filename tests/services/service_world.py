@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fakes import FakeClock, MemoryLock, MemoryStore, ScriptedHttp
+from typing import Any
+
+from fakes import FakeClock, FakeOwners, MemoryLock, MemoryStore, ScriptedHttp
 from tokenpost.secret import Secret
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.deletion import Deleter
@@ -50,11 +52,12 @@ def smtp_setting(**overrides: object) -> SmtpSetting:
 
 
 class World:
-    def __init__(self) -> None:
-        self.store = MemoryStore()
+    def __init__(self, store: MemoryStore | None = None, **refresher_options: Any) -> None:
+        self.store = store if store is not None else MemoryStore()
         self.http = ScriptedHttp()
         self.lock = MemoryLock()
         self.clock = FakeClock()
+        self.owners = FakeOwners()
         self.events: list[tuple[str, str]] = []
         resolver = EndpointResolver(self.http)
 
@@ -62,10 +65,23 @@ class World:
             self.events.append((event, setting_id))
 
         self.refresher = Refresher(
-            self.store, self.http, self.lock, self.clock, resolver, on_event=hook
+            self.store,
+            self.http,
+            self.lock,
+            self.clock,
+            resolver,
+            on_event=hook,
+            **refresher_options,
         )
         self.authorizer = Authorizer(
-            self.store, self.http, self.lock, self.clock, resolver, _no_listener, on_event=hook
+            self.store,
+            self.http,
+            self.lock,
+            self.clock,
+            resolver,
+            _no_listener,
+            on_event=hook,
+            owners=self.owners,
         )
         self.deleter = Deleter(
             self.store, self.http, self.lock, self.clock, resolver, on_event=hook

@@ -94,7 +94,7 @@ async def test_invalid_grant_makes_the_token_invalid_with_the_reason(world: Worl
         await world.refresher.access_token("smtp")
     state = (await world.store.load_token("smtp")).state
     assert isinstance(state, Invalid)
-    assert "expired or revoked" in state.reason
+    assert "expired or revoked" in str(state.reason)
     assert ("token_invalid", "smtp") in world.events
 
 

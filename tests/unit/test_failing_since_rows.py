@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tokenpost.adapters import store_codec as codec
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 from tokenpost.tokens.machine import RefreshFailed, apply
 from tokenpost.tokens.state import Acquired
 
@@ -14,7 +15,7 @@ FAILING_ROW = Acquired(
     refresh_token=Secret("REFRESH"),
     failures=1,
     retry_at=1_700_000_100.0,
-    last_error="HTTP 503",
+    last_error=Text.verbatim("HTTP 503"),
     failing_since=1_700_000_050.0,
 )
 
@@ -32,6 +33,8 @@ def test_a_row_written_before_failing_since_reads_as_not_failing_and_starts_a_ru
     assert isinstance(old, Acquired)
     assert old.failing_since is None
     assert old.failures == 1
-    after = apply(old, RefreshFailed("timeout", retry_at=1_700_000_300.0, now=1_700_000_200.0))
+    after = apply(
+        old, RefreshFailed(Text.verbatim("timeout"), retry_at=1_700_000_300.0, now=1_700_000_200.0)
+    )
     assert isinstance(after, Acquired)
     assert after.failing_since == 1_700_000_200.0

@@ -45,28 +45,7 @@ ECHO_CALLS = frozenset({"echo", "secho", "confirm", "prompt", "fail"})
 
 # Modules whose texts are not converted yet (paths under src/tokenpost). Each conversion removes
 # its module from this set; the set must end empty.
-PENDING: frozenset[str] = frozenset(
-    {
-        # token core
-        "tokens/binding.py",
-        "tokens/machine.py",
-        "tokens/policy.py",
-        "tokens/state.py",
-        "services/refresh.py",
-        "services/authorize.py",
-        "services/targets.py",
-        "services/status.py",
-        "services/deletion.py",
-        "services/scheduler.py",
-        "cli/token_cmds.py",
-        "cli/render.py",
-        "oauth/pending.py",
-        "oauth/grant.py",
-        "ports.py",
-        "adapters/flight_lock.py",
-        "adapters/pg_flight_lock.py",
-    }
-)
+PENDING: frozenset[str] = frozenset({})
 
 
 def product_modules() -> Iterator[Path]:

@@ -14,6 +14,7 @@ from tokenpost.oauth.authcode import BrowserPending
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.rfc8628 import DevicePending
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 from tokenpost.tokens.machine import (
     EVENT_TYPES,
     SETTINGS_CHANGED,
@@ -67,10 +68,10 @@ OLD = Acquired(
     scope=("a", "b"),
     failures=2,
     retry_at=950.0,
-    last_error="HTTP 503",
+    last_error=Text.verbatim("HTTP 503"),
 )
-INVALID = Invalid("invalid_grant: consent revoked", since=500.0)
-NOT_ACQUIRED = NotAcquired(note="denied")
+INVALID = Invalid(Text.verbatim("invalid_grant: consent revoked"), since=500.0)
+NOT_ACQUIRED = NotAcquired(note=Text.verbatim("denied"))
 WAITING = WaitingForAuthorization(DEVICE, started_at=900.0, previous=OLD)
 
 SAMPLE_STATES: dict[StateId, TokenState] = {
@@ -93,9 +94,9 @@ SAMPLE_EVENTS: dict[type[TokenEvent], TokenEvent] = {
     PollScheduled: PollScheduled(DEVICE_LATER),
     Granted: Granted(GRANT, now=1001.0),
     Refreshed: Refreshed(BARE_GRANT, now=1002.0),
-    RefreshFailed: RefreshFailed("connection refused", retry_at=1040.0, now=1010.0),
-    GrantRevoked: GrantRevoked("invalid_grant", now=1003.0),
-    AuthorizationEnded: AuthorizationEnded("access_denied"),
+    RefreshFailed: RefreshFailed(Text.verbatim("connection refused"), retry_at=1040.0, now=1010.0),
+    GrantRevoked: GrantRevoked(Text.verbatim("invalid_grant"), now=1003.0),
+    AuthorizationEnded: AuthorizationEnded(Text.verbatim("access_denied")),
     Deleted: Deleted(),
     BindingChanged: BindingChanged(),
 }
@@ -108,6 +109,21 @@ NEW_ACQUIRED = Acquired(
     scope=("a",),
 )
 STARTED_OVER = WaitingForAuthorization(BROWSER, started_at=1000.0, previous=None)
+REFRESHED_OLD = Acquired(
+    access_token=Secret("s3cr3t-at-bare"),
+    expires_at=4700.0,
+    obtained_at=1002.0,
+    refresh_token=Secret("s3cr3t-rt-old"),
+    scope=("a", "b"),
+)
+FAILED_OLD = replace(
+    OLD,
+    failures=3,
+    retry_at=1040.0,
+    last_error=Text.verbatim("connection refused"),
+    failing_since=1010.0,
+)
+REVOKED_OLD = Invalid(Text.verbatim("invalid_grant"), since=1003.0)
 
 # Written out by hand from the brief, independently of machine.py: the expected state for every
 # allowed pair. The first test asserts these keys are exactly the table's.
@@ -121,21 +137,17 @@ EXPECTED: dict[tuple[StateId, type[TokenEvent]], TokenState] = {
     (StateId.NOT_ACQUIRED, Granted): NEW_ACQUIRED,
     (StateId.ACQUIRED, Granted): NEW_ACQUIRED,
     (StateId.INVALID, Granted): NEW_ACQUIRED,
-    (StateId.ACQUIRED, Refreshed): Acquired(
-        access_token=Secret("s3cr3t-at-bare"),
-        expires_at=4700.0,
-        obtained_at=1002.0,
-        refresh_token=Secret("s3cr3t-rt-old"),
-        scope=("a", "b"),
-    ),
+    (StateId.ACQUIRED, Refreshed): REFRESHED_OLD,
     # OLD predates failing_since (a row written before it existed): the run starts now.
-    (StateId.ACQUIRED, RefreshFailed): replace(
-        OLD, failures=3, retry_at=1040.0, last_error="connection refused", failing_since=1010.0
-    ),
-    (StateId.ACQUIRED, GrantRevoked): Invalid("invalid_grant", since=1003.0),
+    (StateId.ACQUIRED, RefreshFailed): FAILED_OLD,
+    (StateId.ACQUIRED, GrantRevoked): REVOKED_OLD,
+    # A pending re-authorization keeps its previous token refreshed; the flow goes on.
+    (StateId.WAITING_FOR_AUTHORIZATION, Refreshed): replace(WAITING, previous=REFRESHED_OLD),
+    (StateId.WAITING_FOR_AUTHORIZATION, RefreshFailed): replace(WAITING, previous=FAILED_OLD),
+    (StateId.WAITING_FOR_AUTHORIZATION, GrantRevoked): replace(WAITING, previous=REVOKED_OLD),
     (StateId.WAITING_FOR_AUTHORIZATION, AuthorizationEnded): OLD,
     **{(state, Deleted): NotAcquired() for state in StateId},
-    **{(state, BindingChanged): NotAcquired(note="settings changed") for state in StateId},
+    **{(state, BindingChanged): NotAcquired(note=SETTINGS_CHANGED) for state in StateId},
 }
 
 
@@ -170,13 +182,10 @@ def test_the_refused_pairs_are_the_ones_the_brief_forbids() -> None:
         (StateId.ACQUIRED, PollScheduled),
         (StateId.INVALID, PollScheduled),
         (StateId.NOT_ACQUIRED, Refreshed),
-        (StateId.WAITING_FOR_AUTHORIZATION, Refreshed),
         (StateId.INVALID, Refreshed),
         (StateId.NOT_ACQUIRED, RefreshFailed),
-        (StateId.WAITING_FOR_AUTHORIZATION, RefreshFailed),
         (StateId.INVALID, RefreshFailed),
         (StateId.NOT_ACQUIRED, GrantRevoked),
-        (StateId.WAITING_FOR_AUTHORIZATION, GrantRevoked),
         (StateId.INVALID, GrantRevoked),
         (StateId.NOT_ACQUIRED, AuthorizationEnded),
         (StateId.ACQUIRED, AuthorizationEnded),
@@ -187,7 +196,7 @@ def test_the_refused_pairs_are_the_ones_the_brief_forbids() -> None:
 @pytest.mark.parametrize(
     ("previous", "expected"),
     [
-        (None, NotAcquired(note="expired_token")),
+        (None, NotAcquired(note=Text.verbatim("expired_token"))),
         (OLD, OLD),
         (INVALID, INVALID),
     ],
@@ -196,7 +205,49 @@ def test_authorization_ended_falls_back_to_previous(
     previous: Acquired | Invalid | None, expected: TokenState
 ) -> None:
     waiting = WaitingForAuthorization(DEVICE, started_at=1.0, previous=previous)
-    assert apply(waiting, AuthorizationEnded("expired_token")) == expected
+    assert apply(waiting, AuthorizationEnded(Text.verbatim("expired_token"))) == expected
+
+
+@pytest.mark.parametrize("previous", [None, INVALID], ids=["no previous", "invalid previous"])
+@pytest.mark.parametrize("event_type", [Refreshed, RefreshFailed, GrantRevoked])
+def test_a_flow_without_a_token_in_force_has_nothing_to_refresh(
+    previous: Invalid | None, event_type: type[TokenEvent]
+) -> None:
+    waiting = WaitingForAuthorization(DEVICE, started_at=1.0, previous=previous)
+    with pytest.raises(IllegalTransition):
+        apply(waiting, SAMPLE_EVENTS[event_type])
+
+
+def test_a_refreshed_previous_is_what_an_ended_flow_restores() -> None:
+    waiting = apply(OLD, AuthorizationStarted(DEVICE, now=1000.0))
+    refreshed = apply(waiting, Refreshed(GRANT, now=1100.0))
+    assert isinstance(refreshed, WaitingForAuthorization)
+    assert refreshed.flow == DEVICE
+    restored = apply(refreshed, AuthorizationEnded(Text("the authorization was denied")))
+    assert isinstance(restored, Acquired)
+    assert restored.access_token == Secret("s3cr3t-at-new")
+    assert restored.refresh_token == Secret("s3cr3t-rt-new")
+
+
+def test_a_revoked_previous_stays_behind_the_flow_and_comes_back_when_it_ends() -> None:
+    waiting = WaitingForAuthorization(DEVICE, started_at=1.0, previous=OLD)
+    revoked = apply(waiting, GrantRevoked(Text.verbatim("invalid_grant"), now=5.0))
+    assert isinstance(revoked, WaitingForAuthorization)
+    with pytest.raises(IllegalTransition):
+        apply(revoked, Refreshed(GRANT, now=6.0))
+    granted = apply(revoked, Granted(GRANT, now=7.0))
+    assert isinstance(granted, Acquired)
+    ended = apply(revoked, AuthorizationEnded(Text.verbatim("expired_token")))
+    assert ended == Invalid(Text.verbatim("invalid_grant"), since=5.0)
+
+
+def test_the_owner_of_a_flow_is_recorded_and_kept_by_polls() -> None:
+    started = apply(OLD, AuthorizationStarted(DEVICE, now=1.0, owner_host="h", owner_id="ab12"))
+    polled = apply(started, PollScheduled(DEVICE_LATER))
+    refreshed = apply(polled, Refreshed(GRANT, now=2.0))
+    for state in (started, polled, refreshed):
+        assert isinstance(state, WaitingForAuthorization)
+        assert (state.owner_host, state.owner_id) == ("h", "ab12")
 
 
 def test_refreshed_takes_a_rotated_refresh_token_and_resets_failures() -> None:
@@ -212,15 +263,15 @@ def test_refreshed_takes_a_rotated_refresh_token_and_resets_failures() -> None:
 
 def test_failing_since_marks_the_first_failure_of_a_run_until_a_refresh_succeeds() -> None:
     fresh = replace(OLD, failures=0, retry_at=None, last_error=None)
-    first = apply(fresh, RefreshFailed("HTTP 503", retry_at=1010.0, now=1000.0))
-    second = apply(first, RefreshFailed("timeout", retry_at=1030.0, now=1020.0))
+    first = apply(fresh, RefreshFailed(Text.verbatim("HTTP 503"), retry_at=1010.0, now=1000.0))
+    second = apply(first, RefreshFailed(Text.verbatim("timeout"), retry_at=1030.0, now=1020.0))
     assert (first.failing_since, second.failing_since) == (1000.0, 1000.0)
     assert isinstance(second, Acquired)
-    assert (second.failures, second.last_error) == (2, "timeout")
+    assert (second.failures, second.last_error) == (2, Text.verbatim("timeout"))
     recovered = apply(second, Refreshed(GRANT, now=1100.0))
     assert isinstance(recovered, Acquired)
     assert recovered.failing_since is None
-    again = apply(recovered, RefreshFailed("HTTP 502", retry_at=1210.0, now=1200.0))
+    again = apply(recovered, RefreshFailed(Text.verbatim("HTTP 502"), retry_at=1210.0, now=1200.0))
     assert isinstance(again, Acquired)
     assert again.failing_since == 1200.0  # a new run
     regranted = apply(again, Granted(GRANT, now=1300.0))
@@ -239,15 +290,18 @@ def test_illegal_transition_is_an_operation_error_without_secrets() -> None:
     assert "s3cr3t" not in message
 
 
-def test_settings_changed_note_is_the_constant() -> None:
-    assert SETTINGS_CHANGED == "settings changed"
+def test_settings_changed_note_is_a_translatable_text() -> None:
+    from tokenpost.i18n import translator
+
+    assert Text("settings changed") == SETTINGS_CHANGED
+    assert SETTINGS_CHANGED.translate(translator("de").gettext) != "settings changed"
 
 
 # ---------------------------------------------------------------- properties over event sequences
 
 secrets = st.text(max_size=8).map(lambda text: Secret("s3cr3t-" + text))
 times = st.floats(min_value=0, max_value=1e10, allow_nan=False)
-reasons = st.text(max_size=20)
+reasons = st.text(max_size=20).map(Text.verbatim)
 scopes = st.lists(st.sampled_from(["a", "b", "c"]), max_size=3, unique=True).map(tuple)
 grants = st.builds(
     TokenGrant,
@@ -291,8 +345,18 @@ def _step(state: TokenState, event: TokenEvent) -> TokenState:
     try:
         return apply(state, event)
     except IllegalTransition:
-        assert (state.id, type(event)) not in TRANSITIONS
+        # Refused by the table, or a refresh event in a Waiting state with no token in force.
+        assert (state.id, type(event)) not in TRANSITIONS or (
+            isinstance(state, WaitingForAuthorization)
+            and not isinstance(state.previous, Acquired)
+            and isinstance(event, Refreshed | RefreshFailed | GrantRevoked)
+        )
         return state
+
+
+def _subject(state: TokenState) -> TokenState | None:
+    """What a refresh event acts on: the state itself, or the previous token of a flow."""
+    return state.previous if isinstance(state, WaitingForAuthorization) else state
 
 
 @given(st.lists(events, max_size=30))
@@ -306,35 +370,49 @@ def test_random_sequences_keep_the_invariants(sequence: list[TokenEvent]) -> Non
         if state is before:
             continue
         assert state.id in TRANSITIONS[before.id, type(event)]
+        refresh_event = isinstance(event, Refreshed | RefreshFailed | GrantRevoked)
         if not isinstance(before, WaitingForAuthorization) and isinstance(
             state, WaitingForAuthorization
         ):
             fallback = before if isinstance(before, Acquired | Invalid) else None
+        if isinstance(before, WaitingForAuthorization) and refresh_event:
+            # Refreshing in Waiting changes only the token in force; the flow goes on.
+            assert isinstance(state, WaitingForAuthorization)
+            assert (state.flow, state.started_at) == (before.flow, before.started_at)
+            assert isinstance(before.previous, Acquired)
+            assert isinstance(state.previous, Acquired | Invalid)
+            fallback = state.previous
         if isinstance(state, WaitingForAuthorization):
             assert state.previous == fallback
         if isinstance(state, Acquired):
             assert state.access_token
+        subject_before, subject = _subject(before), _subject(state)
         match event:
             case AuthorizationEnded(reason=reason):
                 assert state == (fallback or NotAcquired(note=reason))
-            case Granted() | Refreshed():
+            case Granted():
                 assert isinstance(state, Acquired)
                 assert (state.failures, state.retry_at, state.last_error) == (0, None, None)
                 assert state.failing_since is None
+            case Refreshed():
+                assert isinstance(subject_before, Acquired)
+                assert isinstance(subject, Acquired)
+                assert (subject.failures, subject.retry_at, subject.last_error) == (0, None, None)
+                assert subject.failing_since is None
+                if subject_before.refresh_token is not None:
+                    assert subject.refresh_token is not None
             case RefreshFailed(retry_at=retry_at, now=now):
-                assert isinstance(before, Acquired)
-                assert isinstance(state, Acquired)
-                assert state.failures == before.failures + 1
-                assert state.retry_at == retry_at
-                assert state.failing_since == (
-                    now if before.failing_since is None else before.failing_since
+                assert isinstance(subject_before, Acquired)
+                assert isinstance(subject, Acquired)
+                assert subject.failures == subject_before.failures + 1
+                assert subject.retry_at == retry_at
+                assert subject.failing_since == (
+                    now if subject_before.failing_since is None else subject_before.failing_since
                 )
-                assert state.access_token == before.access_token
-        if isinstance(event, Refreshed):
-            assert isinstance(before, Acquired)
-            assert isinstance(state, Acquired)
-            if before.refresh_token is not None:
-                assert state.refresh_token is not None
+                assert subject.access_token == subject_before.access_token
+            case GrantRevoked(reason=reason, now=now):
+                assert isinstance(subject_before, Acquired)
+                assert subject == Invalid(reason, since=now)
 
 
 @given(events)

@@ -13,9 +13,10 @@ Theory of operation:
   process. For the same reason the connection must reach PostgreSQL directly or through a
   session-pooling proxy: a transaction pooler (PgBouncer ``pool_mode=transaction``) breaks
   session locks.
-- Every wait is bounded by `lock_timeout_s`, counted from the call: the local queue, the
-  connect, and the advisory lock (on the server with ``lock_timeout``, backed by a client-side
-  timeout). Past it, StoreError names the key.
+- Every wait is bounded by `lock_timeout_s` (or the `timeout` of one `hold`), counted from the
+  call: the local queue, the connect, and the advisory lock (on the server with
+  ``lock_timeout``, backed by a client-side timeout). Past it, FlightLockBusyError names the key
+  (an unreachable server is a StoreError).
 - Cancellation is safe at every point: a waiter cancelled inside ``pg_advisory_lock`` has its
   query cancelled by psycopg, and its connection is closed whatever the query's outcome, so a
   lock granted in the same instant dies with the session.
@@ -37,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 import psycopg
 import sqlalchemy as sa
 
-from tokenpost.errors import StoreError, UsageError
+from tokenpost.errors import FlightLockBusyError, StoreError, UsageError
 from tokenpost.secret import REDACTED, Secret
 
 if TYPE_CHECKING:
@@ -86,22 +87,33 @@ class PgFlightLock:
         self._timeout_s = lock_timeout_s
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def hold(
+        self,
+        key: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> AsyncIterator[None]:
         """Hold the lock for `key` until the block exits, normally, by error or by cancellation.
 
+        Args:
+            timeout: the longest wait in seconds, all steps together; None is `lock_timeout_s`.
+
         Raises:
-            StoreError: the lock was not free within `lock_timeout_s`, or PostgreSQL cannot be
-                reached or refused the lock.
+            FlightLockBusyError: the lock was not free within the wait.
+            StoreError: PostgreSQL cannot be reached or refused the lock.
         """
         if not key:
             raise ValueError("a flight lock key is not empty")
-        deadline = asyncio.get_running_loop().time() + self._timeout_s
+        limit = self._timeout_s if timeout is None else max(0.0, timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
         async with contextlib.AsyncExitStack() as stack:
-            async with _within(deadline, lambda: self._busy(key)):
-                await stack.enter_async_context(self._local.hold(key))
+            async with _within(deadline, lambda: self._busy(key, limit)):
+                local = self._local.hold(key, timeout=max(0.0, deadline - loop.time()))
+                await stack.enter_async_context(local)
             conn = await self._connect(key, deadline)
             try:
-                await self._lock(conn, key, deadline)
+                await self._lock(conn, key, deadline, limit)
             except BaseException:
                 # Also on cancellation: a lock granted as the cancel arrived ends with the session.
                 await conn.close()
@@ -121,30 +133,45 @@ class PgFlightLock:
         except psycopg.Error as exc:
             raise self._unreachable(key, self._detail(exc)) from exc
 
-    async def _lock(self, conn: psycopg.AsyncConnection[Any], key: str, deadline: float) -> None:
+    async def _lock(
+        self, conn: psycopg.AsyncConnection[Any], key: str, deadline: float, limit: float
+    ) -> None:
         remaining_ms = math.ceil((deadline - asyncio.get_running_loop().time()) * 1000)
         if remaining_ms <= 0:
-            raise self._busy(key)
+            raise self._busy(key, limit)
         try:
-            async with _within(deadline + _CLIENT_GRACE_S, lambda: self._busy(key)):
+            async with _within(deadline + _CLIENT_GRACE_S, lambda: self._busy(key, limit)):
                 # 0 would mean no limit; the server checks this bound while it waits.
                 await conn.execute(_SET_LOCK_TIMEOUT, (f"{remaining_ms}ms",))
                 await conn.execute(_LOCK, (KEY_PREFIX + key,))
         except psycopg.errors.LockNotAvailable:
-            raise self._busy(key) from None
+            raise self._busy(key, limit) from None
         except psycopg.Error as exc:
             raise StoreError(
-                f"the flight lock for {key} failed on {self._where}: {self._detail(exc)}"
+                "the flight lock for {key} failed on {where}: {detail}",
+                key=key,
+                where=self._where,
+                detail=self._detail(exc),
             ) from exc
 
-    def _busy(self, key: str) -> StoreError:
-        return StoreError(
-            f"the flight lock for {key} was not free within {self._timeout_s:g} s: another"
-            f" tokenpost process or instance on {self._where} holds it"
+    def _busy(self, key: str, waited: float) -> FlightLockBusyError:
+        return FlightLockBusyError(
+            "another tokenpost process or instance on {where} kept the token of {setting}"
+            " locked for {seconds} s, perhaps because it cannot write the store and holds a new"
+            " token until it can: if the store is full or read-only, make it writable (that"
+            " process then saves the token and lets go); otherwise try again later",
+            where=self._where,
+            setting=key,
+            seconds=f"{waited:g}",
         )
 
     def _unreachable(self, key: str, detail: str) -> StoreError:
-        return StoreError(f"the flight lock for {key} cannot connect to {self._where}: {detail}")
+        return StoreError(
+            "the flight lock for {key} cannot connect to {where}: {detail}",
+            key=key,
+            where=self._where,
+            detail=detail,
+        )
 
     def _detail(self, exc: psycopg.Error) -> str:
         """The driver's first line, with the password blotted out should libpq ever echo it."""
@@ -162,7 +189,13 @@ class _ProcessLocks:
         self._locks: dict[str, asyncio.Lock] = {}
 
     @contextlib.asynccontextmanager
-    async def hold(self, key: str) -> AsyncIterator[None]:
+    async def hold(
+        self,
+        key: str,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - PgFlightLock bounds the wait
+    ) -> AsyncIterator[None]:
+        del timeout
         async with self._locks.setdefault(key, asyncio.Lock()):
             yield
 

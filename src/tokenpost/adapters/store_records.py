@@ -176,19 +176,15 @@ def token_record(cipher: Cipher, setting_id: str, row: Row | None) -> TokenRecor
     )
 
 
-def damage_reason(setting_id: str, problem: Text) -> str:
-    """The reason of a damaged token's Invalid state, with the fix.
-
-    English for now: `Invalid.reason` is a plain string. When the token core makes it a `Text`
-    (issue 8, item 11), return the Text itself so `token status --lang de` shows it in German.
-    """
-    reason = Text(
+def damage_reason(setting_id: str, problem: Text) -> Text:
+    """The reason of a damaged token's Invalid state, with the fix (shown in the reader's
+    language: `token status --lang de` shows it in German)."""
+    return Text(
         "{problem}; delete the token and obtain it again: 'tokenpost token delete {setting}',"
         " then 'tokenpost token get {setting}'",
         problem=problem,
         setting=setting_id,
     )
-    return str(reason)
 
 
 def decode_token(cipher: Cipher, setting_id: str, public_text: Any, blob: Any) -> TokenState:

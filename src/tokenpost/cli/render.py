@@ -5,19 +5,20 @@ Plain text on purpose: `token status` must start fast (bench/startup.py), so no 
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import click
 
+from tokenpost.text import Gettext, translate
+
 if TYPE_CHECKING:
     from tokenpost.services.authorize import Prompt
     from tokenpost.services.status import SettingStatus
-
-Gettext = Callable[[str], str]
 
 
 def format_expiry(when: float | None) -> str:
@@ -38,18 +39,39 @@ def status_table(rows: Sequence[SettingStatus], lang: str, _: Gettext) -> str:
             r.account or "-",
             r.provider or "-",
             format_expiry(r.expires_at),
-            r.reason or "",
+            status_reason(r, _),
         ]
         for r in rows
     ]
     if not body:
-        return "(no settings: see 'tokenpost smtp set' and 'tokenpost pop add')"
+        return _("(no settings: see 'tokenpost smtp set' and 'tokenpost pop add')")
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header) - 1)]
     lines = []
     for line in [header, *body]:
         cells = [cell.ljust(widths[i]) for i, cell in enumerate(line[:-1])]
         lines.append("  ".join([*cells, line[-1]]).rstrip())
     return "\n".join(lines)
+
+
+def status_reason(row: SettingStatus, _: Gettext) -> str:
+    """The Reason column: the state's reason, and for a pending re-authorization the token it
+    keeps in force (or the reason that token is invalid)."""
+    from tokenpost.tokens.state import StateId
+
+    parts = [translate(row.reason, _)] if row.reason is not None else []
+    if row.previous_state is StateId.ACQUIRED:
+        parts.append(
+            _("the previous token stays in force until {when}").format(
+                when=format_expiry(row.previous_expires_at)
+            )
+        )
+    elif row.previous_state is StateId.INVALID:
+        parts.append(
+            _("the previous token is invalid: {reason}").format(
+                reason=translate(row.previous_reason, _)
+            )
+        )
+    return "; ".join(parts)
 
 
 def render_prompt(prompt: Prompt, _: Gettext) -> None:
@@ -82,7 +104,8 @@ def qr_text(data: str) -> str:
 
 
 async def countdown(expires_at: float, _: Gettext) -> None:
-    """Rewrite one stderr line each second until cancelled."""
+    """Rewrite one stderr line each second until cancelled. A terminal that went away (an SSH
+    session dropped) ends it quietly."""
     import asyncio
 
     try:
@@ -94,6 +117,9 @@ async def countdown(expires_at: float, _: Gettext) -> None:
             sys.stderr.write("\r" + text + " " * 4)
             sys.stderr.flush()
             await asyncio.sleep(1)
+    except OSError:
+        return
     finally:
-        sys.stderr.write("\n")
-        sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -50,7 +50,7 @@ from tokenpost.services.events import EVENTS, log_event
 from tokenpost.services.targets import load_current, oauth_settings, target_of
 from tokenpost.settings.model import AlertSettings, MailSetting
 from tokenpost.text import Text, as_text
-from tokenpost.tokens.state import Acquired
+from tokenpost.tokens.state import Acquired, in_force
 
 log = logging.getLogger("tokenpost.alerts")
 
@@ -169,7 +169,7 @@ class Alerter:
             if self._refresh_alerted.get(setting_id) == state.failing_since:
                 continue
             self._refresh_alerted[setting_id] = state.failing_since
-            self.on_event("refresh_failing", setting_id, state.last_error or "")
+            self.on_event("refresh_failing", setting_id, str(state.last_error or ""))
 
     # -- one event -----------------------------------------------------------------------------
 
@@ -269,7 +269,7 @@ class Alerter:
         except TokenpostError as error:
             log.debug("alerts: %s: %s", setting.setting_id, error)
             return None
-        return state if isinstance(state, Acquired) else None
+        return in_force(state)  # a pending re-authorization keeps a token that can fail
 
 
 def _last_line(output: str) -> str | Text:

@@ -5,7 +5,12 @@ Theory of operation. Starting a flow persists `WaitingForAuthorization` with the
 scheduler of `tokenpost serve` can go on polling a device flow that `token get` started. Every
 poll happens under the token's flight lock after re-reading the record, and respects the flow's
 `next_poll_at`: two pollers together never poll faster than RFC 8628 allows. A flow that ends
-without a token (denied, expired, cancelled) restores the state it replaced.
+without a token (denied, expired, cancelled) restores the state it replaced, which kept serving
+mail meanwhile.
+
+The flow records its owner (`ports.FlowOwners`): the process that waits for it. When that process
+is gone without ending the flow (SIGKILL), or the code has expired, the flow reads as ended
+(`targets.current_record`) and `poll_due` records its end.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Final
 
 from tokenpost.clock import Clock
 from tokenpost.errors import (
@@ -28,7 +34,9 @@ from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.oauth.providers import Endpoints, authorization_extra_params
 from tokenpost.ports import (
+    UNTRACKED_OWNERS,
     FlightLock,
+    FlowOwners,
     HttpClient,
     RedirectListener,
     RedirectListenerFactory,
@@ -37,8 +45,15 @@ from tokenpost.ports import (
 )
 from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.services.refresh import EventHook, ignore_event
-from tokenpost.services.targets import Target, load_current, load_target, transition
+from tokenpost.services.targets import (
+    Target,
+    flow_ended,
+    load_current,
+    load_target,
+    transition,
+)
 from tokenpost.settings.model import Flow
+from tokenpost.text import Text
 from tokenpost.tokens.machine import (
     AuthorizationEnded,
     AuthorizationStarted,
@@ -55,6 +70,9 @@ from tokenpost.tokens.state import (
 )
 
 log = logging.getLogger("tokenpost.authorize")
+
+CANCELLED: Final = Text("the authorization was cancelled")
+"""The reason recorded when `token get` is interrupted (Ctrl-C, SIGTERM, SIGHUP)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +107,7 @@ class Authorizer:
     resolver: EndpointResolver
     listeners: RedirectListenerFactory
     on_event: EventHook = ignore_event
+    owners: FlowOwners = UNTRACKED_OWNERS
 
     async def obtain(self, setting_id: str, on_prompt: PromptHook) -> Acquired:
         """Run the provider's flow for the setting until it has a token.
@@ -107,18 +126,21 @@ class Authorizer:
         return await self._browser(target, endpoints, on_prompt)
 
     async def poll_due(self, setting_id: str) -> None:
-        """For the scheduler: one poll of a pending device flow if it is due; never raises
-        for provider answers (they are recorded in the state)."""
+        """For the scheduler: record the end of a flow that has ended (expired, its owner gone),
+        else one poll of a pending device flow if it is due; never raises for provider answers
+        (they are recorded in the state)."""
         target = await load_target(self.store, setting_id)
         async with self.lock.hold(setting_id):
             record = await load_current(self.store, target)
             state = record.state
             if not isinstance(state, WaitingForAuthorization):
                 return
+            ended = flow_ended(state, now=self.clock.now(), owners=self.owners)
+            if ended is not None:
+                await self._end_locked(target, record, ended)
+                return
             flow = state.flow
             if isinstance(flow, BrowserPending):
-                if self.clock.now() >= flow.expires_at:
-                    await self._end_locked(target, record, "the authorization expired")
                 return
             if rfc8628.seconds_until_poll(flow, self.clock.now()) > 0:
                 return
@@ -131,7 +153,7 @@ class Authorizer:
 
     async def _app_only(self, target: Target, endpoints: Endpoints) -> Acquired:
         async with self.lock.hold(target.setting_id):
-            record = await load_current(self.store, target)
+            record = await self._load(target)
             request = rfc6749.client_credentials_request(
                 endpoints.token, target.client, target.scope
             )
@@ -146,22 +168,17 @@ class Authorizer:
     ) -> Acquired:
         if not endpoints.device_authorization:
             raise ClientConfigError(
-                f"provider {target.provider.name} has no device authorization endpoint: "
-                "use --flow browser"
+                "provider {provider} has no device authorization endpoint: use --flow browser",
+                provider=target.provider.name,
             )
         async with self.lock.hold(target.setting_id):
-            record = await load_current(self.store, target)
+            record = await self._load(target)
             request = rfc8628.device_authorization_request(
                 endpoints.device_authorization, target.client, target.scope
             )
             response = await self.http.send(request, ca_file=target.provider.ca_file)
             pending = rfc8628.parse_device_authorization(response, now=self.clock.now())
-            await transition(
-                self.store,
-                record,
-                AuthorizationStarted(pending, self.clock.now()),
-                binding=target.binding,
-            )
+            started = await self._start_locked(target, record, pending)
         self.on_event("authorization_required", target.setting_id, pending.verification_uri)
         try:
             await on_prompt(
@@ -173,20 +190,25 @@ class Authorizer:
                     pending.message,
                 )
             )
-            return await self._poll_until_done(target, pending)
+            return await self._poll_until_done(target, pending, started.previous)
         except (asyncio.CancelledError, KeyboardInterrupt):
-            await self._abandon(target, pending, "the authorization was cancelled")
+            await self._abandon(target, pending, CANCELLED)
             raise
 
-    async def _poll_until_done(self, target: Target, mine: DevicePending) -> Acquired:
+    async def _poll_until_done(
+        self, target: Target, mine: DevicePending, previous: Acquired | Invalid | None
+    ) -> Acquired:
         while True:
             async with self.lock.hold(target.setting_id):
+                # Read through the binding only: this process owns the flow, and the server's
+                # answers (expired_token) end it.
                 record = await load_current(self.store, target)
                 state = record.state
                 if not _is_pending(state, mine):
-                    return _outcome(state)
+                    return _outcome(state, previous)
                 assert isinstance(state, WaitingForAuthorization)  # noqa: S101 - _is_pending
                 assert isinstance(state.flow, DevicePending)  # noqa: S101 - _is_pending
+                previous = state.previous  # refreshed meanwhile, perhaps
                 wait = rfc8628.seconds_until_poll(state.flow, self.clock.now())
                 if wait <= 0:
                     done = await self._poll_once(target, record, state.flow)
@@ -212,12 +234,12 @@ class Authorizer:
             try:
                 later = rfc8628.on_transport_error(flow, now=now)
             except AuthorizationEndedError as ended:
-                await self._end_locked(target, record, str(ended))
+                await self._end_locked(target, record, ended.text)
                 raise
             await transition(self.store, record, PollScheduled(later), binding=target.binding)
             return None
         except OAuthError as error:
-            await self._end_locked(target, record, str(error))
+            await self._end_locked(target, record, error.text)
             raise
         if isinstance(outcome, rfc8628.KeepPolling):
             await transition(
@@ -233,7 +255,8 @@ class Authorizer:
     ) -> Acquired:
         if not endpoints.authorization:
             raise ClientConfigError(
-                f"provider {target.provider.name} has no authorization endpoint: use --flow device"
+                "provider {provider} has no authorization endpoint: use --flow device",
+                provider=target.provider.name,
             )
         # A redirect path per provider: a mix-up between providers shows as a wrong path
         # (RFC 9700 §4.4), in addition to the `iss` check.
@@ -249,18 +272,15 @@ class Authorizer:
                 extra_params=authorization_extra_params(target.provider),
             )
             async with self.lock.hold(target.setting_id):
-                record = await load_current(self.store, target)
-                await transition(
-                    self.store,
-                    record,
-                    AuthorizationStarted(pending, self.clock.now()),
-                    binding=target.binding,
-                )
+                record = await self._load(target)
+                started = await self._start_locked(target, record, pending)
             try:
                 await on_prompt(BrowserPrompt(pending.authorization_url, pending.expires_at))
-                return await self._await_redirect(target, endpoints, pending, listener)
+                return await self._await_redirect(
+                    target, endpoints, pending, listener, started.previous
+                )
             except (asyncio.CancelledError, KeyboardInterrupt):
-                await self._abandon(target, pending, "the authorization was cancelled")
+                await self._abandon(target, pending, CANCELLED)
                 raise
         finally:
             await listener.close()
@@ -271,28 +291,30 @@ class Authorizer:
         endpoints: Endpoints,
         pending: BrowserPending,
         listener: RedirectListener,
+        previous: Acquired | Invalid | None,
     ) -> Acquired:
         remaining = max(0.0, pending.expires_at - self.clock.now())
         try:
             async with asyncio.timeout(remaining):
                 query = await listener.wait_for_redirect()
         except TimeoutError:
-            await self._abandon(target, pending, "the authorization expired")
-            raise AuthorizationEndedError(
+            expired = AuthorizationEndedError(
                 "the authorization expired before the browser came back", error="expired_token"
-            ) from None
+            )
+            await self._abandon(target, pending, expired.text)
+            raise expired from None
         try:
             code = authcode.parse_redirect(pending, query)
             request = authcode.code_exchange_request(endpoints.token, target.client, pending, code)
             response = await self.http.send(request, ca_file=target.provider.ca_file)
             grant = rfc6749.parse_token_response(response, now=self.clock.now())
         except (OAuthError, RemoteProtocolError, TransportError) as error:
-            await self._abandon(target, pending, str(error))
+            await self._abandon(target, pending, error.text)
             raise
         async with self.lock.hold(target.setting_id):
             record = await load_current(self.store, target)
             if not _is_pending(record.state, pending):
-                return _outcome(record.state)
+                return _outcome(record.state, previous)
             return await self._granted(target, record, grant)
 
     # -- shared --------------------------------------------------------------------------------
@@ -305,16 +327,32 @@ class Authorizer:
         self.on_event("token_acquired", target.setting_id, "")  # its log line: events.py
         return saved.state
 
-    async def _abandon(self, target: Target, mine: PendingFlow, reason: str) -> None:
+    async def _start_locked(
+        self, target: Target, record: TokenRecord, flow: PendingFlow
+    ) -> WaitingForAuthorization:
+        """Record the flow as pending, owned by this process. Lock held."""
+        owner = self.owners.claim()
+        host, owner_id = owner if owner is not None else (None, None)
+        event = AuthorizationStarted(flow, self.clock.now(), owner_host=host, owner_id=owner_id)
+        saved = await transition(self.store, record, event, binding=target.binding)
+        assert isinstance(saved.state, WaitingForAuthorization)  # noqa: S101 - the table says so
+        return saved.state
+
+    async def _abandon(self, target: Target, mine: PendingFlow, reason: Text) -> None:
         """End our flow if it is still the pending one (another may have replaced it)."""
         async with self.lock.hold(target.setting_id):
             record = await load_current(self.store, target)
             if _is_pending(record.state, mine):
                 await self._end_locked(target, record, reason)
 
-    async def _end_locked(self, target: Target, record: TokenRecord, reason: str) -> None:
+    async def _end_locked(self, target: Target, record: TokenRecord, reason: Text) -> None:
         await transition(self.store, record, AuthorizationEnded(reason), binding=target.binding)
         log.info("authorization of %s ended: %s", target.setting_id, reason)
+
+    async def _load(self, target: Target) -> TokenRecord:
+        """The record read through its binding and through the end of a flow (an expired flow,
+        or one whose owner is gone, is replaced as if it had ended)."""
+        return await load_current(self.store, target, now=self.clock.now(), owners=self.owners)
 
 
 def _is_pending(state: TokenState, mine: PendingFlow) -> bool:
@@ -329,15 +367,28 @@ def _is_pending(state: TokenState, mine: PendingFlow) -> bool:
     return False
 
 
-def _outcome(state: TokenState) -> Acquired:
-    """The result of a flow that finished elsewhere (another process, or a newer flow)."""
+def _outcome(state: TokenState, previous: Acquired | Invalid | None) -> Acquired:
+    """The result of our flow, which finished elsewhere: another process polled it to the end
+    (a grant, or a denial), a newer flow replaced it, or it was deleted. `previous` is the token
+    our flow kept in force when we last looked: finding it back means the flow ended without a
+    grant."""
+    restored = previous is not None and (
+        state == previous
+        or (
+            isinstance(state, Acquired)
+            and isinstance(previous, Acquired)
+            and state.access_token == previous.access_token
+        )
+    )
     match state:
-        case Acquired():
+        case Acquired() if not restored:
             return state
+        case Acquired() | Invalid() if restored:
+            reason = Text("it ended elsewhere; the previous token is in force again")
         case NotAcquired(note=note) if note:
             reason = note
         case Invalid(reason=reason):
             pass
         case _:
-            reason = "another authorization replaced it"
-    raise AuthorizationEndedError(f"the authorization ended: {reason}")
+            reason = Text("another authorization replaced it")
+    raise AuthorizationEndedError("the authorization ended: {reason}", reason=reason)

@@ -59,7 +59,7 @@ from tokenpost.settings.model import (
 )
 from tokenpost.settings.validate import pop_problems, smtp_problems
 from tokenpost.text import Gettext, Text
-from tokenpost.tokens.state import Acquired, Invalid, TokenState, WaitingForAuthorization
+from tokenpost.tokens.state import Invalid, TokenState, WaitingForAuthorization, in_force
 
 # What a connector may call the TLS step; the report always says "tls".
 _TLS_NAMES: Final = frozenset({"tls", "starttls", "stls"})
@@ -303,10 +303,11 @@ class Checker:
     async def _token(self, setting: MailSetting) -> str:
         """A usable token (refreshed when due); the step's detail says until when."""
         target = await target_of(self.store, setting)
-        before = (await load_current(self.store, target)).state
-        if not isinstance(before, Acquired):
-            error = TokenUnavailableError(self._state_text(before))
-            fix = advice.token_state(self.lang, setting.setting_id, before)
+        state = (await load_current(self.store, target)).state
+        before = in_force(state)  # a pending re-authorization keeps the previous token in force
+        if before is None:
+            error = TokenUnavailableError(self._state_text(state))
+            fix = advice.token_state(self.lang, setting.setting_id, state)
             raise _StepFailed("token", error, fix)
         try:
             token = await self.refresher.current_token(setting.setting_id)
@@ -314,8 +315,8 @@ class Checker:
             raise _StepFailed(
                 "token", error, advice.token_error(self.lang, setting.setting_id, error)
             ) from error
-        after = (await load_current(self.store, target)).state
-        expires_at = after.expires_at if isinstance(after, Acquired) else before.expires_at
+        after = in_force((await load_current(self.store, target)).state)
+        expires_at = after.expires_at if after is not None else before.expires_at
         _ = translator(self.lang).gettext
         if token.obtained_at != before.obtained_at:
             return _("refreshed, valid until {when}").format(when=_utc(expires_at))

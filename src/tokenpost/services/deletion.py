@@ -6,7 +6,6 @@ Entra has no RFC 7009 endpoint (protocols.md §1.1): there, deleting is local on
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,10 +17,9 @@ from tokenpost.secret import Secret
 from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.services.refresh import EventHook, ignore_event
 from tokenpost.services.targets import Target, load_target, transition
+from tokenpost.text import Text
 from tokenpost.tokens.machine import Deleted
 from tokenpost.tokens.state import Acquired, NotAcquired, TokenState, WaitingForAuthorization
-
-log = logging.getLogger("tokenpost.delete")
 
 REVOKE_TIMEOUT = 10.0
 
@@ -32,7 +30,7 @@ class DeleteResult:
     no revocation endpoint. `detail` says which, for the administrator."""
 
     revoked: bool | None
-    detail: str
+    detail: Text
 
 
 @dataclass
@@ -65,20 +63,23 @@ class Deleter:
     async def _revoke(self, target: Target, state: TokenState) -> DeleteResult:
         token, hint = _revocable(state)
         if token is None:
-            return DeleteResult(None, "no token to revoke")
+            return DeleteResult(None, Text("no token to revoke"))
         try:
             endpoints = await self.resolver.resolve(target.provider)
             if not endpoints.revocation:
-                return DeleteResult(None, "the provider has no revocation endpoint")
+                return DeleteResult(None, Text("the provider has no revocation endpoint"))
             request = rfc7009.revocation_request(endpoints.revocation, target.client, token, hint)
             response = await self.http.send(
                 request, ca_file=target.provider.ca_file, timeout=REVOKE_TIMEOUT
             )
         except TokenpostError as error:
-            return DeleteResult(False, f"revocation failed: {error}")
+            return DeleteResult(False, Text("revocation failed: {reason}", reason=error))
         if rfc7009.revocation_succeeded(response):
-            return DeleteResult(True, "revoked at the provider")
-        return DeleteResult(False, f"the provider answered HTTP {response.status} to revocation")
+            return DeleteResult(True, Text("revoked at the provider"))
+        return DeleteResult(
+            False,
+            Text("the provider answered HTTP {status} to revocation", status=response.status),
+        )
 
 
 Hint = Literal["refresh_token", "access_token"]

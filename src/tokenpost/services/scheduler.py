@@ -4,6 +4,11 @@ One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. Everyth
 goes through the same single-flight paths as the CLI, so `serve` and a concurrent `token get` or
 `send` never refresh or poll the same token at once. The next tick comes at the earliest due time
 of any setting, but at least every `max_tick` seconds so new settings and tokens are picked up.
+
+A setting's state is the one the refresher holds when the store refused it, else the stored one.
+While a re-authorization is pending, the token it keeps in force is refreshed on its own schedule
+and the flow is polled on its own; a flow that has ended (expired, or its `token get` is gone)
+is due at once, so that its end is recorded and the previous token is back in the store.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.refresh import Refresher
-from tokenpost.services.targets import load_current, oauth_settings, target_of
+from tokenpost.services.targets import flow_ended, load_current, oauth_settings, target_of
 from tokenpost.settings.model import MailSetting
 from tokenpost.tokens.policy import refresh_due_at
-from tokenpost.tokens.state import Acquired, WaitingForAuthorization
+from tokenpost.tokens.state import TokenState, WaitingForAuthorization, in_force
 
 log = logging.getLogger("tokenpost.scheduler")
 
@@ -60,23 +65,41 @@ class Scheduler:
         due = await self._next_due(setting)
         if due is None or due > self.clock.now():
             return due
-        target = await target_of(self.store, setting)
-        state = (await load_current(self.store, target)).state
-        if isinstance(state, Acquired):
-            await self.refresher.refresh_if_due(setting.setting_id)
-        else:
-            await self.authorizer.poll_due(setting.setting_id)
+        setting_id = setting.setting_id
+        state = await self._state(setting)
+        if in_force(state) is not None:
+            await self.refresher.refresh_if_due(setting_id)
+        if (
+            isinstance(state, WaitingForAuthorization)
+            and self.refresher.held_state(setting_id) is None
+        ):
+            await self.authorizer.poll_due(setting_id)
         return await self._next_due(setting)
+
+    async def _state(self, setting: MailSetting) -> TokenState:
+        """The held state, else the stored one read through its binding only: a flow that has
+        ended still reads as Waiting here, so that `poll_due` records its end."""
+        held = self.refresher.held_state(setting.setting_id)
+        if held is not None:
+            return held
+        target = await target_of(self.store, setting)
+        return (await load_current(self.store, target)).state
 
     async def _next_due(self, setting: MailSetting) -> float | None:
         """When the setting's token next needs work: a refresh, a poll, or an expiry."""
-        target = await target_of(self.store, setting)
-        state = (await load_current(self.store, target)).state
-        if isinstance(state, Acquired):
-            return refresh_due_at(state, self.refresher.margin)
-        if isinstance(state, WaitingForAuthorization):
+        state = await self._state(setting)
+        now = self.clock.now()
+        dues: list[float] = []
+        token = in_force(state)
+        if token is not None:
+            dues.append(refresh_due_at(token, self.refresher.margin))
+        held = self.refresher.held_state(setting.setting_id) is not None
+        if isinstance(state, WaitingForAuthorization) and not held:
             flow = state.flow
-            if isinstance(flow, DevicePending):
-                return flow.next_poll_at
-            return flow.expires_at
-        return None
+            if flow_ended(state, now=now, owners=self.authorizer.owners) is not None:
+                dues.append(now)
+            elif isinstance(flow, DevicePending):
+                dues.append(flow.next_poll_at)
+            else:
+                dues.append(flow.expires_at)
+        return min(dues) if dues else None

@@ -32,14 +32,13 @@ from datetime import UTC, datetime
 from typing import Final
 
 from tokenpost.clock import Clock
-from tokenpost.errors import TransportError
+from tokenpost.errors import TokenpostError, TransportError
 from tokenpost.mime import Draft, Mailbox, build, check_draft, make_message_id
 from tokenpost.ports import Envelope, SmtpConnector, SmtpSession, StepCallback, Store, no_steps
 from tokenpost.services.mailauth import authenticate_smtp, require_encryption
 from tokenpost.services.refresh import Refresher
-from tokenpost.services.targets import load_current, load_setting, load_target
+from tokenpost.services.targets import load_setting
 from tokenpost.settings.model import SMTP_ID, AuthMethod, Preset, SmtpSetting
-from tokenpost.tokens.state import Acquired
 
 log = logging.getLogger("tokenpost.send")
 
@@ -183,9 +182,12 @@ class Outbox:
         """When the token this connection authenticated with expires (never without OAuth)."""
         if self._setting.auth is not AuthMethod.OAUTH2:
             return float("inf")
-        store = self._sender.store
-        state = (await load_current(store, await load_target(store, SMTP_ID))).state
-        return state.expires_at if isinstance(state, Acquired) else 0.0
+        # The token in force as the refresher knows it: the previous token of a pending
+        # re-authorization, or a grant held while the store refuses it.
+        try:
+            return (await self._sender.refresher.token_in_force(SMTP_ID)).expires_at
+        except TokenpostError:
+            return 0.0
 
 
 def sender_of(setting: SmtpSetting) -> Mailbox:

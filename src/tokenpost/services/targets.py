@@ -3,6 +3,11 @@
 The binding computed here is the token's identity. A stored token whose binding differs from the
 setting's current one was obtained for another provider, account, scope, endpoint or server: it is
 never used, and reads as Not acquired (a token must never reach a server it was not obtained for).
+
+A pending authorization is read through the same way: once its code has expired, or the process
+that waits for it is gone (`ports.FlowOwners`: a `token get` killed by SIGKILL), it reads as ended,
+and the token it replaced is back in force. Reads never write; the next write of the token (or the
+scheduler of `serve`) records what the read saw.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from tokenpost.errors import DamagedRecordError, NotFoundError, UsageError
 from tokenpost.oauth.providers import effective_flow, scopes_for
-from tokenpost.ports import SettingsStore, TokenRecord, TokenStore
+from tokenpost.ports import UNTRACKED_OWNERS, FlowOwners, SettingsStore, TokenRecord, TokenStore
 
 if TYPE_CHECKING:
     from tokenpost.oauth.rfc6749 import ClientAuth
@@ -26,8 +31,9 @@ from tokenpost.settings.model import (
     Provider,
     use_of,
 )
+from tokenpost.text import Text
 from tokenpost.tokens.binding import binding_of
-from tokenpost.tokens.state import NotAcquired
+from tokenpost.tokens.state import NotAcquired, TokenState, WaitingForAuthorization
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +85,10 @@ async def load_setting(store: SettingsStore, setting_id: str) -> MailSetting:
         if smtp is None:
             raise NotFoundError("no SMTP setting: run 'tokenpost smtp set' first")
         return smtp
-    pop = await store.get_pop(setting_id.removeprefix(POP_PREFIX))
+    name = setting_id.removeprefix(POP_PREFIX)
+    pop = await store.get_pop(name)
     if pop is None:
-        raise NotFoundError(f"no POP setting {setting_id.removeprefix(POP_PREFIX)!r}")
+        raise NotFoundError("no POP setting {name!r}", name=name)
     return pop
 
 
@@ -99,38 +106,81 @@ async def load_target(store: SettingsStore, setting_id: str) -> Target:
 async def target_of(store: SettingsStore, setting: MailSetting) -> Target:
     if setting.auth is not AuthMethod.OAUTH2 or not setting.provider:
         raise UsageError(
-            f"{setting.setting_id} uses authentication '{setting.auth}', not oauth2: "
-            "it has no token"
+            "{setting} uses authentication '{auth}', not oauth2: it has no token",
+            setting=setting.setting_id,
+            auth=str(setting.auth),
         )
     provider = await store.get_provider(setting.provider)
     if provider is None:
-        raise NotFoundError(f"{setting.setting_id}: provider {setting.provider!r} does not exist")
+        raise NotFoundError(
+            "{setting}: provider {provider!r} does not exist",
+            setting=setting.setting_id,
+            provider=setting.provider,
+        )
     scope = scopes_for(provider, use_of(setting))
     flow = effective_flow(provider)
     binding = binding_of(provider, setting, scope=scope)
     return Target(setting, provider, flow, scope, binding)
 
 
-def current_record(record: TokenRecord, target: Target) -> TokenRecord:
-    """The record as it must be read for `target`: a token bound to other settings reads as
-    Not acquired (without writing: reads never write)."""
-    if isinstance(record.state, NotAcquired) or record.binding == target.binding:
+def current_record(
+    record: TokenRecord,
+    target: Target,
+    *,
+    now: float | None = None,
+    owners: FlowOwners = UNTRACKED_OWNERS,
+) -> TokenRecord:
+    """The record as it must be read for `target` (without writing: reads never write):
+
+    - a token bound to other settings reads as Not acquired;
+    - given `now`, a pending flow that has ended (`flow_ended`) reads as the state it replaced.
+    """
+    state = record.state
+    ended = None if now is None else flow_ended(state, now=now, owners=owners)
+    bound = isinstance(state, NotAcquired) or record.binding == target.binding
+    if bound and ended is None:
         return record
     # Imported here: `token status` reads records on every start and rarely needs the machine.
-    from tokenpost.tokens.machine import BindingChanged, apply
+    from tokenpost.tokens.machine import AuthorizationEnded, BindingChanged, apply
 
-    return TokenRecord(
-        record.setting_id,
-        apply(record.state, BindingChanged()),
-        target.binding,
-        record.version,
-        record.updated_at,
-    )
+    if not bound:
+        state = apply(state, BindingChanged())
+    elif ended is not None:
+        state = apply(state, AuthorizationEnded(ended))
+    return TokenRecord(record.setting_id, state, target.binding, record.version, record.updated_at)
 
 
-async def load_current(store: TokenStore, target: Target) -> TokenRecord:
-    """The setting's token record, read through its binding (`current_record`)."""
-    return current_record(await store.load_token(target.setting_id), target)
+def flow_ended(state: TokenState, *, now: float, owners: FlowOwners) -> Text | None:
+    """Why the pending flow of `state` has ended although the state still waits for it, or None
+    (not waiting, or the flow may still complete).
+
+    It has ended when its code has expired, or when its owner (the process that started it)
+    was on this host and is gone. An owner on another host, or no recorded owner, is judged by
+    the expiry alone.
+    """
+    if not isinstance(state, WaitingForAuthorization):
+        return None
+    if now >= state.flow.expires_at:
+        return Text("the authorization expired before it was completed")
+    host, owner = state.owner_host, state.owner_id
+    if host and owner and owners.is_gone(host, owner):
+        return Text(
+            "the authorization was abandoned: the command waiting for it is no longer running"
+        )
+    return None
+
+
+async def load_current(
+    store: TokenStore,
+    target: Target,
+    *,
+    now: float | None = None,
+    owners: FlowOwners = UNTRACKED_OWNERS,
+) -> TokenRecord:
+    """The setting's token record, read through its binding and, given `now`, through the end
+    of its pending flow (`current_record`)."""
+    record = await store.load_token(target.setting_id)
+    return current_record(record, target, now=now, owners=owners)
 
 
 async def transition(

@@ -8,7 +8,9 @@ docs' diagram is drawn from it (`make_state_diagram`), so the table is the speci
 Invariants:
 - A pending flow never loses a working token: `WaitingForAuthorization.previous` holds the
   Acquired or Invalid state being replaced, and `AuthorizationEnded` restores it. A new flow
-  replacing a pending one keeps the original `previous`.
+  replacing a pending one keeps the original `previous`. While the flow is pending, an Acquired
+  `previous` is refreshed like an Acquired state: `Refreshed`, `RefreshFailed` and
+  `GrantRevoked` in Waiting change only `previous` (the flow goes on).
 - A refresh never loses the refresh token: when the token response carries none, the old one is
   kept (RFC 6749 §6: the server MAY issue a new one; only then is the old one discarded).
 - Transient refresh failures never leave Acquired; only `GrantRevoked` makes a token Invalid.
@@ -18,18 +20,20 @@ Invariants:
   over, and a token must never reach a server or account it was not obtained for.
 
 Events carry the time they happened (`now`, epoch seconds) when the new state records it.
+Reasons are `Text`, so a state recorded in one language is shown in another.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Final, TypeVar, assert_never
 
 from tokenpost.errors import OperationError
-from tokenpost.i18n import N_, state_label
+from tokenpost.i18n import state_label
 from tokenpost.oauth.grant import TokenGrant
+from tokenpost.text import Text
 from tokenpost.tokens.state import (
     Acquired,
     Invalid,
@@ -40,16 +44,19 @@ from tokenpost.tokens.state import (
     WaitingForAuthorization,
 )
 
-SETTINGS_CHANGED: Final = N_("settings changed")
-"""The note of the NotAcquired state `BindingChanged` leads to (translate it where shown)."""
+SETTINGS_CHANGED: Final = Text("settings changed")
+"""The note of the NotAcquired state `BindingChanged` leads to."""
 
 
 @dataclass(frozen=True, slots=True)
 class AuthorizationStarted:
-    """A device or browser flow began; it replaces any flow already pending."""
+    """A device or browser flow began; it replaces any flow already pending. `owner_host` and
+    `owner_id` name the process that waits for it (`WaitingForAuthorization`)."""
 
     flow: PendingFlow
     now: float
+    owner_host: str | None = None
+    owner_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +91,7 @@ class RefreshFailed:
     `now` is when it failed (the first failure of a run starts `Acquired.failing_since`).
     """
 
-    reason: str
+    reason: Text
     retry_at: float
     now: float
 
@@ -93,15 +100,15 @@ class RefreshFailed:
 class GrantRevoked:
     """The grant is gone (``invalid_grant``, consent or interaction required)."""
 
-    reason: str
+    reason: Text
     now: float
 
 
 @dataclass(frozen=True, slots=True)
 class AuthorizationEnded:
-    """The pending flow ended without a token: denied, expired, cancelled."""
+    """The pending flow ended without a token: denied, expired, cancelled, or its owner is gone."""
 
-    reason: str
+    reason: Text
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +168,10 @@ TRANSITIONS: Final[Mapping[tuple[StateId, type[TokenEvent]], frozenset[StateId]]
             (_ACQUIRED, Refreshed): frozenset({_ACQUIRED}),
             (_ACQUIRED, RefreshFailed): frozenset({_ACQUIRED}),
             (_ACQUIRED, GrantRevoked): frozenset({_INVALID}),
+            # The token a pending re-authorization keeps in force: only `previous` changes.
+            (_WAITING, Refreshed): frozenset({_WAITING}),
+            (_WAITING, RefreshFailed): frozenset({_WAITING}),
+            (_WAITING, GrantRevoked): frozenset({_WAITING}),
             (_WAITING, AuthorizationEnded): frozenset({_NOT_ACQUIRED, _ACQUIRED, _INVALID}),
             **{(state, Deleted): frozenset({_NOT_ACQUIRED}) for state in _ANY},
             **{(state, BindingChanged): frozenset({_NOT_ACQUIRED}) for state in _ANY},
@@ -179,7 +190,9 @@ class IllegalTransition(OperationError):
     def __init__(self, state: StateId, event: type[TokenEvent]) -> None:
         self.state = state
         self.event = event.__name__
-        super().__init__(f"{self.event} is not allowed when the token is {state.value}")
+        super().__init__(
+            "{event} is not allowed when the token is {state}", event=self.event, state=state.value
+        )
 
 
 # One `case` and one return per event mirrors the table; splitting it would hide the dispatch.
@@ -192,25 +205,34 @@ def apply(state: TokenState, event: TokenEvent) -> TokenState:  # noqa: PLR0911
     if (state.id, type(event)) not in TRANSITIONS:
         raise IllegalTransition(state.id, type(event))
     match event:
-        case AuthorizationStarted(flow=flow, now=now):
-            return WaitingForAuthorization(flow, started_at=now, previous=_restorable(state))
+        case AuthorizationStarted(flow=flow, now=now, owner_host=host, owner_id=owner):
+            return WaitingForAuthorization(
+                flow,
+                started_at=now,
+                previous=_restorable(state),
+                owner_host=host,
+                owner_id=owner,
+            )
         case PollScheduled(flow=flow):
             return replace(_expect(state, WaitingForAuthorization, event), flow=flow)
         case Granted(grant=grant, now=now):
             return _acquired(grant, now)
         case Refreshed(grant=grant, now=now):
-            return _refreshed(_expect(state, Acquired, event), grant, now)
+            return _in_force(state, event, lambda current: _refreshed(current, grant, now))
         case RefreshFailed(reason=reason, retry_at=retry_at, now=now):
-            current = _expect(state, Acquired, event)
-            return replace(
-                current,
-                failures=current.failures + 1,
-                retry_at=retry_at,
-                last_error=reason,
-                failing_since=now if current.failing_since is None else current.failing_since,
+            return _in_force(
+                state,
+                event,
+                lambda current: replace(
+                    current,
+                    failures=current.failures + 1,
+                    retry_at=retry_at,
+                    last_error=reason,
+                    failing_since=now if current.failing_since is None else current.failing_since,
+                ),
             )
         case GrantRevoked(reason=reason, now=now):
-            return Invalid(reason, since=now)
+            return _in_force(state, event, lambda current: Invalid(reason, since=now))
         case AuthorizationEnded(reason=reason):
             previous = _expect(state, WaitingForAuthorization, event).previous
             return previous if previous is not None else NotAcquired(note=reason)
@@ -230,6 +252,20 @@ def _expect(state: TokenState, kind: type[_S], event: TokenEvent) -> _S:
     if not isinstance(state, kind):
         raise IllegalTransition(state.id, type(event))
     return state
+
+
+def _in_force(
+    state: TokenState, event: TokenEvent, change: Callable[[Acquired], Acquired | Invalid]
+) -> TokenState:
+    """Apply `change` to the token in force: the Acquired state itself, or the Acquired
+    `previous` of a pending flow (which goes on). A Waiting state without an Acquired previous
+    has no token to refresh."""
+    if isinstance(state, Acquired):
+        return change(state)
+    waiting = _expect(state, WaitingForAuthorization, event)
+    if not isinstance(waiting.previous, Acquired):
+        raise IllegalTransition(state.id, type(event))
+    return replace(waiting, previous=change(waiting.previous))
 
 
 def _restorable(state: TokenState) -> Acquired | Invalid | None:

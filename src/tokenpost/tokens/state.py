@@ -6,6 +6,9 @@
          └──────── Deleted / BindingChanged ◀── any state          GrantRevoked ─▼ │ (transient)
                                                                              Invalid
 
+While a flow is pending, its `previous` Acquired token keeps serving mail (`in_force`) and is
+refreshed as if it were the state itself.
+
 The ids and labels are a contract (DESIGN.md): CLI, JSON, web, logs and metrics use them.
 """
 
@@ -16,6 +19,7 @@ from enum import StrEnum
 
 from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.secret import Secret
+from tokenpost.text import Text
 
 
 class StateId(StrEnum):
@@ -30,9 +34,13 @@ PendingFlow = DevicePending | BrowserPending
 
 @dataclass(frozen=True, slots=True)
 class NotAcquired:
-    """No token. `note` says why the last attempt ended, if one did (e.g. "denied")."""
+    """No token. `note` says why the last attempt ended, if one did (e.g. "denied").
 
-    note: str | None = None
+    Reasons and notes are `Text`: a state recorded by one process (in its language) is shown by
+    another in the reader's language.
+    """
+
+    note: Text | None = None
 
     @property
     def id(self) -> StateId:
@@ -56,7 +64,7 @@ class Acquired:
     scope: tuple[str, ...] = ()
     failures: int = 0
     retry_at: float | None = None
-    last_error: str | None = None
+    last_error: Text | None = None
     failing_since: float | None = None
 
     @property
@@ -68,7 +76,7 @@ class Acquired:
 class Invalid:
     """A token was obtained but can no longer be used; `reason` tells the administrator why."""
 
-    reason: str
+    reason: Text
     since: float
 
     @property
@@ -79,11 +87,19 @@ class Invalid:
 @dataclass(frozen=True, slots=True)
 class WaitingForAuthorization:
     """A flow is pending. `previous` is restored if it ends without a token (denied, expired,
-    cancelled), so an aborted re-authorization never loses a token that still worked."""
+    cancelled), so an aborted re-authorization never loses a token that still worked; while the
+    flow is pending, an Acquired `previous` keeps serving mail and is refreshed as usual.
+
+    `owner_host` and `owner_id` name the process that started the flow (`ports.FlowOwners`):
+    a flow whose owner on this host is gone has ended, whatever the state still says. None for
+    flows recorded before owners were (judged by their expiry alone).
+    """
 
     flow: PendingFlow
     started_at: float
     previous: Acquired | Invalid | None = None
+    owner_host: str | None = None
+    owner_id: str | None = None
 
     @property
     def id(self) -> StateId:
@@ -91,3 +107,13 @@ class WaitingForAuthorization:
 
 
 TokenState = NotAcquired | WaitingForAuthorization | Acquired | Invalid
+
+
+def in_force(state: TokenState) -> Acquired | None:
+    """The token that serves mail in `state`: an Acquired state itself, or the Acquired token a
+    pending re-authorization keeps in force; None when the setting has no usable token."""
+    if isinstance(state, Acquired):
+        return state
+    if isinstance(state, WaitingForAuthorization) and isinstance(state.previous, Acquired):
+        return state.previous
+    return None
