@@ -43,15 +43,11 @@ GERMAN_PO = LOCALE_DIR / "de" / "LC_MESSAGES" / "tokenpost.po"
 LOG_METHODS = frozenset({"info", "warning", "error", "exception", "critical"})
 ECHO_CALLS = frozenset({"echo", "secho", "confirm", "prompt", "fail"})
 
-# Modules whose texts are not converted yet (paths under src/tokenpost). Each conversion removes
-# its module from this set; the set must end empty.
-PENDING: frozenset[str] = frozenset({})
-
 
 def product_modules() -> Iterator[Path]:
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
         relative = path.relative_to(PACKAGE_DIR).as_posix()
-        if not relative.startswith("sandbox/") and relative not in PENDING:
+        if not relative.startswith("sandbox/"):
             yield path
 
 
@@ -236,18 +232,10 @@ def commands() -> Iterator[tuple[str, click.Command]]:
                 todo.append((f"{path} {name}", sub))
 
 
-def _module_of(command: click.Command) -> str:
-    callback = command.callback
-    module = getattr(callback, "__module__", "") if callback else ""
-    return module.removeprefix("tokenpost.").replace(".", "/") + ".py"
-
-
 def test_every_command_translates_its_help() -> None:
     from tokenpost.cli.translated import TranslatedCommand, TranslatedGroup
 
     for path, command in commands():
-        if _module_of(command) in PENDING:
-            continue
         assert isinstance(command, TranslatedCommand | TranslatedGroup), path
 
 
@@ -255,8 +243,6 @@ def test_every_help_text_has_a_german_translation() -> None:
     catalog = german_catalog()
     missing = []
     for path, command in commands():
-        if _module_of(command) in PENDING:
-            continue
         texts = [command.help] + [p.help for p in command.params if isinstance(p, click.Option)]
         missing += [f"{path}: {t!r}" for t in texts if t and not translated(catalog, t)]
     assert not missing, "\n".join(missing)
