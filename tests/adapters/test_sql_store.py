@@ -385,7 +385,7 @@ async def test_a_token_blob_moved_to_another_row_does_not_decrypt(
     assert (await store.load_token("pop:a")).state == acquired("a")
     moved = await store.load_token("pop:b")
     assert isinstance(moved.state, Invalid)
-    assert "token of pop:b" in moved.state.reason
+    assert "token of pop:b" in str(moved.state.reason)
     assert "AT-a" not in repr(moved)
 
 
@@ -415,7 +415,9 @@ async def test_unreadable_public_part_is_reported(store: SqlStore, backend: Back
     reseal(backend, "tokens", "setting_id", "smtp")
     record = await store.load_token("smtp")
     assert isinstance(record.state, Invalid)
-    assert record.state.reason.startswith("the token of smtp: a stored token state is unreadable")
+    assert str(record.state.reason).startswith(
+        "the token of smtp: a stored token state is unreadable"
+    )
     assert (record.version, record.binding) == (1, "b")
 
 

@@ -282,8 +282,9 @@ async def test_a_damaged_token_reads_as_invalid_and_is_overwritten(
     assert_only_changed(before, after, {"token:pop:a"})
     record = await store.load_token("pop:a")
     assert isinstance(record.state, Invalid)
-    assert "token of pop:a in the store was changed outside tokenpost" in record.state.reason
-    assert "'tokenpost token delete pop:a', then 'tokenpost token get pop:a'" in record.state.reason
+    reason = str(record.state.reason)
+    assert "token of pop:a in the store was changed outside tokenpost" in reason
+    assert "'tokenpost token delete pop:a', then 'tokenpost token get pop:a'" in reason
     assert "AT-a" not in repr(record)
     assert record.version == 1
     assert record.binding == ("b-other" if column == "binding" else "b-pop:a")

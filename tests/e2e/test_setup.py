@@ -115,7 +115,7 @@ def test_the_dialogue_in_german_with_ja_to_replace_the_setting(cli: Cli, sandbox
         "Absendername",
         "tokenpost: ungültige Einstellungen für smtp:",
         "SMTP-Einstellung gespeichert. Das Token wird abgerufen (Token abrufen)…",
-        "Token abgerufen.",
+        "Token abgerufen (gültig bis",
     ):
         assert german in out, german
     assert "Primary server" not in out

@@ -142,7 +142,7 @@ def test_a_full_disk_never_loses_the_rotated_grant(
     held = asyncio.run(scenario())
     assert [e[:2] for e in events if e[0] == "store_unwritable"] == [("store_unwritable", "smtp")]
     [(_event, _setting, detail)] = [e for e in events if e[0] == "store_unwritable"]
-    assert "full" in detail
+    assert "full" in str(detail)
     # A new process sees the grant that was held: `token show` prints the same access token.
     shown = cli.run("token", "show", "smtp")
     assert shown.returncode == 0, shown.stderr

@@ -132,14 +132,14 @@ async def test_status_lists_every_setting_with_the_damaged_ones_invalid(
         assert found[setting_id].state is StateId.INVALID, setting_id
     fax, printer, scan = found["pop:fax"], found["pop:print"], found["pop:scan"]
     assert fax.reason is not None
-    assert "delete the token and obtain it again" in fax.reason
+    assert "delete the token and obtain it again" in str(fax.reason)
     assert (fax.auth, fax.provider) == (AuthMethod.OAUTH2, "as")
     assert printer.reason is not None
-    assert "'tokenpost pop add print'" in printer.reason
+    assert "'tokenpost pop add print'" in str(printer.reason)
     assert (printer.auth, printer.account, printer.provider) == (None, None, None)
     assert scan.reason is not None
-    assert "provider 'as2'" in scan.reason
-    assert "'tokenpost provider add as2'" in scan.reason
+    assert "provider 'as2'" in str(scan.reason)
+    assert "'tokenpost provider add as2'" in str(scan.reason)
     assert "PW-print" not in repr(rows)
 
 

@@ -119,7 +119,7 @@ async def test_a_grant_the_store_refuses_is_held_and_used(hw: HoldingWorld) -> N
     assert hw.provider.presented == ["rt-0"]
     [(event, setting, detail)] = hw.unwritable()
     assert (event, setting) == ("store_unwritable", "smtp")
-    assert "full" in detail
+    assert "full" in str(detail)
     await hw.refresher.close(grace=0)
 
 
