@@ -31,11 +31,27 @@ import gettext
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Final
 
 from tokenpost.errors import OperationError, UsageError
 from tokenpost.text import translate
+from tokenpost.tokens.state import LABELS, StateId
+
+__all__ = [
+    "DEFAULT",
+    "DOMAIN",
+    "LOCALE_DIR",
+    "SUPPORTED",
+    "active",
+    "active_language",
+    "language_of_locale",
+    "load_translations",
+    "resolve_language",
+    "show",
+    "state_label",
+    "translator",
+    "use_language",
+]
 
 DOMAIN: Final = "tokenpost"
 SUPPORTED: Final = ("en", "de")
@@ -45,23 +61,6 @@ LOCALE_DIR: Final = Path(__file__).parent / "locale"
 
 # POSIX precedence: LC_ALL overrides LC_MESSAGES, which overrides LANG.
 _LOCALE_VARIABLES: Final = ("LC_ALL", "LC_MESSAGES", "LANG")
-
-
-def N_(message: str) -> str:
-    """Mark `message` as a msgid for extraction without translating it (gettext's ``N_``)."""
-    return message
-
-
-# The four token state labels (DESIGN.md "Token state"), keyed by `tokens.state.StateId` value.
-# Ids are spelled out because i18n sits below tokens in the layers; a test checks they match.
-_STATE_LABELS: Final[Mapping[str, str]] = MappingProxyType(
-    {
-        "not_acquired": N_("Not acquired"),
-        "waiting_for_authorization": N_("Waiting for authorization"),
-        "acquired": N_("Acquired"),
-        "invalid": N_("Invalid"),
-    }
-)
 
 
 def state_label(state_id: str, lang: str) -> str:
@@ -75,9 +74,10 @@ def state_label(state_id: str, lang: str) -> str:
         ValueError: `state_id` is not one of the four states.
         UsageError: `lang` is not supported.
     """
-    label = _STATE_LABELS.get(state_id)
-    if label is None:
-        raise ValueError(f"unknown token state {state_id!r}")
+    try:
+        label = LABELS[StateId(state_id)]
+    except ValueError:
+        raise ValueError(f"unknown token state {state_id!r}") from None
     return translator(lang).gettext(label)
 
 

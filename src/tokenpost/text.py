@@ -38,6 +38,11 @@ def _english(message: str) -> str:
     return message
 
 
+def N_(message: str) -> str:
+    """Mark `message` as a msgid for extraction without translating it (gettext's ``N_``)."""
+    return message
+
+
 class Text:
     """A msgid and its parameters. Immutable; equal when msgid and parameters are equal."""
 

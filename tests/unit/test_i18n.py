@@ -17,7 +17,6 @@ import tokenpost
 from tokenpost.errors import OperationError, UsageError
 from tokenpost.i18n import (
     LOCALE_DIR,
-    N_,
     SUPPORTED,
     language_of_locale,
     load_translations,
@@ -25,6 +24,7 @@ from tokenpost.i18n import (
     state_label,
     translator,
 )
+from tokenpost.text import N_
 from tokenpost.tokens.state import StateId
 
 PACKAGE_DIR = Path(tokenpost.__file__).parent

@@ -16,9 +16,8 @@ import stat
 from typing import Final
 
 from tokenpost.errors import FieldProblem
-from tokenpost.i18n import N_
 from tokenpost.settings.model import PopSetting, Provider, SmtpSetting
-from tokenpost.text import Text
+from tokenpost.text import N_, Text
 
 # CA bundles are well under 1 MiB (Debian's whole system bundle is about 200 KiB).
 MAX_CA_FILE_BYTES: Final = 16 * 1024 * 1024

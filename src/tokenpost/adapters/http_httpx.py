@@ -31,9 +31,9 @@ from tokenpost.errors import (
     TransportError,
     UsageError,
 )
-from tokenpost.i18n import N_
 from tokenpost.oauth.http import MAX_RESPONSE_BYTES, HttpRequest, HttpResponse
 from tokenpost.secret import Secret
+from tokenpost.text import N_
 
 if TYPE_CHECKING:
     import httpx

@@ -17,7 +17,7 @@ import click
 
 from tokenpost.cli.context import CliContext, pass_cli
 from tokenpost.cli.translated import command
-from tokenpost.i18n import N_
+from tokenpost.text import N_
 
 if TYPE_CHECKING:
     from tokenpost.services.check import CheckReport, Step

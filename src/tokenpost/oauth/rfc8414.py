@@ -18,9 +18,9 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from tokenpost.errors import RemoteProtocolError, UsageError
-from tokenpost.i18n import N_
 from tokenpost.oauth.http import HttpResponse
 from tokenpost.oauth.rfc6749 import is_success, json_object, require_str, require_web_url
+from tokenpost.text import N_
 
 RFC8414_SUFFIX: Final = "/.well-known/oauth-authorization-server"
 OIDC_SUFFIX: Final = "/.well-known/openid-configuration"

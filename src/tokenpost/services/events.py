@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Final
 
-from tokenpost.i18n import N_
-from tokenpost.text import Text, as_text
+from tokenpost.text import N_, Text, as_text
 
 log = logging.getLogger("tokenpost.events")
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from typing import Final, TypeVar
 
 from tokenpost.errors import FieldProblem, ValidationError
-from tokenpost.i18n import N_
 from tokenpost.settings.model import (
     POP_PREFIX,
     AlertSettings,
@@ -27,7 +26,7 @@ from tokenpost.settings.model import (
 )
 from tokenpost.settings.provider_rules import provider_problems
 from tokenpost.settings.validate import alert_problems, pop_problems, smtp_problems
-from tokenpost.text import Text
+from tokenpost.text import N_, Text
 
 SUBJECT: Final = Text("settings file")
 

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
-from tokenpost.i18n import N_
 from tokenpost.secret import Secret
+from tokenpost.text import N_
 
 SMTP_ID: Final = "smtp"
 POP_PREFIX: Final = "pop:"

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from typing import Final
 
 from tokenpost.errors import FieldProblem
-from tokenpost.i18n import N_
 from tokenpost.settings.model import Flow, Preset, Provider, Use
 from tokenpost.settings.rule_tools import (
     NAME,
@@ -30,7 +29,7 @@ from tokenpost.settings.syntax import (
     loopback_redirect_rule,
     proxy_rule,
 )
-from tokenpost.text import Text
+from tokenpost.text import N_, Text
 
 _SCOPE_TOKEN: Final = re.compile(r"[\x21\x23-\x5B\x5D-\x7E]+")  # RFC 6749 §3.3
 _GUID: Final = re.compile(r"[0-9A-Fa-f]{8}-(?:[0-9A-Fa-f]{4}-){3}[0-9A-Fa-f]{12}")

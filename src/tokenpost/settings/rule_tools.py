@@ -11,8 +11,7 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from tokenpost.errors import FieldProblem, ValidationError
-from tokenpost.i18n import N_
-from tokenpost.text import Text
+from tokenpost.text import N_, Text
 
 CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")

@@ -14,7 +14,7 @@ import shlex
 from typing import Final
 from urllib.parse import urlsplit
 
-from tokenpost.i18n import N_
+from tokenpost.text import N_
 
 SPACE_OR_CONTROL: Final = re.compile(r"[\s\x00-\x1f\x7f-\x9f]")
 LINE_BREAK_OR_NUL: Final = re.compile(r"[\r\n\x00]")

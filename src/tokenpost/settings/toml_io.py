@@ -20,7 +20,6 @@ from dataclasses import fields
 from typing import Final
 
 from tokenpost.errors import FieldProblem, ValidationError
-from tokenpost.i18n import N_
 from tokenpost.secret import Secret
 from tokenpost.settings.document import (
     SUBJECT,
@@ -33,7 +32,7 @@ from tokenpost.settings.document import (
 )
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
 from tokenpost.settings.toml_read import parse_toml
-from tokenpost.text import Gettext
+from tokenpost.text import N_, Gettext
 
 __all__ = [
     "SUBJECT",

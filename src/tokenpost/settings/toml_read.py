@@ -19,7 +19,6 @@ from enum import StrEnum
 from typing import Final, TypeVar
 
 from tokenpost.errors import FieldProblem
-from tokenpost.i18n import N_
 from tokenpost.secret import Secret
 from tokenpost.settings.document import ConfigDocument, item_problems, raise_if
 from tokenpost.settings.model import (
@@ -32,7 +31,7 @@ from tokenpost.settings.model import (
     Security,
     SmtpSetting,
 )
-from tokenpost.text import Text
+from tokenpost.text import N_, Text
 
 MAX_DOCUMENT_BYTES: Final = 1024 * 1024  # a settings file is a few KiB; this is plenty
 _TOML_POSITION: Final = re.compile(r"\((?:at line (\d+), column (\d+)|at end of document)\)")

@@ -26,7 +26,6 @@ from collections.abc import Iterator, Mapping
 from typing import Final
 
 from tokenpost.errors import FieldProblem
-from tokenpost.i18n import N_
 from tokenpost.secret import Secret
 from tokenpost.settings.model import (
     AlertSettings,
@@ -52,7 +51,7 @@ from tokenpost.settings.syntax import (
     is_addr_spec,
     is_host,
 )
-from tokenpost.text import Text
+from tokenpost.text import N_, Text
 
 PORT_RULE: Final = N_("must be an integer from 1 to 65535")
 SERVER_RULE: Final = N_("must be a host name (RFC 1123, IDNA allowed) or an IPv4/IPv6 address")

@@ -31,10 +31,10 @@ from types import MappingProxyType
 from typing import Final, TypeVar, assert_never
 
 from tokenpost.errors import OperationError
-from tokenpost.i18n import state_label
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.text import Text
 from tokenpost.tokens.state import (
+    LABELS,
     Acquired,
     Invalid,
     NotAcquired,
@@ -306,7 +306,7 @@ def _refreshed(current: Acquired, grant: TokenGrant, now: float) -> Acquired:
 def make_state_diagram() -> str:
     """A Mermaid ``stateDiagram-v2`` of `TRANSITIONS`, for the docs (one edge per event)."""
     lines = ["stateDiagram-v2"]
-    lines += [f'    state "{state_label(state, "en")}" as {state.value}' for state in StateId]
+    lines += [f'    state "{LABELS[state]}" as {state.value}' for state in StateId]
     lines.append(f"    [*] --> {_NOT_ACQUIRED.value}")
     for (source, event), targets in TRANSITIONS.items():
         for target in sorted(targets):
