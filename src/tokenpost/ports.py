@@ -14,6 +14,7 @@ from tokenpost.errors import FieldProblem
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
+from tokenpost.settings.network import Network
 from tokenpost.text import Text
 from tokenpost.tokens.state import TokenState
 
@@ -28,10 +29,13 @@ class HttpClient(Protocol):
         self,
         request: HttpRequest,
         *,
-        ca_file: str | None = None,
+        network: Network,
         timeout: float = 30.0,  # noqa: ASYNC109
     ) -> HttpResponse:
-        """One HTTP exchange; TLS is always verified (against `ca_file` when given).
+        """One HTTP exchange to a provider. TLS is always verified, against the provider's CA
+        file (`network.ca_file`), else the home's default CA file, else the system trust store;
+        the request goes through the provider's proxy (`network.proxy`), else the environment's
+        HTTPS_PROXY unless NO_PROXY exempts the host. Give `provider.network`.
 
         Raises:
             TransportError: no exchange (DNS, refused, timeout); TlsVerifyError for certificates.

@@ -44,6 +44,9 @@ class App:
     authorizer: Authorizer
     deleter: Deleter
     alerter: Alerter  # every service's events go to it too; `serve` runs `alerter.run()`
+    # TOKENPOST_CA_FILE, checked when the app opened: the CA file of every provider and mail
+    # setting without a --ca-file of its own (None: the system trust store).
+    home_ca_file: str | None = None
 
     def checker(self, lang: str = "en") -> Checker:
         """The connection test over the same connectors sending and receiving use."""
@@ -55,9 +58,10 @@ class App:
             self.store,
             self.refresher,
             self.clock,
-            AioSmtpConnector(),
-            Pop3ClientConnector(),
+            AioSmtpConnector(home_ca_file=self.home_ca_file),
+            Pop3ClientConnector(home_ca_file=self.home_ca_file),
             lang=lang,
+            home_ca_file=self.home_ca_file,
         )
 
     async def send_alert(self, recipients: Sequence[str], subject: str, body: str) -> None:
@@ -81,7 +85,7 @@ class App:
 
         return Receiver(
             self.store,
-            Pop3ClientConnector(),
+            Pop3ClientConnector(home_ca_file=self.home_ca_file),
             open_maildir,
             SubprocessRunner(),
             self.refresher,
@@ -94,7 +98,8 @@ class App:
         from tokenpost.adapters.smtp_client import AioSmtpConnector
         from tokenpost.services.send import Sender
 
-        return Sender(self.store, self.refresher, self.clock, AioSmtpConnector())
+        connector = AioSmtpConnector(home_ca_file=self.home_ca_file)
+        return Sender(self.store, self.refresher, self.clock, connector)
 
 
 def _both(first: EventHook, second: EventHook) -> EventHook:
@@ -119,7 +124,11 @@ async def open_app(
     `on_event` if given; on exit the events still queued are handled before anything closes,
     unless the work was cancelled.
 
+    The environment is read here, once: TOKENPOST_CA_FILE (checked first: a file that is not a
+    CA file stops the command before anything else happens) and the proxy variables.
+
     Raises:
+        UsageError: TOKENPOST_CA_FILE does not name a usable CA file.
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
     """
     from tokenpost.adapters.commands import SubprocessRunner
@@ -128,7 +137,9 @@ async def open_app(
     from tokenpost.adapters.host_checks import FileSystemChecks
     from tokenpost.adapters.http_httpx import HttpxClient
     from tokenpost.adapters.loopback import open_redirect_listener
+    from tokenpost.adapters.proxies import ProxyEnvironment
     from tokenpost.adapters.sql_store import open_store
+    from tokenpost.adapters.tls import home_ca_file
     from tokenpost.clock import SystemClock
     from tokenpost.i18n import resolve_language
     from tokenpost.services.alerts import Alerter
@@ -138,11 +149,13 @@ async def open_app(
     from tokenpost.services.refresh import Refresher
     from tokenpost.services.settings import SettingsService
 
+    ca_file = home_ca_file(environ)
+    proxies = ProxyEnvironment.from_environ(environ)
     opened = open_home(home, environ)
     store_url = environ.get("TOKENPOST_STORE_URL") or None
     store = await open_store(opened, url=store_url)
     try:
-        async with HttpxClient() as http:
+        async with HttpxClient(home_ca_file=ca_file, proxies=proxies) as http:
             clock = clock or SystemClock()
             lock: FlightLock = FileFlightLock(opened.lock_dir)
             if store_url is not None and store_url.startswith("postgresql+psycopg://"):
@@ -179,6 +192,7 @@ async def open_app(
                 ),
                 deleter=deleter,
                 alerter=alerter,
+                home_ca_file=ca_file,
             )
             try:
                 yield app

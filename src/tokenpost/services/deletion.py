@@ -72,7 +72,7 @@ class Deleter:
                 return DeleteResult(None, "the provider has no revocation endpoint")
             request = rfc7009.revocation_request(endpoints.revocation, target.client, token, hint)
             response = await self.http.send(
-                request, ca_file=target.provider.ca_file, timeout=REVOKE_TIMEOUT
+                request, network=target.provider.network, timeout=REVOKE_TIMEOUT
             )
         except TokenpostError as error:
             return DeleteResult(False, f"revocation failed: {error}")
