@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from tokenpost.adapters.proxies import PROVIDER_SOURCE, Proxy
-from tokenpost.adapters.tls import verify_failed
+from tokenpost.adapters.tls import handshake_reason, verify_failed
 from tokenpost.errors import (
     RemoteProtocolError,
     TokenpostError,
@@ -173,6 +173,7 @@ class Route:
     host: str
     trust: Trust = SYSTEM_TRUST
     proxy: Proxy | None = None
+    proxy_trust: Trust | None = None  # an https proxy's certificate is checked against this
 
 
 @contextmanager
@@ -215,13 +216,13 @@ def _connect_failure(exc: httpx.ConnectError, route: Route) -> TransportError:
     host = route.host
     for cause in causes(exc):
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return verify_failed(_verified_peer(route), cause, route.trust)
+            return _verify_failed(route, cause)
         if isinstance(cause, ssl.SSLError):
             return TransportError(
                 "cannot connect to {host}: TLS handshake failed ({reason}); check the endpoint "
                 "URL and any proxy in between",
                 host=host,
-                reason=reason(cause),
+                reason=handshake_reason(cause),
             )
         if isinstance(cause, socket.gaierror):
             return TransportError(
@@ -248,12 +249,23 @@ def _connect_failure(exc: httpx.ConnectError, route: Route) -> TransportError:
     )
 
 
-def _verified_peer(route: Route) -> str | Text:
-    """Whose certificate failed: through an https proxy it may be the proxy's (httpx does not
-    tell which of the two handshakes failed)."""
-    if route.proxy is not None and route.proxy.scheme == "https":
-        return Text("{host} or of the proxy {proxy}", host=route.host, proxy=route.proxy.shown)
-    return route.host
+def _verify_failed(route: Route, cause: ssl.SSLCertVerificationError) -> TransportError:
+    """Through an https proxy, the certificate may be the proxy's or the provider's: httpx does
+    not tell which of the two handshakes failed, so the message names both and what each was
+    checked against."""
+    if route.proxy is None or route.proxy_trust is None:
+        return verify_failed(route.host, cause, route.trust)
+    return verify_failed(
+        Text("{host} or of the proxy {proxy}", host=route.host, proxy=route.proxy.shown),
+        cause,
+        route.trust,
+        trusted=Text(
+            "{trust} for {host}, {proxy_trust} for the proxy",
+            trust=route.trust.describe(),
+            host=route.host,
+            proxy_trust=route.proxy_trust.describe(),
+        ),
+    )
 
 
 def _proxy_failure(exc: Exception, route: Route, proxy: Proxy) -> TokenpostError | None:

@@ -107,8 +107,12 @@ class HttpxClient:
         url = _https_url(request.url)
         trust = trust_for(network.ca_file, self._home_ca_file)
         proxy = choose_proxy(network.proxy, self._proxies, url.host, url.port or 443)
-        route = Route(_display_host(url), trust, proxy)
-        client = await self._client(trust, proxy)
+        # An https proxy is the site's, not the provider's: the home's trust, not a --ca-file.
+        proxy_trust = None
+        if proxy is not None and proxy.scheme == "https":
+            proxy_trust = trust_for(None, self._home_ca_file)
+        route = Route(_display_host(url), trust, proxy, proxy_trust)
+        client = await self._client(trust, proxy, proxy_trust)
         with mapped(route):
             outgoing = client.build_request(
                 request.method,
@@ -128,14 +132,14 @@ class HttpxClient:
             headers=tuple(response.headers.multi_items()),
         )
 
-    async def _client(self, trust: Trust, proxy: Proxy | None) -> httpx.AsyncClient:
+    async def _client(
+        self, trust: Trust, proxy: Proxy | None, proxy_trust: Trust | None
+    ) -> httpx.AsyncClient:
         """The client for `trust` and `proxy`, built again when a CA file changed on disk."""
         context = await client_context_async(trust, Purpose.HTTP)
         proxy_context = None
-        if proxy is not None and proxy.scheme == "https":
-            # The proxy is the site's, not the provider's: the home's trust, not a --ca-file.
-            home = trust_for(None, self._home_ca_file)
-            proxy_context = await client_context_async(home, Purpose.HTTP)
+        if proxy_trust is not None:
+            proxy_context = await client_context_async(proxy_trust, Purpose.HTTP)
         key = (trust, proxy)
         built = self._clients.get(key)
         if built is not None and built[0] is context and built[1] is proxy_context:

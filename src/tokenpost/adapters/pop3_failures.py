@@ -15,7 +15,7 @@ import socket
 import ssl
 from typing import Final
 
-from tokenpost.adapters.tls import verify_failed
+from tokenpost.adapters.tls import handshake_reason, verify_failed
 from tokenpost.errors import (
     MailAuthError,
     OperationError,
@@ -75,7 +75,7 @@ def io_failure(
             "TLS with {server} failed ({reason}); check the port and the security setting (tls "
             "is usually port 995, starttls port 110)",
             server=server,
-            reason=failure_reason(exc),
+            reason=handshake_reason(exc),
         )
     if isinstance(exc, OSError):
         return _connection_failed(server, exc)

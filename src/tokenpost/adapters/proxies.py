@@ -134,7 +134,7 @@ class _Exemption:
 class ProxyEnvironment:
     """HTTPS_PROXY and NO_PROXY as tokenpost's environment gave them when it started."""
 
-    https_proxy: str | None = None
+    https_proxy: Secret | None = None  # the URL as given: it may hold a password
     https_proxy_variable: str = "HTTPS_PROXY"
     exempt_all: bool = False
     exemptions: tuple[_Exemption, ...] = ()
@@ -145,7 +145,7 @@ class ProxyEnvironment:
         _, no_proxy = _first_set(environ, "no_proxy", "NO_PROXY")
         entries = [e.strip().lower() for e in (no_proxy or "").split(",") if e.strip()]
         return cls(
-            https_proxy=value,
+            https_proxy=Secret(value) if value else None,
             https_proxy_variable=variable or "HTTPS_PROXY",
             exempt_all="*" in entries,
             exemptions=tuple(x for x in map(_exemption, entries) if x is not None),
@@ -162,7 +162,7 @@ class ProxyEnvironment:
         name = host.lower().rstrip(".")
         if any(exemption.matches(name, port) for exemption in self.exemptions):
             return None
-        return parse_proxy(self.https_proxy, self.https_proxy_variable)
+        return parse_proxy(self.https_proxy.reveal(), self.https_proxy_variable)
 
 
 def choose_proxy(

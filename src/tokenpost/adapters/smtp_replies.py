@@ -25,7 +25,7 @@ from typing import Final
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
-from tokenpost.adapters.tls import verify_failed
+from tokenpost.adapters.tls import handshake_reason, verify_failed
 from tokenpost.errors import (
     MailAuthError,
     MailPolicyError,
@@ -205,7 +205,7 @@ def transport_error(where: str, error: BaseException, trust: Trust) -> Transport
         return verify_failed(where, cause, trust)
     if isinstance(cause, ssl.SSLError):
         return TransportError(
-            "TLS with {where} failed ({reason})", where=where, reason=reason(cause)
+            "TLS with {where} failed ({reason})", where=where, reason=handshake_reason(cause)
         )
     if isinstance(error, TimeoutError) or isinstance(cause, TimeoutError):
         return TransportError("{where} did not answer in time", where=where)

@@ -54,6 +54,10 @@ NO_CA_RULE: Final = N_("holds no CA certificate (a PEM file of CA certificates i
 MISSING_CA_RULE: Final = N_("no such file (a PEM file of CA certificates)")
 NOT_A_FILE_RULE: Final = N_("must be a regular file (a PEM file of CA certificates)")
 
+# OpenSSL's reasons when the peer offers no TLS version tokenpost accepts (only older than 1.2).
+_OLD_PROTOCOL_REASONS: Final = frozenset(
+    {"TLSV1_ALERT_PROTOCOL_VERSION", "UNSUPPORTED_PROTOCOL", "NO_PROTOCOLS_AVAILABLE"}
+)
 # OpenSSL's names for the certificates of a hashed directory (c_rehash, update-ca-certificates).
 _HASHED_NAME: Final = re.compile(r"[0-9a-f]{8}\.[0-9]+")
 
@@ -199,18 +203,32 @@ def unusable(trust: Trust, rule: str | Text) -> UsageError:
 
 
 def verify_failed(
-    server: str | Text, error: ssl.SSLCertVerificationError, trust: Trust
+    server: str | Text,
+    error: ssl.SSLCertVerificationError,
+    trust: Trust,
+    *,
+    trusted: Text | None = None,
 ) -> TlsVerifyError:
-    """The error for a certificate of `server` that did not verify against `trust`."""
+    """The error for a certificate of `server` that did not verify against `trust`; `trusted`
+    says what was trusted when that is more than `trust` (an https proxy and its provider)."""
     # Set by the ssl module on a real failure; absent on one made by hand.
     detail = getattr(error, "verify_message", None) or _reason(error)
     return TlsVerifyError(
         "the certificate of {server} did not verify: {detail} (trusted: {trust}); {fix}",
         server=server,
         detail=detail,
-        trust=trust.describe(),
+        trust=trusted or trust.describe(),
         fix=trust.verify_fix(),
     )
+
+
+def handshake_reason(error: ssl.SSLError) -> str | Text:
+    """Why a TLS handshake failed, in OpenSSL's words; a peer that offers only TLS versions older
+    than 1.2 (which this policy refuses) is said to do so."""
+    reason = _reason(error)
+    if reason in _OLD_PROTOCOL_REASONS:
+        return Text("the server offers no TLS version from 1.2 on ({reason})", reason=reason)
+    return reason
 
 
 def _new_context() -> ssl.SSLContext:
