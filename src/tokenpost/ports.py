@@ -207,7 +207,8 @@ class SmtpConnector(Protocol):
         self, setting: SmtpSetting, *, on_step: StepCallback = no_steps
     ) -> SmtpSession:
         """Connect per `setting.security` (implicit TLS, STARTTLS or none), verifying the
-        certificate against `setting.ca_file` or the system store, within `setting.timeout`.
+        certificate against `setting.ca_file`, else TOKENPOST_CA_FILE, else the system store
+        (`settings.network.trust_for`), within `setting.timeout`.
 
         Raises:
             TransportError (TlsVerifyError), RemoteProtocolError, MailRejectedError (greeting
@@ -272,7 +273,7 @@ class Pop3Connector(Protocol):
         on_step: StepCallback = no_steps,
     ) -> Pop3Session:
         """Connect per `setting.security` (implicit TLS, STLS or none), verifying certificates
-        against `setting.ca_file` or the system store.
+        against `setting.ca_file`, else TOKENPOST_CA_FILE, else the system store.
 
         Raises:
             TransportError (TlsVerifyError), RemoteProtocolError, MailAuthError (greeting -ERR).
