@@ -93,5 +93,3 @@ class Network:
     ca_file: str | None = None
     proxy: str | None = None
 
-
-DEFAULT_NETWORK: Final = Network()
