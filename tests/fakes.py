@@ -13,6 +13,7 @@ from tokenpost.errors import ConflictError, FlightLockBusyError, StoreError, Usa
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.ports import DamagedRecord, TokenRecord
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
+from tokenpost.settings.network import Network
 from tokenpost.tokens.state import NotAcquired, TokenState
 
 
@@ -154,12 +155,14 @@ class ScriptedHttp:
 
     routes: dict[str, Responder] = field(default_factory=dict)
     requests: list[HttpRequest] = field(default_factory=list)
+    networks: list[Network] = field(default_factory=list)  # each request's, in order
     delay: float = 0.0
 
     async def send(
-        self, request: HttpRequest, *, ca_file: str | None = None, timeout: float = 30.0
+        self, request: HttpRequest, *, network: Network, timeout: float = 30.0
     ) -> HttpResponse:
         self.requests.append(request)
+        self.networks.append(network)
         if self.delay:
             await asyncio.sleep(self.delay)
         else:

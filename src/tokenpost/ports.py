@@ -14,6 +14,7 @@ from tokenpost.errors import FieldProblem
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AlertSettings, PopSetting, Provider, SmtpSetting
+from tokenpost.settings.network import Network
 from tokenpost.text import Text
 from tokenpost.tokens.state import TokenState
 
@@ -28,10 +29,13 @@ class HttpClient(Protocol):
         self,
         request: HttpRequest,
         *,
-        ca_file: str | None = None,
+        network: Network,
         timeout: float = 30.0,  # noqa: ASYNC109
     ) -> HttpResponse:
-        """One HTTP exchange; TLS is always verified (against `ca_file` when given).
+        """One HTTP exchange to a provider. TLS is always verified, against the provider's CA
+        file (`network.ca_file`), else the home's default CA file, else the system trust store;
+        the request goes through the provider's proxy (`network.proxy`), else the environment's
+        HTTPS_PROXY unless NO_PROXY exempts the host. Give `provider.network`.
 
         Raises:
             TransportError: no exchange (DNS, refused, timeout); TlsVerifyError for certificates.
@@ -251,7 +255,8 @@ class SmtpConnector(Protocol):
         self, setting: SmtpSetting, *, on_step: StepCallback = no_steps
     ) -> SmtpSession:
         """Connect per `setting.security` (implicit TLS, STARTTLS or none), verifying the
-        certificate against `setting.ca_file` or the system store, within `setting.timeout`.
+        certificate against `setting.ca_file`, else TOKENPOST_CA_FILE, else the system store
+        (`settings.network.trust_for`), within `setting.timeout`.
 
         Raises:
             TransportError (TlsVerifyError), RemoteProtocolError, MailRejectedError (greeting
@@ -316,7 +321,7 @@ class Pop3Connector(Protocol):
         on_step: StepCallback = no_steps,
     ) -> Pop3Session:
         """Connect per `setting.security` (implicit TLS, STLS or none), verifying certificates
-        against `setting.ca_file` or the system store.
+        against `setting.ca_file`, else TOKENPOST_CA_FILE, else the system store.
 
         Raises:
             TransportError (TlsVerifyError), RemoteProtocolError, MailAuthError (greeting -ERR).

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tokenpost.adapters.home import Home
     from tokenpost.clock import Clock
     from tokenpost.ports import FlightLock, FlowOwners, HttpClient, Store
     from tokenpost.services.alerts import Alerter
@@ -44,6 +45,9 @@ class App:
     authorizer: Authorizer
     deleter: Deleter
     alerter: Alerter  # every service's events go to it too; `serve` runs `alerter.run()`
+    # TOKENPOST_CA_FILE, checked when the app opened: the CA file of every provider and mail
+    # setting without a --ca-file of its own (None: the system trust store).
+    home_ca_file: str | None = None
 
     def checker(self, lang: str = "en") -> Checker:
         """The connection test over the same connectors sending and receiving use."""
@@ -55,9 +59,10 @@ class App:
             self.store,
             self.refresher,
             self.clock,
-            AioSmtpConnector(),
-            Pop3ClientConnector(),
+            AioSmtpConnector(home_ca_file=self.home_ca_file),
+            Pop3ClientConnector(home_ca_file=self.home_ca_file),
             lang=lang,
+            home_ca_file=self.home_ca_file,
         )
 
     async def send_alert(self, recipients: Sequence[str], subject: str, body: str) -> None:
@@ -81,7 +86,7 @@ class App:
 
         return Receiver(
             self.store,
-            Pop3ClientConnector(),
+            Pop3ClientConnector(home_ca_file=self.home_ca_file),
             open_maildir,
             SubprocessRunner(),
             self.refresher,
@@ -94,7 +99,8 @@ class App:
         from tokenpost.adapters.smtp_client import AioSmtpConnector
         from tokenpost.services.send import Sender
 
-        return Sender(self.store, self.refresher, self.clock, AioSmtpConnector())
+        connector = AioSmtpConnector(home_ca_file=self.home_ca_file)
+        return Sender(self.store, self.refresher, self.clock, connector)
 
 
 def _both(first: EventHook, second: EventHook) -> EventHook:
@@ -121,19 +127,101 @@ async def open_app(
     had refused (`Refresher.close`, which says so on stderr when it cannot), and this process
     stops owning its pending flows.
 
+    The environment is read here, once: TOKENPOST_CA_FILE (checked first: a file that is not a
+    CA file stops the command before anything else happens) and the proxy variables.
+
     Raises:
+        UsageError: TOKENPOST_CA_FILE does not name a usable CA file.
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
     """
-    from tokenpost.adapters.commands import SubprocessRunner
-    from tokenpost.adapters.flight_lock import FileFlightLock
     from tokenpost.adapters.flow_owners import FileFlowOwners
     from tokenpost.adapters.home import open_home
-    from tokenpost.adapters.host_checks import FileSystemChecks
     from tokenpost.adapters.http_httpx import HttpxClient
-    from tokenpost.adapters.loopback import open_redirect_listener
+    from tokenpost.adapters.proxies import ProxyEnvironment
     from tokenpost.adapters.sql_store import open_store
+    from tokenpost.adapters.tls import home_ca_file
     from tokenpost.clock import SystemClock
+
+    ca_file = home_ca_file(environ)
+    proxies = ProxyEnvironment.from_environ(environ)
+    opened = open_home(home, environ)
+    store_url = environ.get("TOKENPOST_STORE_URL") or None
+    store = await open_store(opened, url=store_url)
+    try:
+        async with HttpxClient(home_ca_file=ca_file, proxies=proxies) as http:
+            owners = FileFlowOwners(opened.lock_dir)
+            app = _assemble(
+                _Parts(
+                    home=opened,
+                    store=store,
+                    http=http,
+                    lock=_flight_lock(opened.lock_dir, store_url),
+                    clock=clock or SystemClock(),
+                    owners=owners,
+                    home_ca_file=ca_file,
+                    lang=_alert_language(environ),
+                ),
+                on_event,
+            )
+            try:
+                try:
+                    yield app
+                except Exception:
+                    await app.alerter.drain()
+                    raise
+                await app.alerter.drain()
+            finally:
+                # Also when cancelled (Ctrl-C): a held token is saved if the store allows.
+                await app.refresher.close()
+                owners.close()
+    finally:
+        await store.close()
+
+
+def _alert_language(environ: Mapping[str, str]) -> str:
+    """The language of alert mail: TOKENPOST_LANG, else the locale (`serve --lang` sets it)."""
     from tokenpost.i18n import resolve_language
+
+    return resolve_language(None, environ)
+
+
+def _flight_lock(lock_dir: Path, store_url: str | None) -> FlightLock:
+    """The home's file lock, and across hosts a PostgreSQL advisory lock on a shared store."""
+    from tokenpost.adapters.flight_lock import FileFlightLock
+
+    lock: FlightLock = FileFlightLock(lock_dir)
+    if store_url is not None and store_url.startswith("postgresql+psycopg://"):
+        from tokenpost.adapters.pg_flight_lock import PgFlightLock
+
+        # Instances on other hosts share the store: one refresh in flight per token across all
+        # of them (DESIGN invariant 1). The home's file lock stays the local lock: one host's
+        # processes queue on it, then one connection per key per host takes the PostgreSQL
+        # advisory lock. Waiting may outlast one slow provider exchange (30 s timeout), hence
+        # twice that.
+        lock = PgFlightLock(store_url, local=lock, lock_timeout_s=60.0)
+    return lock
+
+
+@dataclass
+class _Parts:
+    """What `open_app` opened, for `_assemble`."""
+
+    home: Home
+    store: Store
+    http: HttpClient
+    lock: FlightLock
+    clock: Clock
+    owners: FlowOwners
+    home_ca_file: str | None
+    lang: str
+
+
+def _assemble(parts: _Parts, on_event: EventHook | None) -> App:
+    """The services of one process over the opened parts; every event also reaches the
+    Alerter."""
+    from tokenpost.adapters.commands import SubprocessRunner
+    from tokenpost.adapters.host_checks import FileSystemChecks
+    from tokenpost.adapters.loopback import open_redirect_listener
     from tokenpost.services.alerts import Alerter
     from tokenpost.services.authorize import Authorizer
     from tokenpost.services.deletion import Deleter
@@ -141,71 +229,40 @@ async def open_app(
     from tokenpost.services.refresh import Refresher
     from tokenpost.services.settings import SettingsService
 
-    opened = open_home(home, environ)
-    store_url = environ.get("TOKENPOST_STORE_URL") or None
-    store = await open_store(opened, url=store_url)
-    try:
-        async with HttpxClient() as http:
-            clock = clock or SystemClock()
-            lock: FlightLock = FileFlightLock(opened.lock_dir)
-            if store_url is not None and store_url.startswith("postgresql+psycopg://"):
-                from tokenpost.adapters.pg_flight_lock import PgFlightLock
+    store, http, lock, clock, owners = (
+        parts.store,
+        parts.http,
+        parts.lock,
+        parts.clock,
+        parts.owners,
+    )
 
-                # Instances on other hosts share the store: one refresh in flight per token
-                # across all of them (DESIGN invariant 1). The home's file lock stays the local
-                # lock: one host's processes queue on it, then one connection per key per host
-                # takes the PostgreSQL advisory lock. Waiting may outlast one slow provider
-                # exchange (30 s timeout), hence twice that.
-                lock = PgFlightLock(store_url, local=lock, lock_timeout_s=60.0)
-            resolver = EndpointResolver(http)
-            owners = FileFlowOwners(opened.lock_dir)
+    async def send_alert(recipients: Sequence[str], subject: str, body: str) -> None:
+        await app.send_alert(recipients, subject, body)
 
-            async def send_alert(recipients: Sequence[str], subject: str, body: str) -> None:
-                await app.send_alert(recipients, subject, body)
-
-            lang = resolve_language(None, environ)
-            alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=lang)
-            on_event = alerter.on_event if on_event is None else _both(on_event, alerter.on_event)
-            deleter = Deleter(store, http, lock, clock, resolver, on_event=on_event)
-            app = App(
-                home=opened.path,
-                store=store,
-                http=http,
-                lock=lock,
-                clock=clock,
-                resolver=resolver,
-                settings=SettingsService(
-                    store, lock, FileSystemChecks(), revoker=deleter, resolver=resolver
-                ),
-                refresher=Refresher(
-                    store, http, lock, clock, resolver, on_event=on_event, owners=owners
-                ),
-                authorizer=Authorizer(
-                    store,
-                    http,
-                    lock,
-                    clock,
-                    resolver,
-                    open_redirect_listener,
-                    on_event=on_event,
-                    owners=owners,
-                ),
-                deleter=deleter,
-                alerter=alerter,
-            )
-            try:
-                try:
-                    yield app
-                except Exception:
-                    await alerter.drain()
-                    raise
-                await alerter.drain()
-            finally:
-                # Also when cancelled (Ctrl-C): a held token is saved if the store allows.
-                await app.refresher.close()
-                owners.close()
-    finally:
-        await store.close()
+    resolver = EndpointResolver(http)
+    alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=parts.lang)
+    hook = alerter.on_event if on_event is None else _both(on_event, alerter.on_event)
+    deleter = Deleter(store, http, lock, clock, resolver, on_event=hook)
+    app = App(
+        home=parts.home.path,
+        store=store,
+        http=http,
+        lock=lock,
+        clock=clock,
+        resolver=resolver,
+        settings=SettingsService(
+            store, lock, FileSystemChecks(), revoker=deleter, resolver=resolver
+        ),
+        refresher=Refresher(store, http, lock, clock, resolver, on_event=hook, owners=owners),
+        authorizer=Authorizer(
+            store, http, lock, clock, resolver, open_redirect_listener, on_event=hook, owners=owners
+        ),
+        deleter=deleter,
+        alerter=alerter,
+        home_ca_file=parts.home_ca_file,
+    )
+    return app  # `send_alert` above reaches the app through this name
 
 
 def flow_owners(home: Path | None, environ: Mapping[str, str]) -> FlowOwners:

@@ -20,12 +20,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tokenpost import __version__
-from tokenpost.adapters.http_httpx import (
-    _MESSAGES,
-    HttpxClient,
-    _basic_credentials,
-    _map_exceptions,
-)
+from tokenpost.adapters.http_failures import exception_messages, mapped
+from tokenpost.adapters.http_httpx import HttpxClient, _basic_credentials
 from tokenpost.errors import (
     RemoteProtocolError,
     TlsVerifyError,
@@ -36,6 +32,7 @@ from tokenpost.errors import (
 from tokenpost.i18n import translator
 from tokenpost.oauth.http import MAX_RESPONSE_BYTES, HttpRequest
 from tokenpost.secret import Secret
+from tokenpost.settings.network import Network
 
 SECRET_VALUE = "rt-S3cr3t value&x=+/ü"
 
@@ -206,7 +203,7 @@ async def test_form_is_urlencoded_with_secrets_revealed_only_in_the_body(
 ) -> None:
     peer = await start_peer(respond())
 
-    response = await client.send(token_request(peer.url), ca_file=ca_file)
+    response = await client.send(token_request(peer.url), network=Network(ca_file))
 
     (seen,) = peer.requests
     assert seen.request_line == "POST /token HTTP/1.1"
@@ -238,7 +235,7 @@ async def test_get_without_form_sends_no_body_and_passes_extra_headers(
     peer = await start_peer(respond(body=b"{}"))
     request = HttpRequest("GET", peer.url, headers=(("X-Trace", "abc"),))
 
-    response = await client.send(request, ca_file=ca_file)
+    response = await client.send(request, network=Network(ca_file))
 
     (seen,) = peer.requests
     assert seen.request_line == "GET /token HTTP/1.1"
@@ -271,7 +268,7 @@ async def test_basic_auth_form_urlencodes_before_base64(
         "POST", peer.url, form=(("grant_type", "x"),), basic_auth=(client_id, Secret(secret))
     )
 
-    await client.send(request, ca_file=ca_file)
+    await client.send(request, network=Network(ca_file))
 
     assert peer.requests[0].header("Authorization") == expected
 
@@ -290,7 +287,7 @@ async def test_redirect_is_returned_not_followed(
 ) -> None:
     peer = await start_peer(respond(302, b"", (("Location", "https://127.0.0.1:1/elsewhere"),)))
 
-    response = await client.send(token_request(peer.url), ca_file=ca_file)
+    response = await client.send(token_request(peer.url), network=Network(ca_file))
 
     assert response.status == 302
     assert response.header("Location") == "https://127.0.0.1:1/elsewhere"
@@ -302,11 +299,11 @@ async def test_one_client_per_ca_file_reuses_the_connection_and_reopens_after_ac
 ) -> None:
     peer = await start_peer(respond())
     async with HttpxClient() as http:
-        await http.send(token_request(peer.url), ca_file=ca_file)
-        await http.send(token_request(peer.url), ca_file=ca_file)
+        await http.send(token_request(peer.url), network=Network(ca_file))
+        await http.send(token_request(peer.url), network=Network(ca_file))
         assert peer.connections == 1
         await http.aclose()
-        await http.send(token_request(peer.url), ca_file=ca_file)
+        await http.send(token_request(peer.url), network=Network(ca_file))
         assert peer.connections == 2
     assert len(peer.requests) == 3
 
@@ -317,7 +314,7 @@ async def test_body_at_the_limit_is_accepted(
     body = b"x" * MAX_RESPONSE_BYTES
     peer = await start_peer(respond(body=body))
 
-    response = await client.send(token_request(peer.url), ca_file=ca_file)
+    response = await client.send(token_request(peer.url), network=Network(ca_file))
 
     assert response.body == body
 
@@ -331,7 +328,7 @@ async def test_oversized_declared_body_is_refused(
     peer = await start_peer(respond(body=b"x" * (1024 * 1024)))
 
     with pytest.raises(RemoteProtocolError, match="response larger than 64 KiB"):
-        await client.send(token_request(peer.url), ca_file=ca_file)
+        await client.send(token_request(peer.url), network=Network(ca_file))
 
 
 async def test_endless_chunked_body_is_cut_off_at_the_limit(
@@ -352,7 +349,7 @@ async def test_endless_chunked_body_is_cut_off_at_the_limit(
 
     async with asyncio.timeout(10):
         with pytest.raises(RemoteProtocolError, match="response larger than 64 KiB"):
-            await client.send(token_request(peer.url), ca_file=ca_file)
+            await client.send(token_request(peer.url), network=Network(ca_file))
     assert sent > MAX_RESPONSE_BYTES
 
 
@@ -362,7 +359,7 @@ async def test_content_encoded_answer_is_refused(
     peer = await start_peer(respond(body=b"\x1f\x8b", headers=(("Content-Encoding", "gzip"),)))
 
     with pytest.raises(RemoteProtocolError, match="content-encoded"):
-        await client.send(token_request(peer.url), ca_file=ca_file)
+        await client.send(token_request(peer.url), network=Network(ca_file))
     assert peer.requests[0].header("Accept-Encoding") == "identity"
 
 
@@ -377,7 +374,9 @@ async def test_connection_refused(client: HttpxClient) -> None:
     port = _closed_port()
 
     with pytest.raises(TransportError) as caught:
-        await client.send(token_request(f"https://127.0.0.1:{port}/token"), timeout=5)
+        await client.send(
+            token_request(f"https://127.0.0.1:{port}/token"), network=Network(), timeout=5
+        )
 
     assert not isinstance(caught.value, TlsVerifyError)
     assert str(caught.value) == (
@@ -386,37 +385,42 @@ async def test_connection_refused(client: HttpxClient) -> None:
     )
 
 
-async def test_certificate_from_an_unknown_ca_does_not_verify(
-    client: HttpxClient, start_peer: Callable[[Answer], Awaitable[Peer]], tmp_path: Path
+async def test_certificate_from_an_unknown_ca_does_not_verify_and_the_trust_is_named(
+    start_peer: Callable[[Answer], Awaitable[Peer]], tmp_path: Path
 ) -> None:
     peer = await start_peer(respond())
     other_ca = tmp_path / "other.pem"
     trustme.CA().cert_pem.write_to_path(str(other_ca))
-
-    for ca_file in (None, str(other_ca)):
-        with pytest.raises(TlsVerifyError) as caught:
-            await client.send(token_request(peer.url), ca_file=ca_file)
+    cases = [
+        (None, None, "the system trust store", "install that CA in the system trust store"),
+        (str(other_ca), None, f"the CA file {other_ca} (--ca-file)", "given with --ca-file"),
+        (None, str(other_ca), f"the CA file {other_ca} (TOKENPOST_CA_FILE)", "TOKENPOST_CA_FILE"),
+    ]
+    for ca_file, home_ca_file, trusted, fix in cases:
+        async with HttpxClient(home_ca_file=home_ca_file) as client:
+            with pytest.raises(TlsVerifyError) as caught:
+                await client.send(token_request(peer.url), network=Network(ca_file))
         message = str(caught.value)
-        assert message.startswith(f"the certificate of 127.0.0.1:{peer.port} did not verify: ")
-        assert message.endswith(
-            "if a private CA or a proxy signs it, give that CA's certificate with the "
-            "provider's --ca-file, and check the device's clock"
+        assert message.startswith(
+            f"the certificate of 127.0.0.1:{peer.port} did not verify: unable to get local "
+            f"issuer certificate (trusted: {trusted}); "
         )
+        assert fix in message.partition("); ")[2]
         german = caught.value.translate(translator("de").gettext)
         assert german.startswith(
             f"das Zertifikat von 127.0.0.1:{peer.port} konnte nicht geprüft werden: "
         )
-        assert german.endswith(
-            "geben Sie deren Zertifikat mit --ca-file des Anbieters an, und prüfen Sie die Uhr "
-            "des Geräts"
-        )
+        assert "(Vertrauensbasis: " in german
     assert peer.requests == []
 
 
 async def test_missing_ca_file_is_a_usage_error(client: HttpxClient, tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="cannot load CA file"):
+    with pytest.raises(
+        UsageError, match=r"cannot use the CA file .*missing\.pem \(--ca-file\): no"
+    ):
         await client.send(
-            token_request("https://127.0.0.1:1/token"), ca_file=str(tmp_path / "missing.pem")
+            token_request("https://127.0.0.1:1/token"),
+            network=Network(str(tmp_path / "missing.pem")),
         )
 
 
@@ -440,7 +444,7 @@ async def test_server_closing_mid_response_is_a_transport_error(
     peer = await start_peer(answer)
 
     with pytest.raises(TransportError) as caught:
-        await client.send(token_request(peer.url), ca_file=ca_file)
+        await client.send(token_request(peer.url), network=Network(ca_file))
 
     assert f"127.0.0.1:{peer.port}" in str(caught.value)
     assert not isinstance(caught.value, TlsVerifyError)
@@ -458,7 +462,7 @@ async def test_read_timeout_is_a_transport_error(
     started = loop.time()
 
     with pytest.raises(TransportError, match=r"did not answer in time \(read timeout\)"):
-        await client.send(token_request(peer.url), ca_file=ca_file, timeout=0.3)
+        await client.send(token_request(peer.url), network=Network(ca_file), timeout=0.3)
 
     assert loop.time() - started < 3
     assert len(peer.requests) == 1
@@ -476,7 +480,7 @@ async def test_read_timeout_is_a_transport_error(
 )
 async def test_invalid_or_plain_http_url_is_a_usage_error(client: HttpxClient, url: str) -> None:
     with pytest.raises(UsageError):
-        await client.send(token_request(url))
+        await client.send(token_request(url), network=Network())
 
 
 def _chain_text(error: BaseException) -> str:
@@ -505,7 +509,7 @@ async def test_no_error_message_holds_a_form_secret(
         with pytest.raises(TokenpostError) as caught:
             await client.send(
                 HttpRequest(request.method, target, request.form, basic_auth=request.basic_auth),
-                ca_file=ca,
+                network=Network(ca),
                 timeout=0.3,
             )
         failures.append(caught.value)
@@ -530,7 +534,7 @@ def _subclasses(cls: type[Exception]) -> set[type[Exception]]:
 def test_exception_map_covers_every_httpx_request_error() -> None:
     httpx_classes = {c for c in _subclasses(httpx.RequestError) if c.__module__.startswith("httpx")}
     assert httpx.TransportError in httpx_classes
-    assert httpx_classes | {httpx.InvalidURL} <= set(_MESSAGES)
+    assert httpx_classes | {httpx.InvalidURL} <= set(exception_messages())
 
 
 @pytest.mark.parametrize(
@@ -558,7 +562,7 @@ def test_exception_map_covers_every_httpx_request_error() -> None:
 def test_each_httpx_error_maps_to_a_tokenpost_error_naming_the_host(
     httpx_error: type[Exception], expected: type[TokenpostError]
 ) -> None:
-    with pytest.raises(TokenpostError) as caught, _map_exceptions("login.example"):
+    with pytest.raises(TokenpostError) as caught, mapped("login.example"):
         raise httpx_error("detail " + SECRET_VALUE)
 
     assert type(caught.value) is expected
@@ -590,7 +594,7 @@ def test_connect_errors_name_their_cause(
 ) -> None:
     wrapped = httpx.ConnectError("wrapped")
     wrapped.__cause__ = cause
-    with pytest.raises(TokenpostError) as caught, _map_exceptions("login.example"):
+    with pytest.raises(TokenpostError) as caught, mapped("login.example"):
         raise wrapped
 
     assert type(caught.value) is expected_type
@@ -599,5 +603,5 @@ def test_connect_errors_name_their_cause(
 
 
 def test_other_exceptions_pass_through() -> None:
-    with pytest.raises(ValueError, match="not ours"), _map_exceptions("login.example"):
+    with pytest.raises(ValueError, match="not ours"), mapped("login.example"):
         raise ValueError("not ours")

@@ -17,9 +17,11 @@ from tokenpost.pop3.events import ConnectionClosed, Err, MultilineEnd
 from tokenpost.pop3.wire import LocalProtocolError
 from tokenpost.sasl import xoauth2
 from tokenpost.secret import Secret
+from tokenpost.settings.network import Trust, TrustSource
 from tokenpost.text import Text
 
 SERVER = "pop.example.test:995"
+TRUST = Trust(TrustSource.CA_FILE, "/etc/ca.pem")
 GERMAN = translator("de").gettext
 REFUSED = Err("[AUTH] Authentication failed.", "AUTH")
 
@@ -31,12 +33,14 @@ def verify_error() -> ssl.SSLCertVerificationError:
 
 
 FAILURES: list[Callable[[], TokenpostError | None]] = [
-    lambda: fail.io_failure(SERVER, TimeoutError(), timeout=2.5),
-    lambda: fail.io_failure(SERVER, verify_error(), timeout=1),
-    lambda: fail.io_failure(SERVER, ssl.SSLError(1, "wrong version number"), timeout=1),
-    lambda: fail.io_failure(SERVER, ConnectionRefusedError(111, "Refused"), timeout=1),
-    lambda: fail.io_failure(SERVER, socket.gaierror(-2, "Name unknown"), timeout=1),
-    lambda: fail.io_failure(SERVER, OSError(101, "Network is unreachable"), timeout=1),
+    lambda: fail.io_failure(SERVER, TimeoutError(), timeout=2.5, trust=TRUST),
+    lambda: fail.io_failure(SERVER, verify_error(), timeout=1, trust=TRUST),
+    lambda: fail.io_failure(
+        SERVER, ssl.SSLError(1, "wrong version number"), timeout=1, trust=TRUST
+    ),
+    lambda: fail.io_failure(SERVER, ConnectionRefusedError(111, "Refused"), timeout=1, trust=TRUST),
+    lambda: fail.io_failure(SERVER, socket.gaierror(-2, "Name unknown"), timeout=1, trust=TRUST),
+    lambda: fail.io_failure(SERVER, OSError(101, "Network is unreachable"), timeout=1, trust=TRUST),
     lambda: fail.broken_protocol(
         SERVER, RemoteProtocolError("line longer than {limit} octets", limit=9)
     ),
@@ -58,8 +62,6 @@ FAILURES: list[Callable[[], TokenpostError | None]] = [
     lambda: fail.closed_by_server(SERVER),
     lambda: fail.closed(SERVER),
     lambda: fail.unusable(SERVER),
-    lambda: fail.ca_unusable("/etc/ca.pem", FileNotFoundError(2, "No such file or directory")),
-    lambda: fail.ca_unusable(None, ssl.SSLError(1, "bad store")),
 ]
 
 

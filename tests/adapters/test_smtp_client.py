@@ -126,7 +126,7 @@ async def test_the_system_store_does_not_trust_the_sandbox_ca(smtp_peer: SmtpSan
 async def test_an_unreadable_ca_file_is_bad_usage(smtp_peer: SmtpSandbox, tmp_path: Path) -> None:
     from tokenpost.errors import UsageError
 
-    with pytest.raises(UsageError, match="cannot load CA file"):
+    with pytest.raises(UsageError, match=r"cannot use the CA file .*missing\.pem \(--ca-file\)"):
         await AioSmtpConnector().connect(
             peer_setting(smtp_peer, ca_file=str(tmp_path / "missing.pem"))
         )

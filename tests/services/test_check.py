@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -266,7 +267,7 @@ async def test_smtp_starttls_every_step_in_order(cw: CheckWorld) -> None:
     assert cw.server.closed == 1
     details = {s.step: s.detail for s in report.steps}
     assert details["connect"] == "smtp.example:587"
-    assert details["tls"] == "STARTTLS"
+    assert details["tls"] == "STARTTLS, trusted: the system trust store"
     assert details["token"].startswith("valid until ")
     assert details["auth"] == "XOAUTH2 (LOGIN XOAUTH2)"
 
@@ -278,7 +279,40 @@ async def test_implicit_tls_order_and_steps_the_connector_did_not_report(cw: Che
     report = await cw.check()
     assert report.ok
     assert step_ids(report)[2:] == ["connect", "tls", "greeting", "ehlo", "token", "auth", "quit"]
-    assert {s.step: s.detail for s in report.steps}["tls"] == "TLS"
+    assert {s.step: s.detail for s in report.steps}["tls"] == "TLS, trusted: the system trust store"
+
+
+@pytest.mark.parametrize(
+    ("own", "home", "english", "german"),
+    [
+        (None, None, "the system trust store", "der Zertifikatsspeicher des Systems"),
+        (
+            "/etc/own.pem",
+            "/etc/home.pem",
+            "the CA file /etc/own.pem (--ca-file)",
+            "die CA-Datei /etc/own.pem (--ca-file)",
+        ),
+        (
+            None,
+            "/etc/home.pem",
+            "the CA file /etc/home.pem (TOKENPOST_CA_FILE)",
+            "die CA-Datei /etc/home.pem (TOKENPOST_CA_FILE)",
+        ),
+    ],
+)
+async def test_the_tls_step_says_what_was_trusted(
+    cw: CheckWorld, own: str | None, home: str | None, english: str, german: str
+) -> None:
+    await cw.world.store.put_pop(pop_setting(ca_file=own))
+    await cw.seed("pop:fax")
+    for lang, expected in (
+        ("en", f"TLS, trusted: {english}"),
+        ("de", f"TLS, Vertrauensbasis: {german}"),
+    ):
+        checker = dataclasses.replace(cw.checker, home_ca_file=home, lang=lang)
+        report = await checker.check("pop:fax")
+        assert report.ok
+        assert {s.step: s.detail for s in report.steps}["tls"] == expected
 
 
 async def test_oauthbearer_when_offered_and_the_provider_is_not_microsoft(cw: CheckWorld) -> None:

@@ -1,39 +1,36 @@
 """The outbound HTTP adapter: `ports.HttpClient` over httpx, for token, device and revocation
 endpoints (RFC 6749 §3.2, RFC 8628 §3.1, RFC 7009 §2).
 
-Every exchange is HTTPS with a verified certificate (against the provider's CA file when one is
-configured), HTTP/1.1, without redirects, with one timeout for connect/read/write/pool, and with
-the response body bounded by `MAX_RESPONSE_BYTES`. httpx exceptions become tokenpost errors in one
-place, `_map_exceptions`; messages name the host and the kind of failure and never carry a request
-body or header, so form values (which may be `Secret`s) stay out of every message.
+Every exchange is HTTPS with a verified certificate (the one TLS policy of `adapters.tls`: the
+provider's CA file, else TOKENPOST_CA_FILE, else the system trust store), HTTP/1.1, without
+redirects, with one timeout for connect/read/write/pool, and with the response body bounded by
+`MAX_RESPONSE_BYTES`. The proxy, if any, is the provider's own or the environment's
+(`adapters.proxies`). httpx exceptions become tokenpost errors in `adapters.http_failures`.
 
-httpx and certifi are imported on first use, not with this module: building an `HttpxClient`
-is free, so commands that never send a request (``token status``) do not pay for them.
+httpx's own reading of the environment stays off (``trust_env=False``): proxies are read by
+`adapters.proxies` (once, by wiring), and neither SSL_CERT_FILE as httpx reads it, nor .netrc
+credentials, nor certifi's bundle decide what tokenpost trusts or sends.
+
+httpx is imported on first use, not with this module: building an `HttpxClient` is free, so
+commands that never send a request (``token status``) do not pay for it.
 """
 
 from __future__ import annotations
 
 import base64
-import functools
-import socket
 import ssl
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Final, Self
 from urllib.parse import quote_plus, urlencode
 
 from tokenpost import __version__
-from tokenpost.errors import (
-    RemoteProtocolError,
-    TlsVerifyError,
-    TokenpostError,
-    TransportError,
-    UsageError,
-)
+from tokenpost.adapters.http_failures import Route, mapped
+from tokenpost.adapters.proxies import Proxy, ProxyEnvironment, choose_proxy
+from tokenpost.adapters.tls import Purpose, client_context_async
+from tokenpost.errors import RemoteProtocolError, UsageError
 from tokenpost.oauth.http import MAX_RESPONSE_BYTES, HttpRequest, HttpResponse
 from tokenpost.secret import Secret
-from tokenpost.text import N_
+from tokenpost.settings.network import Network, Trust, trust_for
 
 if TYPE_CHECKING:
     import httpx
@@ -42,148 +39,29 @@ USER_AGENT: Final = f"tokenpost/{__version__}"
 
 _LIMIT_KIB: Final = MAX_RESPONSE_BYTES // 1024
 
-_MessageMap = Mapping[type[Exception], tuple[type[TokenpostError], str]]
-
-
-@functools.cache
-def exception_messages() -> _MessageMap:
-    """Kinds of failure, per httpx exception class, looked up along the MRO so the most specific
-    entry wins. Every subclass of httpx.RequestError has its own entry (a meta-test checks it): a
-    new httpx exception must be given a message here rather than fall through to a generic one.
-    ConnectError is refined by `_connect_failure` (certificate, refused, DNS...). Each message is
-    a msgid whose only field is `{host}`, and ends in what to check. Built on first use so that
-    importing this module does not import httpx."""
-    import httpx
-
-    return {
-        httpx.RequestError: (
-            TransportError,
-            N_("the exchange with {host} failed; check the network connection to the provider"),
-        ),
-        httpx.TransportError: (
-            TransportError,
-            N_("the exchange with {host} failed; check the network connection to the provider"),
-        ),
-        httpx.TimeoutException: (
-            TransportError,
-            N_("{host} did not answer in time; check the network and any proxy, then try again"),
-        ),
-        httpx.ConnectTimeout: (
-            TransportError,
-            N_(
-                "cannot connect to {host}: connection timed out; check the network and that no "
-                "firewall blocks the device"
-            ),
-        ),
-        httpx.ReadTimeout: (
-            TransportError,
-            N_(
-                "{host} did not answer in time (read timeout); check the network and any proxy, "
-                "then try again"
-            ),
-        ),
-        httpx.WriteTimeout: (
-            TransportError,
-            N_(
-                "cannot send the request to {host} in time; check the network and any proxy, "
-                "then try again"
-            ),
-        ),
-        httpx.PoolTimeout: (
-            TransportError,
-            N_("no free connection to {host} in time (pool timeout); try again later"),
-        ),
-        httpx.NetworkError: (
-            TransportError,
-            N_("the connection to {host} failed; check the network connection to the provider"),
-        ),
-        httpx.ConnectError: (
-            TransportError,
-            N_(
-                "cannot connect to {host}: connection failed; check the network connection to "
-                "the provider"
-            ),
-        ),
-        httpx.ReadError: (
-            TransportError,
-            N_(
-                "the connection to {host} broke while reading the answer; check the network "
-                "and any proxy, then try again"
-            ),
-        ),
-        httpx.WriteError: (
-            TransportError,
-            N_(
-                "the connection to {host} broke while sending; check the network and any proxy, "
-                "then try again"
-            ),
-        ),
-        httpx.CloseError: (
-            TransportError,
-            N_("the connection to {host} did not close cleanly; try again"),
-        ),
-        httpx.ProtocolError: (
-            TransportError,
-            N_(
-                "the HTTP/1.1 exchange with {host} failed; check the network and any proxy, "
-                "then try again"
-            ),
-        ),
-        httpx.LocalProtocolError: (
-            UsageError,
-            N_(
-                "the request to {host} is not valid HTTP/1.1; check the provider settings for "
-                "unusual characters"
-            ),
-        ),
-        httpx.RemoteProtocolError: (
-            TransportError,
-            N_(
-                "{host} broke HTTP/1.1 (for example closed the connection mid-response); check "
-                "the network and any proxy, then try again"
-            ),
-        ),
-        httpx.ProxyError: (
-            TransportError,
-            N_("the proxy refused the connection to {host}; check the proxy and its settings"),
-        ),
-        httpx.UnsupportedProtocol: (
-            UsageError,
-            N_("the URL for {host} is not an https URL; correct the provider's endpoint URL"),
-        ),
-        httpx.DecodingError: (
-            RemoteProtocolError,
-            N_(
-                "the answer of {host} could not be decoded; check the provider's endpoint URLs "
-                "and any proxy in between"
-            ),
-        ),
-        httpx.TooManyRedirects: (
-            RemoteProtocolError,
-            N_("{host} answered with too many redirects; check the provider's endpoint URLs"),
-        ),
-        httpx.InvalidURL: (
-            UsageError,
-            N_("the URL for {host} is not valid; correct the provider's endpoint URL"),
-        ),
-    }
-
-
-def __getattr__(name: str) -> _MessageMap:
-    """`_MESSAGES`, the table of `exception_messages`, built on first access (PEP 562)."""
-    if name == "_MESSAGES":
-        return exception_messages()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+_ClientKey = tuple[Trust, Proxy | None]
 
 
 class HttpxClient:
-    """`ports.HttpClient` over one shared `httpx.AsyncClient` per CA file.
+    """`ports.HttpClient` over one shared `httpx.AsyncClient` per trust source and proxy.
 
-    Use as an async context manager, or call `aclose()` when done.
+    `home_ca_file` is TOKENPOST_CA_FILE (already checked), `proxies` the environment's proxy
+    variables; both are read once, by wiring. Use as an async context manager, or call `aclose()`
+    when done.
     """
 
-    def __init__(self) -> None:
-        self._clients: dict[str | None, httpx.AsyncClient] = {}
+    def __init__(
+        self, *, home_ca_file: str | None = None, proxies: ProxyEnvironment | None = None
+    ) -> None:
+        self._home_ca_file = home_ca_file
+        self._proxies = proxies or ProxyEnvironment()
+        # Each client with the contexts it was built with (its own, its https proxy's).
+        self._clients: dict[
+            _ClientKey, tuple[ssl.SSLContext, ssl.SSLContext | None, httpx.AsyncClient]
+        ] = {}
+        # Clients whose CA file changed on disk: closed with the rest, as requests may still be
+        # in flight on them.
+        self._retired: list[httpx.AsyncClient] = []
 
     async def __aenter__(self) -> Self:
         return self
@@ -198,7 +76,8 @@ class HttpxClient:
 
     async def aclose(self) -> None:
         """Close every cached client; a later `send` opens new ones."""
-        clients, self._clients = list(self._clients.values()), {}
+        clients = [client for _, _, client in self._clients.values()] + self._retired
+        self._clients, self._retired = {}, []
         for client in clients:
             await client.aclose()
 
@@ -206,7 +85,7 @@ class HttpxClient:
         self,
         request: HttpRequest,
         *,
-        ca_file: str | None = None,
+        network: Network,
         # The port's signature: httpx applies the timeout per phase, which asyncio.timeout cannot.
         timeout: float = 30.0,  # noqa: ASYNC109
     ) -> HttpResponse:
@@ -214,20 +93,27 @@ class HttpxClient:
 
         Args:
             request: the neutral request; `Secret` form values are revealed only into the body.
-            ca_file: PEM file whose CAs replace the default trust store for this exchange.
+            network: the provider's CA file and proxy (None each: the home's defaults).
             timeout: seconds, applied to connect, read, write and pool acquisition each.
 
         Raises:
-            UsageError: the URL is invalid or not https, or the CA file cannot be loaded.
+            UsageError: the URL is invalid or not https, the CA file or the system store cannot
+                be used, or the proxy URL is not one.
             TransportError: no exchange happened; TlsVerifyError when the certificate failed.
             RemoteProtocolError: the body exceeded `MAX_RESPONSE_BYTES` or was content-encoded.
         """
         import httpx
 
         url = _https_url(request.url)
-        host = _display_host(url)
-        client = self._client(ca_file)
-        with _map_exceptions(host):
+        trust = trust_for(network.ca_file, self._home_ca_file)
+        proxy = choose_proxy(network.proxy, self._proxies, url.host, url.port or 443)
+        # An https proxy is the site's, not the provider's: the home's trust, not a --ca-file.
+        proxy_trust = None
+        if proxy is not None and proxy.scheme == "https":
+            proxy_trust = trust_for(None, self._home_ca_file)
+        route = Route(_display_host(url), trust, proxy, proxy_trust)
+        client = await self._client(trust, proxy, proxy_trust)
+        with mapped(route):
             outgoing = client.build_request(
                 request.method,
                 url,
@@ -237,7 +123,7 @@ class HttpxClient:
             )
             response = await client.send(outgoing, stream=True, follow_redirects=False)
             try:
-                body = await _read_bounded(response, host)
+                body = await _read_bounded(response, route.host)
             finally:
                 await response.aclose()
         return HttpResponse(
@@ -246,43 +132,45 @@ class HttpxClient:
             headers=tuple(response.headers.multi_items()),
         )
 
-    def _client(self, ca_file: str | None) -> httpx.AsyncClient:
-        client = self._clients.get(ca_file)
-        if client is None:
-            import httpx
-
-            client = httpx.AsyncClient(
-                verify=_ssl_context(ca_file),
-                http1=True,
-                http2=False,
-                follow_redirects=False,
-                # No proxies, .netrc credentials or SSL_CERT_FILE from the environment: trust and
-                # authentication come from tokenpost's configuration only.
-                trust_env=False,
-            )
-            self._clients[ca_file] = client
+    async def _client(
+        self, trust: Trust, proxy: Proxy | None, proxy_trust: Trust | None
+    ) -> httpx.AsyncClient:
+        """The client for `trust` and `proxy`, built again when a CA file changed on disk."""
+        context = await client_context_async(trust, Purpose.HTTP)
+        proxy_context = None
+        if proxy_trust is not None:
+            proxy_context = await client_context_async(proxy_trust, Purpose.HTTP)
+        key = (trust, proxy)
+        built = self._clients.get(key)
+        if built is not None and built[0] is context and built[1] is proxy_context:
+            return built[2]
+        if built is not None:
+            self._retired.append(built[2])
+        client = _new_client(context, proxy, proxy_context)
+        self._clients[key] = (context, proxy_context, client)
         return client
 
 
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """Certificate and host name verification on; `ca_file` alone is trusted when given."""
-    import certifi
+def _new_client(
+    context: ssl.SSLContext, proxy: Proxy | None, proxy_context: ssl.SSLContext | None
+) -> httpx.AsyncClient:
+    import httpx
 
-    try:
-        return ssl.create_default_context(cafile=ca_file or certifi.where())
-    except (OSError, ssl.SSLError) as exc:
-        if ca_file:
-            raise UsageError(
-                "cannot load CA file {path}: {reason}; give the provider's --ca-file as a "
-                "readable PEM file",
-                path=ca_file,
-                reason=_reason(exc),
-            ) from exc
-        raise UsageError(
-            "cannot load the default trust store: {reason}; reinstall tokenpost, or give the "
-            "provider a --ca-file",
-            reason=_reason(exc),
-        ) from exc
+    via = None
+    if proxy is not None:
+        credentials = None
+        if proxy.username is not None or proxy.password is not None:
+            password = proxy.password.reveal() if proxy.password is not None else ""
+            credentials = (proxy.username or "", password)
+        via = httpx.Proxy(proxy.shown, auth=credentials, ssl_context=proxy_context)
+    return httpx.AsyncClient(
+        verify=context,
+        proxy=via,
+        http1=True,
+        http2=False,
+        follow_redirects=False,
+        trust_env=False,  # see the module's docstring
+    )
 
 
 def _https_url(raw: str) -> httpx.URL:
@@ -367,91 +255,3 @@ def _too_large(host: str) -> RemoteProtocolError:
         host=host,
         limit=_LIMIT_KIB,
     )
-
-
-@contextmanager
-def _map_exceptions(host: str) -> Iterator[None]:
-    """Translate httpx exceptions into tokenpost errors naming `host` and the failure's kind."""
-    import httpx
-
-    try:
-        yield
-    except (httpx.RequestError, httpx.InvalidURL) as exc:
-        raise _translate(exc, host) from exc
-
-
-def _translate(exc: Exception, host: str) -> TokenpostError:
-    import httpx
-
-    if isinstance(exc, httpx.ConnectError):
-        return _connect_failure(exc, host)
-    messages = exception_messages()
-    for cls in type(exc).__mro__:
-        entry = messages.get(cls)
-        if entry is not None:
-            error_class, msgid = entry
-            return error_class(msgid, host=host)
-    return TransportError(  # pragma: no cover - the map is total
-        "the exchange with {host} failed; check the network connection to the provider", host=host
-    )
-
-
-def _connect_failure(exc: httpx.ConnectError, host: str) -> TransportError:
-    """Name the cause found in the exception chain: certificate, TLS, DNS, refusal, OS error."""
-    for cause in _causes(exc):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            detail = getattr(cause, "verify_message", None) or _reason(cause)
-            return TlsVerifyError(
-                "the certificate of {host} did not verify: {detail}; if a private CA or a proxy "
-                "signs it, give that CA's certificate with the provider's --ca-file, and check "
-                "the device's clock",
-                host=host,
-                detail=detail,
-            )
-        if isinstance(cause, ssl.SSLError):
-            return TransportError(
-                "cannot connect to {host}: TLS handshake failed ({reason}); check the endpoint "
-                "URL and any proxy in between",
-                host=host,
-                reason=_reason(cause),
-            )
-        if isinstance(cause, socket.gaierror):
-            return TransportError(
-                "cannot connect to {host}: host name not resolved; check the host name and the "
-                "device's DNS settings",
-                host=host,
-            )
-        if isinstance(cause, ConnectionRefusedError):
-            return TransportError(
-                "cannot connect to {host}: connection refused; check the host and port and that "
-                "no firewall blocks the device",
-                host=host,
-            )
-    for cause in _causes(exc):
-        if isinstance(cause, OSError) and cause.strerror:
-            return TransportError(
-                "cannot connect to {host}: {reason}; check the network connection to the provider",
-                host=host,
-                reason=cause.strerror.lower(),
-            )
-    return TransportError(
-        "cannot connect to {host}: connection failed; check the network connection to the provider",
-        host=host,
-    )
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLError) and getattr(exc, "reason", None):
-        return str(exc.reason)
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return type(exc).__name__

@@ -28,6 +28,7 @@ from contextlib import contextmanager, suppress
 from typing import Final
 
 from tokenpost.adapters import pop3_failures as fail
+from tokenpost.adapters.tls import Purpose, client_context_async
 from tokenpost.errors import MailAuthError, RemoteProtocolError
 from tokenpost.pop3.client import Argument, Pop3Client
 from tokenpost.pop3.events import (
@@ -46,6 +47,7 @@ from tokenpost.ports import StepCallback, no_steps
 from tokenpost.sasl import SaslClient, apop_digest
 from tokenpost.secret import Secret
 from tokenpost.settings.model import PopSetting, Security
+from tokenpost.settings.network import SYSTEM_TRUST, Trust, trust_for
 
 log = logging.getLogger("tokenpost.pop3")
 
@@ -57,7 +59,11 @@ _SECRET_VERBS: Final = frozenset({"PASS", "APOP"})
 
 
 class Pop3ClientConnector:
-    """`ports.Pop3Connector`: opens `Pop3ClientSession`s."""
+    """`ports.Pop3Connector`: opens `Pop3ClientSession`s. TLS follows `adapters.tls`: the
+    setting's CA file, else `home_ca_file` (TOKENPOST_CA_FILE), else the system store."""
+
+    def __init__(self, *, home_ca_file: str | None = None) -> None:
+        self._home_ca_file = home_ca_file
 
     async def connect(
         self,
@@ -69,11 +75,16 @@ class Pop3ClientConnector:
         """Connect per `setting.security`; the session is in AUTHORIZATION after CAPA.
 
         Raises:
-            UsageError: the CA file cannot be loaded.
+            UsageError: the CA file or the system store cannot be used.
             TransportError (TlsVerifyError), RemoteProtocolError, MailAuthError (greeting -ERR).
         """
-        context = None if setting.security is Security.NONE else _ssl_context(setting.ca_file)
-        session = Pop3ClientSession(setting.server, setting.port, timeout=timeout, on_step=on_step)
+        trust = trust_for(setting.ca_file, self._home_ca_file)
+        context = None
+        if setting.security is not Security.NONE:
+            context = await client_context_async(trust, Purpose.MAIL)
+        session = Pop3ClientSession(
+            setting.server, setting.port, timeout=timeout, on_step=on_step, trust=trust
+        )
         try:
             await session.open(setting.security, context)
         except BaseException:
@@ -86,9 +97,16 @@ class Pop3ClientSession:
     """`ports.Pop3Session` over one connection. Not safe for concurrent use."""
 
     def __init__(
-        self, server: str, port: int, *, timeout: float, on_step: StepCallback = no_steps
+        self,
+        server: str,
+        port: int,
+        *,
+        timeout: float,
+        on_step: StepCallback = no_steps,
+        trust: Trust = SYSTEM_TRUST,
     ) -> None:
         self._server = server
+        self._trust = trust  # what the certificate is checked against, for messages
         self._port = port
         self._name = f"[{server}]:{port}" if ":" in server else f"{server}:{port}"
         self._timeout = timeout
@@ -348,7 +366,7 @@ class Pop3ClientSession:
                 raise fail.broken_protocol(self._name, exc) from exc
             failure = None
             if isinstance(exc, Exception):
-                failure = fail.io_failure(self._name, exc, timeout=self._timeout)
+                failure = fail.io_failure(self._name, exc, timeout=self._timeout, trust=self._trust)
             if failure is None:
                 raise
             raise failure from exc
@@ -363,14 +381,6 @@ class Pop3ClientSession:
             log.debug("%s S: + ***", self._name)
         elif isinstance(event, Ok | Err):
             log.debug("%s S: %s", self._name, fail.reply_text(event))
-
-
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """Certificate and host name verification on; `ca_file` alone is trusted when given."""
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as exc:
-        raise fail.ca_unusable(ca_file, exc) from exc
 
 
 def _loggable(verb: str, args: tuple[Argument, ...]) -> str:

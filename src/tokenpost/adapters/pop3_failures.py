@@ -15,11 +15,11 @@ import socket
 import ssl
 from typing import Final
 
+from tokenpost.adapters.tls import handshake_reason, verify_failed
 from tokenpost.errors import (
     MailAuthError,
     OperationError,
     RemoteProtocolError,
-    TlsVerifyError,
     TokenpostError,
     TransportError,
     UsageError,
@@ -27,6 +27,7 @@ from tokenpost.errors import (
 from tokenpost.pop3.events import ConnectionClosed, Err, Event, Ok
 from tokenpost.pop3.wire import LocalProtocolError, excerpt
 from tokenpost.sasl import SaslClient
+from tokenpost.settings.network import Trust
 from tokenpost.text import Text
 
 REPLY_EXCERPT: Final = 200
@@ -54,9 +55,12 @@ def failure_reason(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def io_failure(server: str, exc: Exception, *, timeout: float) -> TokenpostError | None:
+def io_failure(
+    server: str, exc: Exception, *, timeout: float, trust: Trust
+) -> TokenpostError | None:
     """The error for an I/O failure; None for anything else (our own errors, a programming error
-    such as LocalProtocolError, the sink's own failure)."""
+    such as LocalProtocolError, the sink's own failure). A certificate that did not verify is
+    reported with `trust`, what it was checked against."""
     if isinstance(exc, TimeoutError):
         return TransportError(
             "{server} did not answer within {seconds:g} s; check the server name and port, the "
@@ -65,19 +69,13 @@ def io_failure(server: str, exc: Exception, *, timeout: float) -> TokenpostError
             seconds=timeout,
         )
     if isinstance(exc, ssl.SSLCertVerificationError):
-        return TlsVerifyError(
-            "the certificate of {server} did not verify: {detail}; if a private CA signs it, "
-            "give that CA's certificate with the POP setting's --ca-file or install it in the "
-            "system trust store, and check the server name and the device's clock",
-            server=server,
-            detail=exc.verify_message or failure_reason(exc),
-        )
+        return verify_failed(server, exc, trust)
     if isinstance(exc, ssl.SSLError):
         return TransportError(
             "TLS with {server} failed ({reason}); check the port and the security setting (tls "
             "is usually port 995, starttls port 110)",
             server=server,
-            reason=failure_reason(exc),
+            reason=handshake_reason(exc),
         )
     if isinstance(exc, OSError):
         return _connection_failed(server, exc)
@@ -270,20 +268,4 @@ def unusable(server: str) -> TransportError:
     return TransportError(
         "the connection to {server} is no longer usable after an earlier failure; connect again",
         server=server,
-    )
-
-
-def ca_unusable(ca_file: str | None, exc: BaseException) -> UsageError:
-    """The CA file (or, without one, the system trust store) cannot be loaded."""
-    if ca_file:
-        return UsageError(
-            "cannot load CA file {path}: {reason}; give the POP setting's --ca-file as a "
-            "readable PEM file",
-            path=ca_file,
-            reason=failure_reason(exc),
-        )
-    return UsageError(
-        "cannot load the system trust store: {reason}; check the system's CA certificates, or "
-        "give the POP setting a --ca-file",
-        reason=failure_reason(exc),
     )

@@ -45,6 +45,7 @@ from tokenpost.adapters.smtp_replies import (
     reply_text,
     too_large,
 )
+from tokenpost.adapters.tls import Purpose, client_context_async
 from tokenpost.errors import (
     RemoteProtocolError,
     TransportError,
@@ -53,6 +54,7 @@ from tokenpost.errors import (
 from tokenpost.ports import Envelope, StepCallback, no_steps
 from tokenpost.sasl import SMTP_COMMAND_LIMIT, SaslClient, auth_command
 from tokenpost.settings.model import Security, SmtpSetting
+from tokenpost.settings.network import Trust, trust_for
 from tokenpost.text import Text
 
 # Writes pause above HIGH buffered octets until the transport is down to LOW.
@@ -69,10 +71,14 @@ _SIZE_LIMIT: Final = re.compile(r"[0-9]{1,20}")
 
 
 class AioSmtpConnector:
-    """Opens SMTP sessions per setting (`ports.SmtpConnector`)."""
+    """Opens SMTP sessions per setting (`ports.SmtpConnector`). TLS follows `adapters.tls`:
+    the setting's CA file, else `home_ca_file` (TOKENPOST_CA_FILE), else the system store."""
 
-    def __init__(self, *, local_hostname: str | None = None) -> None:
+    def __init__(
+        self, *, local_hostname: str | None = None, home_ca_file: str | None = None
+    ) -> None:
         self._local_hostname = local_hostname or _default_local_hostname()
+        self._home_ca_file = home_ca_file
 
     async def connect(
         self, setting: SmtpSetting, *, on_step: StepCallback = no_steps
@@ -81,12 +87,13 @@ class AioSmtpConnector:
 
         Reports "connect", "tls" (implicit), "greeting", "ehlo", "starttls", "ehlo" as each
         succeeds. Raises TransportError (TlsVerifyError), RemoteProtocolError, MailRejectedError
-        (greeting or EHLO refused), UsageError (CA file unreadable).
+        (greeting or EHLO refused), UsageError (the CA file or the system store cannot be used).
         """
         where = f"{setting.server}:{setting.port}"
+        trust = trust_for(setting.ca_file, self._home_ca_file)
         context = None
         if setting.security is not Security.NONE:
-            context = await asyncio.to_thread(_ssl_context, setting.ca_file)
+            context = await client_context_async(trust, Purpose.MAIL)
         sock = await _open_socket(setting.server, setting.port, setting.timeout)
         on_step("connect")
         smtp = aiosmtplib.SMTP(
@@ -99,13 +106,13 @@ class AioSmtpConnector:
             local_hostname=self._local_hostname,
         )
         try:
-            with mapped(where):
+            with mapped(where, trust):
                 await self._handshake(smtp, setting, context, on_step)
         except BaseException:
             await _shut(smtp, smtp.protocol, smtp.transport)
             sock.close()
             raise
-        return AioSmtpSession(smtp, where, setting.timeout, on_step)
+        return AioSmtpSession(smtp, where, trust, setting.timeout, on_step)
 
     async def _handshake(
         self,
@@ -145,9 +152,15 @@ class AioSmtpSession:
     TransportError; a refused command leaves it usable (the transaction is reset)."""
 
     def __init__(
-        self, smtp: aiosmtplib.SMTP, where: str, timeout: float, on_step: StepCallback
+        self,
+        smtp: aiosmtplib.SMTP,
+        where: str,
+        trust: Trust,
+        timeout: float,
+        on_step: StepCallback,
     ) -> None:
         self._smtp = smtp
+        self._trust = trust
         # Kept to see the connection gone after close (the protocol object outlives STARTTLS).
         self._connection = (smtp.protocol, smtp.transport)
         self._where = where
@@ -161,7 +174,7 @@ class AioSmtpSession:
 
     async def authenticate(self, client: SaslClient) -> None:
         async with self._lock:
-            with mapped(self._where):
+            with mapped(self._where, self._trust):
                 try:
                     reply = await self._sasl(client)
                 except BaseException:
@@ -199,7 +212,7 @@ class AioSmtpSession:
             if size is not None and limit and size > limit:
                 raise too_large(size, limit, self._where)
             announced = size if limit is not None else None
-            with mapped(self._where):
+            with mapped(self._where, self._trust):
                 await self._transaction(envelope, announced)
                 reply = await self._stream(message, on_progress)
             if reply.code != 250:
@@ -414,16 +427,6 @@ async def _first_answering(host: str, port: int) -> socket.socket:
         return sock
     assert failure is not None  # noqa: S101 - every address was tried and failed
     raise failure
-
-
-def _ssl_context(ca_file: str | None) -> ssl.SSLContext:
-    """Certificate and host name verification on; `ca_file` alone is trusted when given."""
-    try:
-        return ssl.create_default_context(cafile=ca_file)
-    except (OSError, ssl.SSLError) as error:
-        raise UsageError(
-            "cannot load CA file {path}: {reason}", path=ca_file, reason=reason(error)
-        ) from error
 
 
 def _path(role: str, address: str) -> bytes:

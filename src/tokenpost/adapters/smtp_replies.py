@@ -25,17 +25,18 @@ from typing import Final
 import aiosmtplib
 from aiosmtplib import SMTPResponse
 
+from tokenpost.adapters.tls import handshake_reason, verify_failed
 from tokenpost.errors import (
     MailAuthError,
     MailPolicyError,
     MailRejectedError,
     RemoteProtocolError,
-    TlsVerifyError,
     TokenpostError,
     TransportError,
 )
 from tokenpost.oauth.rfc6749 import sanitize_text
 from tokenpost.sasl import SaslClient
+from tokenpost.settings.network import Trust
 from tokenpost.text import Text
 
 REPLY_LIMIT: Final = 300  # characters of a server reply kept in an error
@@ -176,8 +177,9 @@ def amount(octets: int) -> Text:
 
 
 @contextmanager
-def mapped(where: str) -> Iterator[None]:
-    """aiosmtplib's, asyncio's and the socket's exceptions as tokenpost errors."""
+def mapped(where: str, trust: Trust) -> Iterator[None]:
+    """aiosmtplib's, asyncio's and the socket's exceptions as tokenpost errors; a certificate
+    that did not verify is reported with `trust`, what it was checked against."""
     try:
         yield
     except TokenpostError:
@@ -193,22 +195,17 @@ def mapped(where: str) -> Iterator[None]:
             "{where} answered outside the protocol: {response}", where=where, response=shown
         ) from None
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
-        raise transport_error(where, error) from None
+        raise transport_error(where, error, trust) from None
 
 
-def transport_error(where: str, error: BaseException) -> TransportError:
+def transport_error(where: str, error: BaseException, trust: Trust) -> TransportError:
     """A TransportError (TlsVerifyError) for a failed exchange with `where`, by its root cause."""
     cause = root(error)
     if isinstance(cause, ssl.SSLCertVerificationError):
-        detail = cause.verify_message or reason(cause)
-        return TlsVerifyError(
-            "the certificate of {where} did not verify: {detail} (use --ca-file for a private CA)",
-            where=where,
-            detail=detail,
-        )
+        return verify_failed(where, cause, trust)
     if isinstance(cause, ssl.SSLError):
         return TransportError(
-            "TLS with {where} failed ({reason})", where=where, reason=reason(cause)
+            "TLS with {where} failed ({reason})", where=where, reason=handshake_reason(cause)
         )
     if isinstance(error, TimeoutError) or isinstance(cause, TimeoutError):
         return TransportError("{where} did not answer in time", where=where)

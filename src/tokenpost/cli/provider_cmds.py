@@ -54,7 +54,9 @@ def provider() -> None:
 @click.option("--smtp-scope", help="Scopes for the SMTP token only.")
 @click.option("--pop-scope", help="Scopes for POP tokens only.")
 @click.option(
-    "--ca-file", help="CA certificate(s) (PEM) to verify this provider's TLS with; '' for none."
+    "--ca-file",
+    help="CA certificate(s) (PEM) to verify this provider's TLS with, instead of "
+    "TOKENPOST_CA_FILE or the system trust store; '' for none.",
 )
 @click.option(
     "--redirect-uri",

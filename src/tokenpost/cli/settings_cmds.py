@@ -59,7 +59,9 @@ def smtp() -> None:
 @click.option("--account", help="Account (mailbox) the token is for, for --auth oauth2.")
 @click.option("--password", help="Password for --auth password ('-' reads standard input).")
 @click.option(
-    "--ca-file", help="CA certificate(s) (PEM) to verify the mail server with; '' for none."
+    "--ca-file",
+    help="CA certificate(s) (PEM) to verify the mail server with, instead of TOKENPOST_CA_FILE "
+    "or the system trust store; '' for none.",
 )
 @pass_cli
 def smtp_set(ctx: CliContext, **options: Any) -> None:
@@ -189,7 +191,9 @@ def pop() -> None:
     help="Delivery folder (a Maildir; an absolute path, created on the first receive).",
 )
 @click.option(
-    "--ca-file", help="CA certificate(s) (PEM) to verify the mail server with; '' for none."
+    "--ca-file",
+    help="CA certificate(s) (PEM) to verify the mail server with, instead of TOKENPOST_CA_FILE "
+    "or the system trust store; '' for none.",
 )
 @click.option(
     "--leave-on-server/--delete-after-download",

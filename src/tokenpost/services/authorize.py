@@ -157,7 +157,7 @@ class Authorizer:
             request = rfc6749.client_credentials_request(
                 endpoints.token, target.client, target.scope
             )
-            response = await self.http.send(request, ca_file=target.provider.ca_file)
+            response = await self.http.send(request, network=target.provider.network)
             grant = rfc6749.parse_token_response(response, now=self.clock.now())
             return await self._granted(target, record, grant)
 
@@ -176,7 +176,7 @@ class Authorizer:
             request = rfc8628.device_authorization_request(
                 endpoints.device_authorization, target.client, target.scope
             )
-            response = await self.http.send(request, ca_file=target.provider.ca_file)
+            response = await self.http.send(request, network=target.provider.network)
             pending = rfc8628.parse_device_authorization(response, now=self.clock.now())
             started = await self._start_locked(target, record, pending)
         self.on_event("authorization_required", target.setting_id, pending.verification_uri)
@@ -226,7 +226,7 @@ class Authorizer:
         try:
             response = await self.http.send(
                 rfc8628.poll_request(endpoints.token, target.client, flow),
-                ca_file=target.provider.ca_file,
+                network=target.provider.network,
             )
             outcome = rfc8628.on_poll_response(flow, response, now=now)
         except (TransportError, RemoteProtocolError) as error:
@@ -306,7 +306,7 @@ class Authorizer:
         try:
             code = authcode.parse_redirect(pending, query)
             request = authcode.code_exchange_request(endpoints.token, target.client, pending, code)
-            response = await self.http.send(request, ca_file=target.provider.ca_file)
+            response = await self.http.send(request, network=target.provider.network)
             grant = rfc6749.parse_token_response(response, now=self.clock.now())
         except (OAuthError, RemoteProtocolError, TransportError) as error:
             await self._abandon(target, pending, error.text)

@@ -57,6 +57,7 @@ from tokenpost.settings.model import (
     Use,
     use_of,
 )
+from tokenpost.settings.network import trust_for
 from tokenpost.settings.validate import pop_problems, smtp_problems
 from tokenpost.text import Gettext, Text
 from tokenpost.tokens.state import Invalid, TokenState, WaitingForAuthorization, in_force
@@ -173,6 +174,8 @@ class Checker:
     pop: Pop3Connector
     lang: str = "en"
     pop_timeout: float = 60.0
+    # TOKENPOST_CA_FILE, as the connectors were given it: the tls step says what was trusted.
+    home_ca_file: str | None = None
 
     async def check(
         self, setting_id: str, *, allow_plaintext: bool = False, on_step: StepHook = ignore_step
@@ -220,7 +223,7 @@ class Checker:
     # -- SMTP ----------------------------------------------------------------------------------
 
     async def _smtp(self, setting: SmtpSetting, run: _Run) -> None:
-        transport = _Transport(run, _expected(setting), _transport_details(setting))
+        transport = _Transport(run, _expected(setting), self._details(setting, run))
         try:
             session = await self.smtp.connect(setting, on_step=transport.reported)
         except TokenpostError as error:
@@ -255,7 +258,7 @@ class Checker:
     # -- POP3 ----------------------------------------------------------------------------------
 
     async def _pop(self, setting: PopSetting, run: _Run) -> None:
-        transport = _Transport(run, _expected(setting), _transport_details(setting))
+        transport = _Transport(run, _expected(setting), self._details(setting, run))
         try:
             session = await self.pop.connect(
                 setting, timeout=self.pop_timeout, on_step=transport.reported
@@ -284,6 +287,15 @@ class Checker:
             run.passed("auth", pop_oauth_mechanism(session.capabilities))
         else:
             run.passed("auth", setting.auth.value)
+
+    def _details(self, setting: MailSetting, run: _Run) -> dict[str, str]:
+        """The details of the transport steps: the address, and how TLS was checked (the
+        trust source the connector used, by the same rule: `settings.network.trust_for`)."""
+        upgrade = "STARTTLS" if use_of(setting) is Use.SMTP else "STLS"
+        protocol = upgrade if setting.security is Security.STARTTLS else "TLS"
+        trust = trust_for(setting.ca_file, self.home_ca_file).describe()
+        tls = Text("{protocol}, trusted: {trust}", protocol=protocol, trust=trust)
+        return {"connect": f"{setting.server}:{setting.port}", "tls": tls.translate(run.gettext)}
 
     # -- token and authentication, the same for both -------------------------------------------
 
@@ -341,12 +353,6 @@ def _expected(setting: MailSetting) -> tuple[str, ...]:
             return ("connect", "greeting", hello, "tls", hello)
         case Security.NONE:
             return ("connect", "greeting", hello)
-
-
-def _transport_details(setting: MailSetting) -> dict[str, str]:
-    upgrade = "STARTTLS" if use_of(setting) is Use.SMTP else "STLS"
-    tls = upgrade if setting.security is Security.STARTTLS else "TLS"
-    return {"connect": f"{setting.server}:{setting.port}", "tls": tls}
 
 
 def _describe(setting: MailSetting) -> str:

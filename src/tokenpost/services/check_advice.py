@@ -52,8 +52,9 @@ def transport(lang: str, setting: MailSetting, error: TokenpostError) -> str:
     if isinstance(error, TlsVerifyError):
         return _(
             "The certificate of {server} did not verify. If the server uses a certificate from "
-            "your own CA, give that CA's certificate with --ca-file; check that the server name "
-            "is the one in its certificate and that the device's clock is right."
+            "your own CA, install that CA in the system trust store or give its certificate with "
+            "--ca-file (or, for every setting and provider, TOKENPOST_CA_FILE); check that the "
+            "server name is the one in its certificate and that the device's clock is right."
         ).format(server=setting.server)
     if isinstance(error, TransportError):
         return _(

@@ -70,7 +70,7 @@ class Deleter:
                 return DeleteResult(None, Text("the provider has no revocation endpoint"))
             request = rfc7009.revocation_request(endpoints.revocation, target.client, token, hint)
             response = await self.http.send(
-                request, ca_file=target.provider.ca_file, timeout=REVOKE_TIMEOUT
+                request, network=target.provider.network, timeout=REVOKE_TIMEOUT
             )
         except TokenpostError as error:
             return DeleteResult(False, Text("revocation failed: {reason}", reason=error))

@@ -58,7 +58,7 @@ class EndpointResolver:
         for url in rfc8414.discovery_urls(issuer):
             try:
                 response = await self.http.send(
-                    HttpRequest("GET", url), ca_file=provider.ca_file, timeout=DISCOVERY_TIMEOUT
+                    HttpRequest("GET", url), network=provider.network, timeout=DISCOVERY_TIMEOUT
                 )
                 if response.status == 404:
                     continue

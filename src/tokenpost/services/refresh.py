@@ -328,7 +328,7 @@ class Refresher:
             request = rfc6749.refresh_request(
                 endpoints.token, target.client, state.refresh_token, target.scope
             )
-        response = await self.http.send(request, ca_file=target.provider.ca_file)
+        response = await self.http.send(request, network=target.provider.network)
         return rfc6749.parse_token_response(response, now=now)
 
     async def _load(self, target: Target) -> TokenRecord:

@@ -18,6 +18,7 @@ from enum import StrEnum
 from typing import Final
 
 from tokenpost.secret import Secret
+from tokenpost.settings.network import Network
 from tokenpost.text import N_
 
 SMTP_ID: Final = "smtp"
@@ -85,6 +86,11 @@ class Provider:
     # An HTTP(S) proxy for this provider's endpoints (no password: that belongs in HTTPS_PROXY);
     # None: the environment's HTTPS_PROXY / NO_PROXY.
     proxy: str | None = None
+
+    @property
+    def network(self) -> Network:
+        """What the HTTP client needs to reach this provider's endpoints."""
+        return Network(ca_file=self.ca_file, proxy=self.proxy)
 
 
 @dataclass(frozen=True, slots=True)
