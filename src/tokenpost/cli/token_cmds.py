@@ -292,11 +292,9 @@ def status_json(row: SettingStatus, lang: str) -> dict[str, Any]:
 
 
 def _iso(when: float | None) -> str | None:
-    if when is None:
-        return None
-    from datetime import UTC, datetime
+    from tokenpost.isotime import iso_utc
 
-    return datetime.fromtimestamp(when, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return None if when is None else iso_utc(when)
 
 
 @token.command("status")
