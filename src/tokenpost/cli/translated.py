@@ -39,8 +39,8 @@ def _translated(command: click.Command, ctx: click.Context | None) -> Iterator[N
             setattr(owner, attribute, english)
 
 
-class TranslatedCommand(click.Command):
-    """A command whose help page and short help are translated."""
+class _TranslatedHelp(click.Command):
+    """The help page and the short help of a command, formatted with its texts translated."""
 
     def get_help(self, ctx: click.Context) -> str:
         with _translated(self, ctx):
@@ -51,19 +51,15 @@ class TranslatedCommand(click.Command):
             return super().get_short_help_str(limit)
 
 
-class TranslatedGroup(click.Group):
+class TranslatedCommand(_TranslatedHelp):
+    """A command whose help page and short help are translated."""
+
+
+class TranslatedGroup(_TranslatedHelp, click.Group):
     """A group like `TranslatedCommand`; commands and groups made through it are translated too."""
 
     command_class = TranslatedCommand
     group_class = type  # subgroups are of the same class as their parent
-
-    def get_help(self, ctx: click.Context) -> str:
-        with _translated(self, ctx):
-            return super().get_help(ctx)
-
-    def get_short_help_str(self, limit: int = 45) -> str:
-        with _translated(self, None):
-            return super().get_short_help_str(limit)
 
 
 def group(**attrs: Any) -> Callable[[_F], TranslatedGroup]:
