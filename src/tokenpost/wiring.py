@@ -97,6 +97,21 @@ class App:
         return Sender(self.store, self.refresher, self.clock, AioSmtpConnector())
 
 
+TEST_HINT_AFTER_VARIABLE = "TOKENPOST_TEST_REDIRECT_HINT_AFTER"
+"""For tests only: seconds before the browser flow's first hint (`browser_wait`), instead of a
+minute, so that a test sees it without waiting that long. Not for administrators."""
+
+
+def _redirect_hint_after(environ: Mapping[str, str]) -> float:
+    from tokenpost.services.browser_wait import HINT_AFTER_S
+
+    try:
+        seconds = float(environ.get(TEST_HINT_AFTER_VARIABLE, ""))
+    except ValueError:
+        return HINT_AFTER_S
+    return seconds if 0 < seconds < HINT_AFTER_S else HINT_AFTER_S
+
+
 def _both(first: EventHook, second: EventHook) -> EventHook:
     def hook(event: str, setting_id: str, detail: object) -> None:
         first(event, setting_id, detail)
@@ -189,6 +204,7 @@ async def open_app(
                     open_redirect_listener,
                     on_event=on_event,
                     owners=owners,
+                    redirect_hint_after=_redirect_hint_after(environ),
                 ),
                 deleter=deleter,
                 alerter=alerter,

@@ -21,13 +21,8 @@ ACCESS_TOKEN_PREFIX: Final = "sbx_at_"  # noqa: S105  (a prefix, not a secret)
 REFRESH_TOKEN_PREFIX: Final = "sbx_rt_"  # noqa: S105  (a prefix, not a secret)
 DEFAULT_USER: Final = "alice@example.test"
 # What tokenpost's presets register (Microsoft http://localhost; Google and generic
-# http://127.0.0.1), the sandbox's own tests' path, and tokenpost's path for the tests' provider.
-DEFAULT_REDIRECT_URIS: Final = (
-    "http://127.0.0.1",
-    "http://localhost",
-    "http://127.0.0.1/callback",
-    "http://127.0.0.1/tokenpost/sbx",
-)
+# http://127.0.0.1), and the sandbox's own tests' path.
+DEFAULT_REDIRECT_URIS: Final = ("http://127.0.0.1", "http://localhost", "http://127.0.0.1/callback")
 # A loopback redirect matches whatever port the app opened at request time (RFC 8252 §7.3), and
 # Microsoft treats http://localhost so too (protocols.md §1.7); everything else (scheme, host,
 # path, a trailing slash) must match exactly, as at Microsoft (RFC 9700 §2.1).
