@@ -8,6 +8,7 @@ TOKENPOST_TEST_REDIRECT_HINT_AFTER (seconds), a variable only tests use (see `wi
 from __future__ import annotations
 
 import re
+import socket
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -120,6 +121,26 @@ def test_a_registered_path_and_port(cli: Cli, sandbox: Sandbox) -> None:
     acquired(spawned)
     stats = sandbox.control.stats()
     assert stats.grants_by_type["authorization_code"] == 1
+
+
+def test_a_registered_port_another_program_holds_is_refused_with_the_fix(
+    cli: Cli, sandbox: Sandbox
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        cli.add_sandbox_provider(
+            sandbox, "--flow", "browser", "--redirect-uri", f"http://127.0.0.1:{port}/cb"
+        )
+        cli.set_smtp()
+        result = cli.run("token", "get", "smtp")
+
+    assert result.returncode == 1
+    assert f"cannot use port {port} on 127.0.0.1: another program listens there" in result.stderr
+    assert "register the redirect URI without a port" in result.stderr
+    row = cli.status()["smtp"]
+    assert (row["state"], row["reason"]) == ("not_acquired", None)  # no flow was started
 
 
 # --- nothing comes back: the hint ----------------------------------------------------------------
