@@ -19,6 +19,7 @@ from tokenpost.text import Text
 from tokenpost.tokens.state import TokenState
 
 if TYPE_CHECKING:  # `token status` imports the ports: it should not pay for the SASL core
+    from tokenpost.oauth.redirect_uri import LoopbackRedirect
     from tokenpost.sasl import SaslClient
 
 
@@ -162,17 +163,39 @@ class RedirectListener(Protocol):
     """A loopback HTTP listener for the authorization-code redirect (RFC 8252 §7.3)."""
 
     @property
-    def redirect_uri(self) -> str: ...
+    def redirect_uri(self) -> str:
+        """The registered redirect URI with the port listened on (`oauth.redirect_uri`)."""
+        ...
+
+    @property
+    def requests(self) -> int:
+        """How many requests have reached the listener so far (any path, any answer)."""
+        ...
 
     async def wait_for_redirect(self) -> str:
-        """The query string of the first request to the redirect path."""
+        """The query string of the first GET to the redirect path."""
         ...
 
     async def close(self) -> None: ...
 
 
 class RedirectListenerFactory(Protocol):
-    async def __call__(self, path: str) -> RedirectListener: ...
+    async def __call__(self, redirect: LoopbackRedirect) -> RedirectListener:
+        """Listen where `redirect` points, on its port or a free one.
+
+        Raises:
+            OperationError: the registered port is taken, or its address does not exist here.
+        """
+        ...
+
+
+class LineSource(Protocol):
+    """Lines a person types or pastes on the terminal, read only while a flow waits for one."""
+
+    async def next_line(self) -> str | None:
+        """The next line without its line break; None when no more will come (end of input).
+        Cancelling the wait loses no line."""
+        ...
 
 
 class HostChecks(Protocol):

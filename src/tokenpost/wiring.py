@@ -103,6 +103,21 @@ class App:
         return Sender(self.store, self.refresher, self.clock, connector)
 
 
+TEST_HINT_AFTER_VARIABLE = "TOKENPOST_TEST_REDIRECT_HINT_AFTER"
+"""For tests only: seconds before the browser flow's first hint (`browser_wait`), instead of a
+minute, so that a test sees it without waiting that long. Not for administrators."""
+
+
+def _redirect_hint_after(environ: Mapping[str, str]) -> float:
+    from tokenpost.services.browser_wait import HINT_AFTER_S
+
+    try:
+        seconds = float(environ.get(TEST_HINT_AFTER_VARIABLE, ""))
+    except ValueError:
+        return HINT_AFTER_S
+    return seconds if 0 < seconds < HINT_AFTER_S else HINT_AFTER_S
+
+
 def _both(first: EventHook, second: EventHook) -> EventHook:
     def hook(event: str, setting_id: str, detail: object) -> None:
         first(event, setting_id, detail)
@@ -160,6 +175,7 @@ async def open_app(
                     owners=owners,
                     home_ca_file=ca_file,
                     lang=_alert_language(environ),
+                    redirect_hint_after=_redirect_hint_after(environ),
                 ),
                 on_event,
             )
@@ -214,6 +230,7 @@ class _Parts:
     owners: FlowOwners
     home_ca_file: str | None
     lang: str
+    redirect_hint_after: float
 
 
 def _assemble(parts: _Parts, on_event: EventHook | None) -> App:
@@ -256,7 +273,15 @@ def _assemble(parts: _Parts, on_event: EventHook | None) -> App:
         ),
         refresher=Refresher(store, http, lock, clock, resolver, on_event=hook, owners=owners),
         authorizer=Authorizer(
-            store, http, lock, clock, resolver, open_redirect_listener, on_event=hook, owners=owners
+            store,
+            http,
+            lock,
+            clock,
+            resolver,
+            open_redirect_listener,
+            on_event=hook,
+            owners=owners,
+            redirect_hint_after=parts.redirect_hint_after,
         ),
         deleter=deleter,
         alerter=alerter,

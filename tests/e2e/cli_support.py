@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -66,6 +67,18 @@ class Cli:
         )
         return Spawned(process, self)
 
+    def spawn_interactive(self, *args: str) -> Spawned:
+        """Like `spawn`, with standard input kept open for `Spawned.type_line`."""
+        process = subprocess.Popen(
+            [sys.executable, "-m", "tokenpost", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+        )
+        return Spawned(process, self)
+
     def spawn_with_input(self, *args: str, stdin: str) -> Spawned:
         """Like `spawn`, with answers for the command's prompts on standard input."""
         process = subprocess.Popen(
@@ -114,20 +127,50 @@ class Cli:
 
 
 class Spawned:
-    """A running CLI whose stdout lines are collected by a thread as they come."""
+    """A running CLI whose stdout and stderr lines are collected by threads as they come."""
 
     def __init__(self, process: subprocess.Popen[str], cli: Cli) -> None:
         self.process = process
         self.cli = cli
         self.lines: queue.Queue[str | None] = queue.Queue()
+        self.err_lines: queue.Queue[str | None] = queue.Queue()
+        self._err_seen: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        self._err_reader = threading.Thread(target=self._read_err, daemon=True)
+        self._err_reader.start()
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             self.lines.put(line)
         self.lines.put(None)
+
+    def _read_err(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self._err_seen.append(line)
+            self.err_lines.put(line)
+        self.err_lines.put(None)
+
+    def type_line(self, line: str) -> None:
+        """Write `line` and a line break to the command's standard input (`spawn_interactive`)."""
+        assert self.process.stdin is not None
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+
+    def wait_for_err_line(self, pattern: re.Pattern[str], timeout: float = 30) -> str:
+        """The first stderr line matching `pattern` (from those not looked at yet)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                line = self.err_lines.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no stderr line matching {pattern.pattern} in time") from None
+            if line is None:
+                raise AssertionError(f"the CLI ended before a stderr line like {pattern.pattern}")
+            if pattern.search(line):
+                return line
 
     def next_event(self, timeout: float = 30) -> dict[str, Any]:
         """The next JSON line (QR codes and other text are skipped)."""
@@ -160,9 +203,13 @@ class Spawned:
     def finish(self, timeout: float = 60) -> tuple[int, str]:
         """Wait for exit; returns (exit status, stderr)."""
         assert self.process.stderr is not None
+        if self.process.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.process.stdin.close()
         self.process.wait(timeout=timeout)
         self._reader.join(timeout=5)
-        err = self.process.stderr.read()
+        self._err_reader.join(timeout=5)
+        err = "".join(self._err_seen)
         self.process.stderr.close()
         if self.process.stdout is not None:
             self.process.stdout.close()

@@ -21,7 +21,7 @@ def play_browser(sandbox: Sandbox, authorization_url: str) -> httpx.Response:
         assert answer.status_code == 302, answer.text
         location = answer.headers["location"]
         assert location.startswith("http://127.0.0.1:")
-        return httpx.get(location, timeout=10)
+        return httpx.get(location, timeout=10, trust_env=False)
 
 
 def start_browser_get(cli: Cli, sandbox: Sandbox) -> tuple[Spawned, str]:

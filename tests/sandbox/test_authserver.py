@@ -352,13 +352,63 @@ def test_any_loopback_port_matches_the_registered_redirect(
     assert params["code"]
 
 
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(port=st.integers(min_value=1, max_value=65535))
+def test_localhost_matches_at_any_port_as_at_microsoft(
+    sandbox: Sandbox, http: httpx.Client, port: int
+) -> None:
+    # protocols.md §1.7: http://localhost registered, the port chosen by the app at run time.
+    redirect_uri = f"http://localhost:{port}"
+
+    params = redirect_params(
+        http.get(authorize_url(sandbox, redirect_uri, challenge=RFC7636_CHALLENGE)), redirect_uri
+    )
+
+    assert params["code"]
+
+
+def test_a_registered_port_is_ignored_too(sandbox: Sandbox, http: httpx.Client) -> None:
+    sandbox.control.config(redirect_uris=["http://127.0.0.1:8400/tp/"])
+    redirect_uri = "http://127.0.0.1:9400/tp/"
+
+    params = redirect_params(
+        http.get(authorize_url(sandbox, redirect_uri, challenge=RFC7636_CHALLENGE)), redirect_uri
+    )
+
+    assert params["code"]
+    refused = http.get(
+        authorize_url(sandbox, "http://127.0.0.1:8400/tp", challenge=RFC7636_CHALLENGE)
+    )
+    assert refused.status_code == 400
+
+
+def test_the_exchange_needs_the_redirect_uri_of_the_request(
+    sandbox: Sandbox, http: httpx.Client
+) -> None:
+    redirect_uri = "http://localhost:5003"
+    params = redirect_params(
+        http.get(authorize_url(sandbox, redirect_uri, challenge=RFC7636_CHALLENGE)), redirect_uri
+    )
+
+    other = code_tokens(sandbox, http, redirect_uri + "/", params["code"], RFC7636_VERIFIER)
+
+    assert (other.status_code, error_of(other)) == (400, "invalid_grant")
+
+
 @pytest.mark.parametrize(
     "redirect_uri",
     [
         "http://127.0.0.1:8080/other",  # unregistered path
         "https://127.0.0.1:8080/callback",  # not the registered scheme
-        "http://localhost:8080/callback",  # RFC 8252 §8.3: loopback means the IP literal
+        "http://localhost:8080/callback",  # localhost is registered without this path
+        "http://localhost:8080/",  # …and without a trailing slash: matching is exact
+        "http://127.0.0.1:8080/callback/",
+        "http://127.0.0.1:8080/Callback",
+        "http://[::1]:8080",  # not registered
         "http://evil.example:8080/callback",
+        "http://evil.example/callback",
     ],
 )
 def test_unregistered_redirect_uri_is_refused_without_redirecting(
@@ -433,9 +483,9 @@ def test_redirect_state_and_iss_can_be_made_wrong(sandbox: Sandbox, http: httpx.
 
 def test_browser_user_and_redirect_uris_are_knobs(sandbox: Sandbox, http: httpx.Client) -> None:
     sandbox.control.config(
-        browser_user="carol@example.test", redirect_uris=["http://[::1]/tokenpost/generic"]
+        browser_user="carol@example.test", redirect_uris=["http://[::1]/tokenpost"]
     )
-    redirect_uri = "http://[::1]:6000/tokenpost/generic"
+    redirect_uri = "http://[::1]:6000/tokenpost"
 
     params = redirect_params(
         http.get(authorize_url(sandbox, redirect_uri, challenge=RFC7636_CHALLENGE)), redirect_uri

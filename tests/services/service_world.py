@@ -89,7 +89,7 @@ class World:
         self.settings = SettingsService(self.store, self.lock)
 
 
-async def _no_listener(path: str) -> object:
+async def _no_listener(redirect: object) -> object:
     raise AssertionError("no browser flow in these tests")
 
 

@@ -216,5 +216,5 @@ async def test_damaged_records_are_overwritten_and_removed(
     assert http.requests == []  # a damaged token is never sent anywhere
 
 
-async def _no_listener(path: str) -> object:
+async def _no_listener(redirect: object) -> object:
     raise AssertionError("no browser flow in these tests")

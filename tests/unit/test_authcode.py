@@ -17,6 +17,7 @@ from tokenpost.oauth.authcode import (
     BROWSER_FLOW_LIFETIME,
     BrowserPending,
     code_exchange_request,
+    parse_pasted_redirect,
     parse_redirect,
     start_browser_flow,
 )
@@ -241,6 +242,96 @@ def test_any_query_gives_a_code_or_a_known_error(text: str) -> None:
 @given(st.text(min_size=1, max_size=200))
 def test_any_code_with_the_right_state_is_returned(code: str) -> None:
     assert parse_redirect(start(), query(("state", STATE), ("code", code))) == Secret(code)
+
+
+# -- an address pasted on the terminal ---------------------------------------------------------
+
+
+def pasted(*pairs: tuple[str, str], base: str = REDIRECT) -> str:
+    return f"{base}?{query(*pairs)}"
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        pasted(("code", CODE), ("state", STATE), ("iss", ISSUER)),
+        "  " + pasted(("state", STATE), ("code", CODE)) + "\t",
+        pasted(("code", CODE), ("state", STATE)) + "#_=_",
+        pasted(("code", CODE), ("state", STATE), base="HTTP://127.0.0.1:49152/tokenpost/m365"),
+    ],
+)
+def test_a_pasted_redirect_address_gives_the_code(address: str) -> None:
+    assert parse_pasted_redirect(start(), address) == Secret(CODE)
+
+
+@pytest.mark.parametrize(
+    "base",
+    [
+        "http://127.0.0.1:49153/tokenpost/m365",  # another port
+        "http://localhost:49152/tokenpost/m365",  # another host
+        "http://127.0.0.1:49152/tokenpost/m365/",  # another path
+        "http://127.0.0.1:49152/",
+        "https://127.0.0.1:49152/tokenpost/m365",  # another scheme
+        "http://user@127.0.0.1:49152/tokenpost/m365",
+        "127.0.0.1:49152/tokenpost/m365",
+        "http://[::1/tokenpost/m365",  # not a URL at all
+        "",
+    ],
+)
+def test_a_pasted_address_elsewhere_is_refused_without_echoing_it(base: str) -> None:
+    address = f"{base}?{query(('code', CODE), ('state', STATE))}"
+    with pytest.raises(UsageError, match="is not this authorization's redirect address") as caught:
+        parse_pasted_redirect(start(), address)
+    message = str(caught.value)
+    assert REDIRECT in message
+    assert "paste the whole address" in message
+    assert CODE not in message
+    assert STATE not in message
+
+
+def test_a_pasted_address_with_a_wrong_state_is_refused_with_paste_advice() -> None:
+    with pytest.raises(RemoteProtocolError) as caught:
+        parse_pasted_redirect(start(), pasted(("code", CODE), ("state", "tampered")))
+    assert str(caught.value) == (
+        "pasted address: state mismatch (the redirect does not belong to this authorization); "
+        "paste the whole address the browser shows after the sign-in, or wait for the browser"
+    )
+    assert caught.value.translate(translator("de").gettext) == (
+        "eingefügte Adresse: state passt nicht (die Weiterleitung gehört nicht zu dieser "
+        "Autorisierung); fügen Sie die ganze Adresse ein, die der Browser nach der Anmeldung "
+        "zeigt, oder warten Sie auf den Browser"
+    )
+
+
+@pytest.mark.parametrize(
+    ("pairs", "words"),
+    [
+        ((("code", CODE), ("state", STATE), ("iss", "https://evil.example")), "RFC 9207"),
+        ((("state", STATE),), "no code"),
+        ((("code", CODE), ("code", CODE), ("state", STATE)), "repeated"),
+    ],
+)
+def test_a_pasted_address_is_checked_like_a_redirect(
+    pairs: tuple[tuple[str, str], ...], words: str
+) -> None:
+    with pytest.raises(RemoteProtocolError, match=words) as caught:
+        parse_pasted_redirect(start(), pasted(*pairs))
+    assert str(caught.value).startswith("pasted address: ")
+
+
+def test_a_pasted_denial_ends_the_authorization() -> None:
+    with pytest.raises(AuthorizationEndedError, match="denied") as caught:
+        parse_pasted_redirect(start(), pasted(("error", "access_denied"), ("state", STATE)))
+    assert caught.value.error == "access_denied"
+
+
+@given(st.sampled_from([REDIRECT, "http://127.0.0.1:1/", ""]), st.text(max_size=100))
+def test_a_refused_paste_never_quotes_the_code_or_state(base: str, noise: str) -> None:
+    address = f"{base}{noise}?code=Zq9CODEmark&state=Zq9STATEmark{noise}"
+    with pytest.raises((UsageError, RemoteProtocolError)) as caught:
+        parse_pasted_redirect(start(), address)
+    for shown in (str(caught.value), caught.value.translate(translator("de").gettext)):
+        assert "Zq9" not in shown
 
 
 # -- the exchange ------------------------------------------------------------------------------

@@ -1,26 +1,35 @@
 """The loopback redirect listener for the authorization-code flow (RFC 8252 §7.3, §8.3).
 
-A minimal HTTP/1.1 server on asyncio streams, bound to an IPv4 loopback address on a free port, and
-open only while one authorization is pending. The first GET to the redirect path hands its raw
-query string (the code and state, RFC 6749 §4.1.2) to `wait_for_redirect()`; the browser gets a
-small page saying it can close the window. Other paths answer 404, repeats of the redirect 410,
-other methods 405, malformed or oversized requests (over 8 KiB of head) 400. Each connection
-answers one request and closes.
+A minimal HTTP/1.1 server on asyncio streams, open only while one authorization is pending. It
+listens where the registered redirect URI points (`oauth.redirect_uri`): ``127.0.0.1`` or ``::1``
+for those literals, and both on the same port for ``localhost`` (browsers try ``::1`` first;
+without IPv6 on this host, IPv4 alone). The port is the registered one, else a free one, chosen so
+that it is free on both addresses: no other program may answer on either.
+
+The first GET to the registered path hands its raw query string (the code and state, RFC 6749
+§4.1.2) to `wait_for_redirect()`; the browser gets a small page saying it can close the window.
+Other paths answer 404, repeats of the redirect 410, other methods 405, malformed or oversized
+requests (over 8 KiB of head) 400. Each connection answers one request and closes.
 
 The query holds the authorization code and state: it is never logged, and the pages never echo it.
-The Host header must name the listener itself, so a page on a rebinding DNS name cannot deliver a
-redirect (its Host is its own name).
+The Host header must name the registered host and the port, so a page on a rebinding DNS name
+cannot deliver a redirect (its Host is its own name). The path is the administrator's, the same
+for every provider: a redirect from the wrong provider (mix-up, RFC 9700 §4.4) can no longer be
+told by its path, and is refused by its `state` and `iss` instead (`oauth.authcode`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import errno
+import os
+import socket
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import Final
 
-from tokenpost.errors import AuthorizationEndedError, UsageError
+from tokenpost.errors import AuthorizationEndedError, OperationError
+from tokenpost.oauth.redirect_uri import LoopbackRedirect, same_authority, same_path
 
 MAX_HEAD_BYTES: Final = 8 * 1024
 # A browser sends its request at once; a connection idle this long is closed.
@@ -29,6 +38,11 @@ HEAD_TIMEOUT_S: Final = 10.0
 # does not reset the connection before the client has read the answer.
 _DRAIN_BYTES: Final = 64 * 1024
 _DRAIN_TIMEOUT_S: Final = 1.0
+# A free port on 127.0.0.1 may be taken on ::1 by another program: try other ports this often.
+_FREE_PORT_ATTEMPTS: Final = 20
+# The address does not exist here: `localhost` then listens on 127.0.0.1 alone.
+_NO_SUCH_ADDRESS: Final = frozenset({errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT})
+_BACKLOG: Final = 16
 
 _PAGE: Final = b"""<!doctype html>
 <html lang="en">
@@ -61,13 +75,13 @@ class _Request:
 
 
 class LoopbackListener:
-    """`ports.RedirectListener` on 127.0.0.1; build it with `open_redirect_listener`."""
+    """`ports.RedirectListener` on the registered loopback host; build it with
+    `open_redirect_listener`."""
 
-    def __init__(self, server: asyncio.Server, host: str, port: int, path: str) -> None:
-        self._server = server
-        self._path = path
-        self._redirect_uri = f"http://{host}:{port}{path}"
-        self._own_hosts = frozenset({f"{host}:{port}", f"localhost:{port}"})
+    def __init__(self, servers: list[asyncio.Server], redirect_uri: str) -> None:
+        self._servers = servers
+        self._redirect_uri = redirect_uri
+        self._requests = 0
         loop = asyncio.get_running_loop()
         self._redirect: asyncio.Future[str] = loop.create_future()
         self._closed: asyncio.Future[None] = loop.create_future()
@@ -75,8 +89,22 @@ class LoopbackListener:
 
     @property
     def redirect_uri(self) -> str:
-        """`http://127.0.0.1:<port><path>`, to send as `redirect_uri` (RFC 8252 §7.3)."""
+        """The registered redirect URI with the listener's port, to send as `redirect_uri`."""
         return self._redirect_uri
+
+    @property
+    def requests(self) -> int:
+        """How many requests have reached the listener (any path, any answer)."""
+        return self._requests
+
+    @property
+    def addresses(self) -> tuple[tuple[int, str], ...]:
+        """(address family, IP address) of every socket listened on, for the tests."""
+        return tuple(
+            (sock.family, sock.getsockname()[0])
+            for server in self._servers
+            for sock in server.sockets
+        )
 
     async def wait_for_redirect(self) -> str:
         """The raw query string of the first GET to the redirect path.
@@ -101,12 +129,14 @@ class LoopbackListener:
         if self._closed.done():
             return
         self._closed.set_result(None)
-        self._server.close()
+        for server in self._servers:
+            server.close()
         connections = list(self._connections)
         for task in connections:
             task.cancel()
         await asyncio.gather(*connections, return_exceptions=True)
-        await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
 
     async def _serve_connection(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
@@ -135,20 +165,22 @@ class LoopbackListener:
             async with asyncio.timeout(HEAD_TIMEOUT_S):
                 head = await reader.readuntil(b"\r\n\r\n")
         except asyncio.LimitOverrunError:
+            self._requests += 1
             await _reply(writer, _response(400, b"request head too large\n"))
             if writer.can_write_eof():
                 writer.write_eof()  # the client sees the end of the answer while we drain
             await _drain(reader)
             return
+        self._requests += 1
         request = _parse_head(head)
         await _reply(writer, self._route(request))
 
     def _route(self, request: _Request | None) -> bytes:
-        if request is None or request.host not in self._own_hosts:
+        if request is None or not same_authority(self._redirect_uri, request.host):
             return _response(400, b"bad request\n")
         if request.method != "GET":
             return _response(405, b"only GET is served here\n", allow=True)
-        if request.path != self._path:
+        if not same_path(self._redirect_uri, request.path):
             return _response(404, b"not found\n")
         if self._redirect.done():
             return _response(410, b"this authorization redirect was already received\n")
@@ -156,47 +188,119 @@ class LoopbackListener:
         return _response(200, _PAGE, html=True)
 
 
-async def open_redirect_listener(
-    path: str = "/callback", *, host: str = "127.0.0.1"
-) -> LoopbackListener:
-    """Listen on `host` (an IPv4 loopback address) at a free port for the redirect to `path`.
+async def open_redirect_listener(redirect: LoopbackRedirect) -> LoopbackListener:
+    """Listen for the redirect to `redirect`: on each of its addresses, on its port or else on
+    one port free on all of them.
 
     Matches `ports.RedirectListenerFactory`. The caller closes the listener when the
     authorization ends (RFC 8252 §8.3: the port is open only for the authorization).
 
     Raises:
-        UsageError: `host` is not an IPv4 loopback address or `path` is not an absolute path.
+        OperationError: the registered port is taken, or the address does not exist here.
     """
-    _check_host(host)
-    _check_path(path)
     listener: LoopbackListener | None = None
 
     async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if listener is None:  # pragma: no cover - the server starts before any connection runs
+        if listener is None:  # pragma: no cover - the servers start before any connection runs
             writer.close()
             return
         await listener._serve_connection(reader, writer)
 
-    server = await asyncio.start_server(
-        on_connection, host=host, port=0, limit=MAX_HEAD_BYTES, reuse_address=False
-    )
-    port = server.sockets[0].getsockname()[1]
-    listener = LoopbackListener(server, host, port, path)
+    sockets = _bind(redirect)
+    servers: list[asyncio.Server] = []
+    try:
+        for sock in sockets:
+            servers.append(
+                await asyncio.start_server(on_connection, sock=sock, limit=MAX_HEAD_BYTES)
+            )
+    except BaseException:
+        for server in servers:
+            server.close()
+        for sock in sockets:
+            sock.close()
+        raise
+    port = int(sockets[0].getsockname()[1])
+    listener = LoopbackListener(servers, redirect.with_port(port))
     return listener
 
 
-def _check_host(host: str) -> None:
+def _bind(redirect: LoopbackRedirect) -> list[socket.socket]:
+    """Listening sockets on every address of `redirect` that exists here, all on one port."""
+    if redirect.port is not None:
+        return _bind_all(redirect.addresses, redirect.port)
+    for _ in range(_FREE_PORT_ATTEMPTS - 1):
+        try:
+            return _bind_all(redirect.addresses, 0)
+        except OperationError as error:
+            if not isinstance(error.__cause__, OSError) or (
+                error.__cause__.errno != errno.EADDRINUSE
+            ):
+                raise
+    return _bind_all(redirect.addresses, 0)
+
+
+def _bind_all(addresses: tuple[str, ...], port: int) -> list[socket.socket]:
+    """Sockets on `addresses` (the first one required, later ones where they exist), all on
+    `port`, or on the port the first one got when `port` is 0."""
+    bound: list[socket.socket] = []
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        address = None
-    if not isinstance(address, ipaddress.IPv4Address) or not address.is_loopback:
-        raise UsageError("redirect listener host: must be an IPv4 loopback address (127.0.0.1)")
+        for address in addresses:
+            try:
+                sock = _listening_socket(address, port)
+            except OSError as error:
+                if bound and error.errno in _NO_SUCH_ADDRESS:
+                    continue  # `localhost` without IPv6 on this host
+                raise _bind_error(address, port, error) from error
+            bound.append(sock)
+            port = int(sock.getsockname()[1])
+    except BaseException:
+        for sock in bound:
+            sock.close()
+        raise
+    return bound
 
 
-def _check_path(path: str) -> None:
-    if not path.startswith("/") or any(c in path for c in "?# ") or not path.isprintable():
-        raise UsageError("redirect path: must start with / and hold no query, fragment or space")
+def _listening_socket(address: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        if os.name == "posix":
+            # Lets a fixed port be used again while the last run's connections are in
+            # TIME_WAIT; on POSIX it never lets two sockets listen on one address and port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((address, port))
+        sock.listen(_BACKLOG)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_error(address: str, port: int, error: OSError) -> OperationError:
+    if error.errno == errno.EADDRINUSE and port:
+        return OperationError(
+            "the redirect listener cannot use port {port} on {address}: another program listens"
+            " there; end it, or register the redirect URI without a port (a free one is then"
+            " chosen at each start) and set it with tokenpost provider add … --redirect-uri",
+            port=port,
+            address=address,
+        )
+    if error.errno in _NO_SUCH_ADDRESS:
+        return OperationError(
+            "the redirect listener cannot listen on {address}: this host has no such loopback"
+            " address; register http://127.0.0.1 or http://localhost at the provider and set it"
+            " with tokenpost provider add … --redirect-uri",
+            address=address,
+        )
+    return OperationError(
+        "the redirect listener cannot listen on {address} port {port}: {reason}",
+        address=address,
+        port=port,
+        reason=error.strerror or str(error.errno),
+    )
 
 
 def _parse_head(head: bytes) -> _Request | None:

@@ -89,6 +89,15 @@ def render_prompt(prompt: Prompt, _: Gettext) -> None:
         click.echo(_("Open this address in a browser: {url}").format(url=prompt.authorization_url))
         qr_target = prompt.authorization_url
     click.echo(qr_text(qr_target))
+    if not isinstance(prompt, DevicePrompt) and prompt.can_paste:
+        click.echo(
+            _(
+                "No browser on this host? Open the address on another device and sign in there;"
+                " the browser then ends on an address starting with {redirect_uri}, which cannot"
+                " load there. Copy that whole address from its address bar, paste it here and"
+                " press Enter (until {expires})."
+            ).format(redirect_uri=prompt.redirect_uri, expires=format_expiry(prompt.expires_at))
+        )
     sys.stdout.flush()
 
 

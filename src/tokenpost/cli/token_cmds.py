@@ -5,6 +5,14 @@ Exit codes beyond the common ones: `token status` exits `NOT_IN_FORCE_EXIT` (3) 
 shows serves no mail, so a script can tell "a token needs attention" from "the store could not be
 read" (1). `token get` ends with 130 when interrupted (Ctrl-C, SIGTERM, SIGHUP): its flow is
 abandoned, and the token it was replacing stays in force.
+
+`token get --json` prints one JSON object per line: first `authorization_required` (device flow)
+or `open_browser` (browser flow: also `redirect_uri`, the address the browser comes back to, and
+`can_paste`); in the browser flow then perhaps `redirect_hint` (nothing came back: `hint`,
+`redirect_uri`, `registered_redirect_uri`, `expires_in`) and `address_refused` (a pasted line was
+not the redirect: `reason`); last `done`. In the browser flow standard input is read, with or
+without --json: a line holding the address the browser ended on (a browser on another device)
+completes the flow like the redirect to the listener. Neither the code nor the state is printed.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ from tokenpost.cli.translated import group
 if TYPE_CHECKING:
     import asyncio
 
+    from tokenpost.errors import TokenpostError
     from tokenpost.ports import FlowOwners
     from tokenpost.services.authorize import Prompt
+    from tokenpost.services.browser_wait import BrowserHooks, RedirectHint
     from tokenpost.services.status import SettingStatus
     from tokenpost.wiring import App
 
@@ -145,13 +155,14 @@ async def _obtain(app: App, ctx: CliContext, setting: str, *, as_json: bool) -> 
             _emit(_prompt_json(prompt))
             return
         render_prompt(prompt, _)
-        if sys.stderr.isatty():
+        if sys.stderr.isatty() and not _pasting_on_terminal(prompt):
             ticker.append(asyncio.create_task(countdown(prompt.expires_at, _)))
 
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        acquired = await app.authorizer.obtain(setting, on_prompt)
+        hooks = _browser_hooks(ctx, as_json=as_json, ticking=ticker)
+        acquired = await app.authorizer.obtain(setting, on_prompt, hooks)
     except asyncio.CancelledError:
         if not interrupted:
             raise
@@ -179,6 +190,58 @@ async def _obtain(app: App, ctx: CliContext, setting: str, *, as_json: bool) -> 
                 expires=format_expiry(acquired.expires_at)
             )
         )
+
+
+def _pasting_on_terminal(prompt: Prompt) -> bool:
+    """True when an address may be pasted on this terminal: a countdown rewriting the line
+    would garble what is pasted, so there is none then."""
+    from tokenpost.services.authorize import BrowserPrompt
+
+    return isinstance(prompt, BrowserPrompt) and prompt.can_paste and sys.stdin.isatty()
+
+
+def _browser_hooks(ctx: CliContext, *, as_json: bool, ticking: list[Any]) -> BrowserHooks:
+    """Standard input for pasted addresses (also with --json, for a program that relays them);
+    hints and refused pastes as JSON events, or on stderr."""
+    from tokenpost.cli.pasted_lines import stdin_lines
+    from tokenpost.i18n import show
+    from tokenpost.services.browser_wait import BrowserHooks
+
+    _ = ctx.gettext
+
+    def on_hint(hint: RedirectHint) -> None:
+        if as_json:
+            _emit(
+                {
+                    "event": "redirect_hint",
+                    "redirect_uri": hint.redirect_uri,
+                    "registered_redirect_uri": hint.registered,
+                    "expires_in": max(0, int(hint.expires_at - time.time())),
+                    "hint": show(hint.text, ctx.lang),
+                }
+            )
+        else:
+            _notice(show(hint.text, ctx.lang), after_countdown=bool(ticking))
+
+    def on_refused(error: TokenpostError) -> None:
+        if as_json:
+            _emit({"event": "address_refused", "reason": show(error, ctx.lang)})
+        else:
+            message = _("Address not accepted: {reason}").format(reason=error.translate(_))
+            _notice(message, after_countdown=bool(ticking))
+
+    return BrowserHooks(pasted=stdin_lines(), on_hint=on_hint, on_refused=on_refused)
+
+
+def _notice(text: str, *, after_countdown: bool) -> None:
+    """A line on stderr while `token get` waits; below the countdown's line when it runs. The
+    terminal may be gone (a dropped SSH session): that is no reason to fail."""
+    from contextlib import suppress
+
+    with suppress(OSError):
+        if after_countdown:
+            click.echo(err=True)
+        click.echo(text, err=True)
 
 
 def _ended(error: Exception, row: SettingStatus) -> Exception:
@@ -244,6 +307,8 @@ def _prompt_json(prompt: Prompt) -> dict[str, Any]:
         "event": "open_browser",
         "authorization_url": prompt.authorization_url,
         "expires_in": expires_in,
+        "redirect_uri": prompt.redirect_uri,
+        "can_paste": prompt.can_paste,
     }
 
 

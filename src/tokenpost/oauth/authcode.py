@@ -2,12 +2,15 @@
 
 `start_browser_flow` builds the authorization URL (§4.1.1) with a fresh `state` and S256 code
 challenge; `parse_redirect` checks what the browser brings back to the loopback listener
-(§4.1.2, RFC 8252 §7.3) and returns the code; `code_exchange_request` redeems it (§4.1.3) with
-the code verifier (RFC 7636 §4.5).
+(§4.1.2, RFC 8252 §7.3) and returns the code; `parse_pasted_redirect` does the same for the
+address the browser ended on, pasted on the terminal of a host without a browser;
+`code_exchange_request` redeems the code (§4.1.3) with the code verifier (RFC 7636 §4.5).
 
 `parse_redirect` checks in this order (pizauth's): size; repeated parameters; `state` (constant
 time), so a forged redirect cannot even report an error; `iss` against the known issuer
-(RFC 9207 mix-up defence); `error`; `code`. Neither `state` nor `code` ever appears in a message.
+(RFC 9207 mix-up defence); `error`; `code`. A pasted address is first checked to be the redirect
+URI itself (host, port, path: `oauth.redirect_uri`). Neither `state` nor `code` ever appears in a
+message, nor does a pasted address.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 from tokenpost.errors import AuthorizationEndedError, RemoteProtocolError, UsageError
 from tokenpost.oauth.http import FormValue, HttpRequest
 from tokenpost.oauth.pending import BrowserPending
+from tokenpost.oauth.redirect_uri import is_redirect_target
 from tokenpost.oauth.rfc6749 import (
     JSON_HEADERS,
     ClientAuth,
@@ -34,6 +38,11 @@ BROWSER_FLOW_LIFETIME: Final = 600  # seconds; Microsoft's codes live ~10 minute
 MAX_REDIRECT_QUERY: Final = 8 * 1024
 _MAX_FIELDS: Final = 32
 _REDIRECT: Final = Text("authorization redirect")
+_PASTED: Final = Text("pasted address")
+_START_AGAIN: Final = Text("start again with tokenpost token get")
+_PASTE_AGAIN: Final = Text(
+    "paste the whole address the browser shows after the sign-in, or wait for the browser"
+)
 
 
 def start_browser_flow(
@@ -86,12 +95,13 @@ def start_browser_flow(
     )
 
 
-def _redirect_params(query: str) -> dict[str, str]:
+def _redirect_params(query: str, what: Text, fix: Text) -> dict[str, str]:
     if len(query) > MAX_REDIRECT_QUERY:
         raise RemoteProtocolError(
-            "{what}: query longer than {limit} bytes; start again with tokenpost token get",
-            what=_REDIRECT,
+            "{what}: query longer than {limit} bytes; {fix}",
+            what=what,
             limit=MAX_REDIRECT_QUERY,
+            fix=fix,
         )
     try:
         pairs = parse_qsl(
@@ -102,42 +112,47 @@ def _redirect_params(query: str) -> dict[str, str]:
         )
     except ValueError:  # too many fields, or percent-escapes that are not UTF-8
         raise RemoteProtocolError(
-            "{what}: the query is malformed; start again with tokenpost token get", what=_REDIRECT
+            "{what}: the query is malformed; {fix}", what=what, fix=fix
         ) from None
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
             raise RemoteProtocolError(
-                "{what}: parameter {name!r} is repeated; start again with tokenpost token get",
-                what=_REDIRECT,
+                "{what}: parameter {name!r} is repeated; {fix}",
+                what=what,
                 name=sanitize_text(name, limit=40),
+                fix=fix,
             )
         params[name] = value
     return params
 
 
-def parse_redirect(pending: BrowserPending, query: str) -> Secret:
+def parse_redirect(
+    pending: BrowserPending, query: str, *, what: Text = _REDIRECT, fix: Text = _START_AGAIN
+) -> Secret:
     """The authorization code from the redirect's query string (§4.1.2, §4.1.2.1).
+
+    `what` names the redirect in messages and `fix` says what to do after a refusal.
 
     Raises:
         RemoteProtocolError: oversized or malformed query, repeated parameter, missing or wrong
             `state`, `iss` of another issuer, or no `code`.
         AuthorizationEndedError: the provider redirected with an `error` (e.g. access_denied).
     """
-    params = _redirect_params(query)
+    params = _redirect_params(query, what, fix)
     state = params.get("state")
     if state is None or Secret(state) != pending.state:
         raise RemoteProtocolError(
-            "{what}: state mismatch (the redirect does not belong to this authorization); start "
-            "again with tokenpost token get",
-            what=_REDIRECT,
+            "{what}: state mismatch (the redirect does not belong to this authorization); {fix}",
+            what=what,
+            fix=fix,
         )
     iss = params.get("iss")
     if iss is not None and pending.issuer is not None and iss != pending.issuer:
         raise RemoteProtocolError(
             "{what}: iss is not the expected issuer {issuer} (RFC 9207 mix-up defence); check "
             "the provider's tenant or issuer, then start again with tokenpost token get",
-            what=_REDIRECT,
+            what=what,
             issuer=pending.issuer,
         )
     error = params.get("error")
@@ -148,17 +163,46 @@ def parse_redirect(pending: BrowserPending, query: str) -> Secret:
             "the authorization ended without a code; start again with tokenpost token get"
         )
         raise AuthorizationEndedError(
-            describe_error(_REDIRECT, code, description, action),
+            describe_error(what, code, description, action),
             error=code,
             description=description,
         )
     code_value = params.get("code")
     if not code_value:
         raise RemoteProtocolError(
-            "{what}: no code and no error in the redirect; start again with tokenpost token get",
-            what=_REDIRECT,
+            "{what}: no code and no error in the redirect; {fix}", what=what, fix=fix
         )
     return Secret(code_value)
+
+
+def parse_pasted_redirect(pending: BrowserPending, address: str) -> Secret:
+    """The authorization code from the address the browser ended on, pasted by the administrator
+    (the browser ran on another device, where the loopback redirect cannot load).
+
+    The address must be the redirect URI sent (`pending.redirect_uri`: scheme, host, port and
+    path), with the query `parse_redirect` accepts; a fragment is ignored. The address is never
+    quoted in a message: it may hold the code.
+
+    Raises:
+        UsageError: not the redirect address. RemoteProtocolError: as `parse_redirect` (wrong
+            `state`, `iss`, no `code`…). After either the flow may go on waiting.
+        AuthorizationEndedError: the provider's `error` (e.g. access_denied): the flow ends.
+    """
+    try:
+        parts = urlsplit(address.strip())
+    except ValueError:
+        parts = None
+    if (
+        parts is None
+        or parts.scheme.lower() != "http"
+        or not is_redirect_target(pending.redirect_uri, authority=parts.netloc, path=parts.path)
+    ):
+        raise UsageError(
+            "the pasted address is not this authorization's redirect address {redirect_uri}; {fix}",
+            redirect_uri=pending.redirect_uri,
+            fix=_PASTE_AGAIN,
+        )
+    return parse_redirect(pending, parts.query, what=_PASTED, fix=_PASTE_AGAIN)
 
 
 def code_exchange_request(

@@ -20,10 +20,13 @@ DEVICE_CODE_GRANT_TYPE: Final = "urn:ietf:params:oauth:grant-type:device_code"
 ACCESS_TOKEN_PREFIX: Final = "sbx_at_"  # noqa: S105  (a prefix, not a secret)
 REFRESH_TOKEN_PREFIX: Final = "sbx_rt_"  # noqa: S105  (a prefix, not a secret)
 DEFAULT_USER: Final = "alice@example.test"
-# tokenpost redirects to /tokenpost/<provider name>; the tests name their provider "sbx".
-DEFAULT_REDIRECT_URIS: Final = ("http://127.0.0.1/callback", "http://127.0.0.1/tokenpost/sbx")
-# RFC 8252 §7.3: a loopback redirect matches whatever port the app opened at request time.
-_LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "[::1]"})
+# What tokenpost's presets register (Microsoft http://localhost; Google and generic
+# http://127.0.0.1), and the sandbox's own tests' path.
+DEFAULT_REDIRECT_URIS: Final = ("http://127.0.0.1", "http://localhost", "http://127.0.0.1/callback")
+# A loopback redirect matches whatever port the app opened at request time (RFC 8252 §7.3), and
+# Microsoft treats http://localhost so too (protocols.md §1.7); everything else (scheme, host,
+# path, a trailing slash) must match exactly, as at Microsoft (RFC 9700 §2.1).
+_LOOPBACK_HOSTS: Final = frozenset({"127.0.0.1", "[::1]", "localhost"})
 
 
 class Endpoint(StrEnum):
@@ -138,7 +141,8 @@ class Client:
         return scope or ""
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return _without_loopback_port(redirect_uri) in self.redirect_uris
+        registered = {_without_loopback_port(uri) for uri in self.redirect_uris}
+        return _without_loopback_port(redirect_uri) in registered
 
     def check_client_secret(self, client_secret: str) -> bool:
         return self.secret is not None and self.secret == Secret(client_secret)
@@ -154,7 +158,8 @@ class Client:
 
 
 def _without_loopback_port(uri: str) -> str:
-    """`http://127.0.0.1:<port>/p` → `http://127.0.0.1/p`; any other URI unchanged."""
+    """`http://127.0.0.1:<port>/p` → `http://127.0.0.1/p` (also for [::1] and localhost); any
+    other URI unchanged."""
     parts = urlsplit(uri)
     try:
         port = parts.port

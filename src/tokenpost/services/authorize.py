@@ -8,6 +8,9 @@ poll happens under the token's flight lock after re-reading the record, and resp
 without a token (denied, expired, cancelled) restores the state it replaced, which kept serving
 mail meanwhile.
 
+The browser flow listens where the administrator's registered redirect URI points and waits for
+the browser, or for the address it ended on pasted on the terminal (`browser_wait`).
+
 The flow records its owner (`ports.FlowOwners`): the process that waits for it. When that process
 is gone without ending the flow (SIGKILL), or the code has expired, the flow reads as ended
 (`targets.current_record`) and `poll_due` records its end.
@@ -32,16 +35,22 @@ from tokenpost.errors import (
 from tokenpost.oauth import authcode, rfc6749, rfc8628
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.pending import BrowserPending, DevicePending
-from tokenpost.oauth.providers import Endpoints, authorization_extra_params
+from tokenpost.oauth.providers import Endpoints, authorization_extra_params, redirect_uri_for
+from tokenpost.oauth.redirect_uri import parse_loopback_redirect
 from tokenpost.ports import (
     UNTRACKED_OWNERS,
     FlightLock,
     FlowOwners,
     HttpClient,
-    RedirectListener,
     RedirectListenerFactory,
     Store,
     TokenRecord,
+)
+from tokenpost.services.browser_wait import (
+    HINT_AFTER_S,
+    NO_BROWSER_HOOKS,
+    BrowserHooks,
+    RedirectWait,
 )
 from tokenpost.services.endpoints import EndpointResolver
 from tokenpost.services.refresh import EventHook, ignore_event
@@ -88,10 +97,14 @@ class DevicePrompt:
 
 @dataclass(frozen=True, slots=True)
 class BrowserPrompt:
-    """The address to open in a browser on this host (RFC 8252)."""
+    """The address to open in a browser (RFC 8252). `redirect_uri` is where the browser is sent
+    back (the registered URI with the port listened on); `can_paste` says whether the address
+    the browser ended on may be pasted instead (`BrowserHooks.pasted`)."""
 
     authorization_url: str
     expires_at: float
+    redirect_uri: str
+    can_paste: bool
 
 
 Prompt = DevicePrompt | BrowserPrompt
@@ -108,9 +121,15 @@ class Authorizer:
     listeners: RedirectListenerFactory
     on_event: EventHook = ignore_event
     owners: FlowOwners = UNTRACKED_OWNERS
+    # Seconds of silence before the browser flow's first hint; tests shorten it
+    # (wiring: TOKENPOST_TEST_REDIRECT_HINT_AFTER).
+    redirect_hint_after: float = HINT_AFTER_S
 
-    async def obtain(self, setting_id: str, on_prompt: PromptHook) -> Acquired:
-        """Run the provider's flow for the setting until it has a token.
+    async def obtain(
+        self, setting_id: str, on_prompt: PromptHook, browser: BrowserHooks = NO_BROWSER_HOOKS
+    ) -> Acquired:
+        """Run the provider's flow for the setting until it has a token. `browser` serves the
+        browser flow: pasted addresses, hints, refused pastes.
 
         Raises:
             UsageError: the setting does not use OAuth 2.0.
@@ -123,7 +142,7 @@ class Authorizer:
             return await self._app_only(target, endpoints)
         if target.flow is Flow.DEVICE:
             return await self._device(target, endpoints, on_prompt)
-        return await self._browser(target, endpoints, on_prompt)
+        return await self._browser(target, endpoints, on_prompt, browser)
 
     async def poll_due(self, setting_id: str) -> None:
         """For the scheduler: record the end of a flow that has ended (expired, its owner gone),
@@ -251,16 +270,15 @@ class Authorizer:
     # -- authorization code + PKCE on a loopback redirect (RFC 8252) ---------------------------
 
     async def _browser(
-        self, target: Target, endpoints: Endpoints, on_prompt: PromptHook
+        self, target: Target, endpoints: Endpoints, on_prompt: PromptHook, hooks: BrowserHooks
     ) -> Acquired:
         if not endpoints.authorization:
             raise ClientConfigError(
                 "provider {provider} has no authorization endpoint: use --flow device",
                 provider=target.provider.name,
             )
-        # A redirect path per provider: a mix-up between providers shows as a wrong path
-        # (RFC 9700 §4.4), in addition to the `iss` check.
-        listener = await self.listeners(f"/tokenpost/{target.provider.name}")
+        redirect = parse_loopback_redirect(redirect_uri_for(target.provider))
+        listener = await self.listeners(redirect)
         try:
             pending = authcode.start_browser_flow(
                 authorization_endpoint=endpoints.authorization,
@@ -274,37 +292,41 @@ class Authorizer:
             async with self.lock.hold(target.setting_id):
                 record = await self._load(target)
                 started = await self._start_locked(target, record, pending)
+            wait = RedirectWait.start(
+                pending,
+                listener,
+                self.clock,
+                hooks,
+                preset=target.provider.preset,
+                registered=redirect.registered,
+                hint_after=self.redirect_hint_after,
+            )
             try:
-                await on_prompt(BrowserPrompt(pending.authorization_url, pending.expires_at))
-                return await self._await_redirect(
-                    target, endpoints, pending, listener, started.previous
+                await on_prompt(
+                    BrowserPrompt(
+                        pending.authorization_url,
+                        pending.expires_at,
+                        listener.redirect_uri,
+                        can_paste=hooks.pasted is not None,
+                    )
                 )
+                return await self._await_code(target, endpoints, wait, started.previous)
             except (asyncio.CancelledError, KeyboardInterrupt):
                 await self._abandon(target, pending, CANCELLED)
                 raise
         finally:
             await listener.close()
 
-    async def _await_redirect(
+    async def _await_code(
         self,
         target: Target,
         endpoints: Endpoints,
-        pending: BrowserPending,
-        listener: RedirectListener,
+        wait: RedirectWait,
         previous: Acquired | Invalid | None,
     ) -> Acquired:
-        remaining = max(0.0, pending.expires_at - self.clock.now())
+        pending = wait.pending
         try:
-            async with asyncio.timeout(remaining):
-                query = await listener.wait_for_redirect()
-        except TimeoutError:
-            expired = AuthorizationEndedError(
-                "the authorization expired before the browser came back", error="expired_token"
-            )
-            await self._abandon(target, pending, expired.text)
-            raise expired from None
-        try:
-            code = authcode.parse_redirect(pending, query)
+            code = await wait.code()
             request = authcode.code_exchange_request(endpoints.token, target.client, pending, code)
             response = await self.http.send(request, network=target.provider.network)
             grant = rfc6749.parse_token_response(response, now=self.clock.now())
