@@ -40,13 +40,10 @@ CLI_STRINGS = {
     "Provider": "Anbieter",
     "Expires": "Läuft ab",
     "Reason": "Grund",
-    "never": "nie",
-    "Token deleted.": "Token gelöscht.",
     "Delete the token of {setting}?": "Token von {setting} löschen?",
     "Open {uri} and enter the code {code}": "Öffnen Sie {uri} und geben Sie den Code {code} ein",
     "Waiting for authorization… {remaining} left": "Warten auf Autorisierung… noch {remaining}",
     "Open this address in a browser: {url}": "Öffnen Sie diese Adresse in einem Browser: {url}",
-    "Token acquired.": "Token abgerufen.",
     "Authorization ended: {reason}": "Autorisierung beendet: {reason}",
     "Authorization cancelled.": "Autorisierung abgebrochen.",
 }

@@ -87,9 +87,26 @@ def translated(catalog: Catalog, msgid: str) -> bool:
     return all(parts)
 
 
-def code_msgids() -> dict[str, str]:
-    """msgid → where it is (file:line), from every product module not pending."""
+def own_msgids(tree: ast.AST, path: str, errors: frozenset[str]) -> dict[str, str]:
+    """Messages babel's keywords miss: an error class passing its own msgid up
+    (``super().__init__("...", ...)``) and Text making one of itself (``cls("{text}", ...)``)."""
     found: dict[str, str] = {}
+    for cls in (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)):
+        bases = {b.id for b in cls.bases if isinstance(b, ast.Name)}
+        if cls.name != "Text" and not bases & errors:
+            continue
+        for call in (n for n in ast.walk(cls) if isinstance(n, ast.Call) and n.args):
+            first = call.args[0]
+            is_own = _call_name(call) in {"__init__", "cls"}
+            if is_own and isinstance(first, ast.Constant) and isinstance(first.value, str):
+                found.setdefault(first.value, f"{path}:{call.lineno}")
+    return found
+
+
+def code_msgids() -> dict[str, str]:
+    """msgid → where it is (file:line), from every product module."""
+    found: dict[str, str] = {}
+    errors = error_classes()
     spec = keywords()
     for path in product_modules():
         for line, message, _comments, _context in extract_from_file(
@@ -98,6 +115,9 @@ def code_msgids() -> dict[str, str]:
             msgid = message[0] if isinstance(message, tuple) else message
             if isinstance(msgid, str) and msgid:
                 found.setdefault(msgid, f"{path.relative_to(PACKAGE_DIR)}:{line}")
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        for msgid, where in own_msgids(tree, str(path.relative_to(PACKAGE_DIR)), errors).items():
+            found.setdefault(msgid, where)
     return found
 
 
@@ -115,6 +135,27 @@ def test_every_message_in_the_code_has_a_german_translation() -> None:
     catalog = german_catalog()
     missing = {m: where for m, where in code_msgids().items() if not translated(catalog, m)}
     assert not missing, f"add German translations to {GERMAN_PO}: {missing}"
+
+
+def help_texts() -> set[str]:
+    """Every command's docstring and option help, as the help pages show them."""
+    texts: set[str] = set()
+    for _path, command in commands():
+        texts.update(t for t in [command.help, command.short_help] if t)
+        texts.update(p.help for p in command.params if isinstance(p, click.Option) and p.help)
+    return texts
+
+
+def test_every_catalog_entry_is_used() -> None:
+    # A message reworded in the code leaves its old entry behind: the catalog keeps only what is
+    # shown (the code's messages, help texts, click's own messages).
+    used = set(code_msgids()) | help_texts() | click_msgids()
+    unused = sorted(
+        key
+        for key in (m.id[0] if isinstance(m.id, tuple) else m.id for m in german_catalog())
+        if key and key not in used
+    )
+    assert not unused, f"remove from {GERMAN_PO}: {unused}"
 
 
 # --- messages that would escape extraction ------------------------------------------------------

@@ -123,7 +123,7 @@ def busy_error(key: str, waited: float) -> FlightLockBusyError:
         " is full or read-only, make it writable (that process then saves the token and lets"
         " go); otherwise try again later",
         setting=key,
-        seconds=f"{waited:g}",
+        seconds=format(waited, "g"),
     )
 
 

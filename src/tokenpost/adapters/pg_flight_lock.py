@@ -162,7 +162,7 @@ class PgFlightLock:
             " process then saves the token and lets go); otherwise try again later",
             where=self._where,
             setting=key,
-            seconds=f"{waited:g}",
+            seconds=format(waited, "g"),
         )
 
     def _unreachable(self, key: str, detail: str) -> StoreError:
