@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from peer_process import start_sandbox_peer, stop_process
-from tokenpost.sandbox.popknobs import PopKnobs
-from tokenpost.sandbox.popserver import PopServer
-from tokenpost.sandbox.tls import write_tls_files
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost_sandbox.popknobs import PopKnobs
+from tokenpost_sandbox.popserver import PopServer
+from tokenpost_sandbox.tls import write_tls_files
 
 
 class PopHarness:
@@ -142,7 +142,7 @@ class PopserverProcess:
 def start_popserver(
     directory: Path, maildir: Path, authserver_dir: Path | None = None
 ) -> PopserverProcess:
-    """`python -m tokenpost.sandbox popserver`, waiting for its ready.json."""
+    """`python -m tokenpost_sandbox popserver`, waiting for its ready.json."""
     arguments = ["--maildir", str(maildir)]
     if authserver_dir is not None:
         arguments += ["--authserver-dir", str(authserver_dir)]

@@ -194,7 +194,7 @@ class Sandbox:
 
 
 class SandboxProcess:
-    """A running `python -m tokenpost.sandbox authserver`."""
+    """A running `python -m tokenpost_sandbox authserver`."""
 
     def __init__(self, process: subprocess.Popen[bytes], ready: Ready, log_path: Path) -> None:
         self.process = process

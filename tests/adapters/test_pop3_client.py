@@ -22,11 +22,11 @@ from tokenpost.errors import (
 )
 from tokenpost.i18n import translator
 from tokenpost.pop3.wire import MAX_DATA_LINE
-from tokenpost.sandbox.popknobs import Style
-from tokenpost.sandbox.tls import write_tls_files
 from tokenpost.sasl import oauthbearer, xoauth2
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost_sandbox.popknobs import Style
+from tokenpost_sandbox.tls import write_tls_files
 
 GERMAN = translator("de").gettext
 USER = "alice@example.test"

@@ -13,10 +13,10 @@ from sandbox_support import Sandbox
 from smtpserver_support import sandbox_access_token
 from tokenpost.adapters.pop3_client import Pop3ClientConnector, Pop3ClientSession
 from tokenpost.errors import MailAuthError, TlsVerifyError
-from tokenpost.sandbox.tls import write_tls_files
 from tokenpost.sasl import SaslClient, oauthbearer, xoauth2
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost_sandbox.tls import write_tls_files
 
 USER = "alice@example.test"
 MESSAGE = (

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from flask import Blueprint, Response, jsonify, request
 
 from tokenpost.errors import FieldProblem, NotFoundError, ValidationError
-from tokenpost.sandbox.models import (
+from tokenpost_sandbox.models import (
     FAULTABLE_ENDPOINTS,
     DeviceDecision,
     Endpoint,
@@ -33,7 +33,7 @@ from tokenpost.sandbox.models import (
     FaultKind,
     User,
 )
-from tokenpost.sandbox.store import SandboxStore
+from tokenpost_sandbox.store import SandboxStore
 
 _OK = {"ok": True}
 

@@ -38,7 +38,7 @@ from authlib.oauth2.rfc8628 import (
 )
 from flask import Flask
 
-from tokenpost.sandbox.models import (
+from tokenpost_sandbox.models import (
     Client,
     CodeRecord,
     DeviceRecord,
@@ -49,7 +49,7 @@ from tokenpost.sandbox.models import (
     TokenLookup,
     User,
 )
-from tokenpost.sandbox.store import (
+from tokenpost_sandbox.store import (
     MAILSERVER_CLIENT_ID,
     IssuedTokens,
     SandboxStore,

@@ -24,16 +24,16 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from flask import Flask, Response, jsonify, request
 from markupsafe import escape
 
-from tokenpost.sandbox.control import control_blueprint
-from tokenpost.sandbox.grants import SandboxAuthorizationServer
-from tokenpost.sandbox.models import (
+from tokenpost_sandbox.control import control_blueprint
+from tokenpost_sandbox.grants import SandboxAuthorizationServer
+from tokenpost_sandbox.models import (
     DEVICE_CODE_GRANT_TYPE,
     BrowserDecision,
     Endpoint,
     FaultKind,
     User,
 )
-from tokenpost.sandbox.store import SandboxStore
+from tokenpost_sandbox.store import SandboxStore
 
 # Far above tokenpost's response limit (64 KiB) so that only a client without one accepts it.
 OVERSIZED_BYTES: Final = 1024 * 1024
@@ -45,7 +45,7 @@ View = Callable[[], Response]
 
 def create_app(store: SandboxStore, issuer: str) -> Flask:
     """The whole sandbox (OAuth endpoints and the control API) for `issuer`."""
-    app = Flask("tokenpost.sandbox")
+    app = Flask("tokenpost_sandbox")
     server = SandboxAuthorizationServer(app, store, issuer)
     app.register_blueprint(control_blueprint(store))
 

@@ -32,12 +32,12 @@ from typing import Final
 from tokenpost.errors import TokenpostError
 from tokenpost.pop3.events import NEED_DATA, ConnectionClosed
 from tokenpost.pop3.server import AuthResponse, Command, Pop3Server, Rejected, ServerState
-from tokenpost.sandbox.introspect import AuthserverReady
-from tokenpost.sandbox.introspect import check_token as introspection_check
-from tokenpost.sandbox.popknobs import KNOBS_FILE, PROFILES, PopKnobs
-from tokenpost.sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
-from tokenpost.sandbox.tls import TlsFiles, write_tls_files
 from tokenpost.secret import Secret
+from tokenpost_sandbox.introspect import AuthserverReady
+from tokenpost_sandbox.introspect import check_token as introspection_check
+from tokenpost_sandbox.popknobs import KNOBS_FILE, PROFILES, PopKnobs
+from tokenpost_sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
+from tokenpost_sandbox.tls import TlsFiles, write_tls_files
 
 CheckToken = Callable[[str, Secret], Awaitable[bool]]
 HOST: Final = "127.0.0.1"

@@ -31,12 +31,13 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 from aiosmtpd.smtp import auth_mechanism as _auth_mechanism
 
 from tokenpost.errors import RemoteProtocolError, TransportError, ValidationError
-from tokenpost.sandbox.introspect import (
+from tokenpost.secret import Secret
+from tokenpost_sandbox.introspect import (
     AuthserverReady,
     introspect_username,
     introspection_client,
 )
-from tokenpost.sandbox.smtpfiles import (
+from tokenpost_sandbox.smtpfiles import (
     MESSAGES_DIR,
     READY_FILE,
     STATS_FILE,
@@ -44,8 +45,8 @@ from tokenpost.sandbox.smtpfiles import (
     Stats,
     write_json_atomically,
 )
-from tokenpost.sandbox.smtpknobs import KNOBS_FILE, SmtpKnobs, load_knobs
-from tokenpost.sandbox.smtpreplies import (
+from tokenpost_sandbox.smtpknobs import KNOBS_FILE, SmtpKnobs, load_knobs
+from tokenpost_sandbox.smtpreplies import (
     BASIC_RETIRED,
     GOOGLE_XOAUTH2_ERROR,
     HOSTNAME,
@@ -57,9 +58,8 @@ from tokenpost.sandbox.smtpreplies import (
     block_reply,
     greeting_ident,
 )
-from tokenpost.sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
-from tokenpost.sandbox.tls import TlsFiles
-from tokenpost.secret import Secret
+from tokenpost_sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
+from tokenpost_sandbox.tls import TlsFiles
 
 HOST: Final = "127.0.0.1"
 # RFC 4954 §4: "12288 octets is considered to be a sufficient line length limit" for SASL lines.

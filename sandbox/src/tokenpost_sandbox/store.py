@@ -20,8 +20,9 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from tokenpost.errors import NotFoundError
-from tokenpost.sandbox.knobs import Knobs
-from tokenpost.sandbox.models import (
+from tokenpost.secret import Secret
+from tokenpost_sandbox.knobs import Knobs
+from tokenpost_sandbox.models import (
     ACCESS_TOKEN_PREFIX,
     DEVICE_CODE_GRANT_TYPE,
     REFRESH_TOKEN_PREFIX,
@@ -44,7 +45,6 @@ from tokenpost.sandbox.models import (
     TokenLookup,
     User,
 )
-from tokenpost.secret import Secret
 
 PUBLIC_CLIENT_ID: Final = "tokenpost-test"
 APP_CLIENT_ID: Final = "tokenpost-app"

@@ -1,4 +1,4 @@
-"""``python -m tokenpost.sandbox authserver --dir DIR [--port N]``: run the authorization server.
+"""``python -m tokenpost_sandbox authserver --dir DIR [--port N]``: run the authorization server.
 
 Creates ``DIR/ca.pem`` and a server certificate for 127.0.0.1 signed by it, listens with HTTPS,
 then writes ``DIR/ready.json`` atomically (so a reader never sees half of it)::
@@ -9,7 +9,7 @@ then writes ``DIR/ready.json`` atomically (so a reader never sees half of it)::
                  "mailserver": {"id": "mailserver", "secret": "..."}}}
 
 SIGTERM or SIGINT stops it cleanly (exit status 0). The mail peers: ``smtpserver`` and
-``popserver --dir DIR --maildir M [--authserver-dir A]`` (see `tokenpost.sandbox.popserver`).
+``popserver --dir DIR --maildir M [--authserver-dir A]`` (see `tokenpost_sandbox.popserver`).
 """
 
 from __future__ import annotations
@@ -29,23 +29,23 @@ from types import FrameType
 
 from werkzeug.serving import make_server
 
-from tokenpost.sandbox.authserver import create_app
-from tokenpost.sandbox.store import (
+from tokenpost.secret import Secret
+from tokenpost_sandbox.authserver import create_app
+from tokenpost_sandbox.store import (
     APP_CLIENT_ID,
     MAILSERVER_CLIENT_ID,
     PUBLIC_CLIENT_ID,
     SandboxStore,
     make_clients,
 )
-from tokenpost.sandbox.tls import server_context, write_tls_files
-from tokenpost.secret import Secret
+from tokenpost_sandbox.tls import server_context, write_tls_files
 
 READY_FILE = "ready.json"
 HOST = "127.0.0.1"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tokenpost.sandbox")
+    parser = argparse.ArgumentParser(prog="python -m tokenpost_sandbox")
     commands = parser.add_subparsers(dest="command", required=True)
     auth = commands.add_parser("authserver", help="the OAuth 2.0 authorization server")
     auth.add_argument("--dir", type=Path, required=True, help="where to write certs and ready.json")
@@ -61,13 +61,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     pop.add_argument("--tls-port", type=int, default=0, help="POP3S port (0: any free)")
     args = parser.parse_args(argv)
     if args.command == "popserver":
-        from tokenpost.sandbox.popserver import run_popserver
+        from tokenpost_sandbox.popserver import run_popserver
 
         return run_popserver(
             args.dir, args.maildir, args.authserver_dir, port=args.port, tls_port=args.tls_port
         )
     if args.command == "smtpserver":
-        from tokenpost.sandbox.smtpserver import run_smtpserver
+        from tokenpost_sandbox.smtpserver import run_smtpserver
 
         return run_smtpserver(args.dir, args.authserver_dir)
     return run_authserver(args.dir, args.port)
