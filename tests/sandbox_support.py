@@ -1,7 +1,7 @@
 """Start the sandbox authorization server as a subprocess and drive its control API.
 
 Imported by tests in-process, so it imports only the standard library and httpx: the sandbox's
-Flask and authlib stay in the subprocess (and their warnings out of `-W error`).
+authlib, Starlette and uvicorn stay in the subprocess (and their warnings out of `-W error`).
 
     process = start_sandbox(tmp_dir)            # waits for ready.json
     control = SandboxControl(process.ready.issuer, process.ready.ca_file)

@@ -15,6 +15,7 @@ SIGTERM or SIGINT stops it cleanly (exit status 0). The mail peers: ``smtpserver
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime as dt
 import json
 import os
@@ -22,12 +23,11 @@ import secrets
 import signal
 import socket
 import sys
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from werkzeug.serving import make_server
+import uvicorn
 
 from tokenpost.secret import Secret
 from tokenpost_sandbox.authserver import create_app
@@ -38,7 +38,7 @@ from tokenpost_sandbox.store import (
     SandboxStore,
     make_clients,
 )
-from tokenpost_sandbox.tls import server_context, write_tls_files
+from tokenpost_sandbox.tls import write_tls_files
 
 READY_FILE = "ready.json"
 HOST = "127.0.0.1"
@@ -85,42 +85,49 @@ def run_authserver(directory: Path, port: int) -> int:
     # Bind first: the issuer names the port, and the app needs the issuer.
     listener = socket.create_server((HOST, port))
     issuer = f"https://{HOST}:{listener.getsockname()[1]}"
-    server = make_server(
-        HOST,
-        listener.getsockname()[1],
+    config = uvicorn.Config(
         create_app(store, issuer),
-        threaded=True,
-        ssl_context=server_context(tls),
-        fd=listener.fileno(),
+        ssl_certfile=tls.cert_file,
+        ssl_keyfile=tls.key_file,
+        lifespan="off",
+        server_header=False,
+        timeout_graceful_shutdown=5,
     )
-    listener.close()  # werkzeug serves on its own duplicate of the descriptor
+    server = uvicorn.Server(config)
 
-    stop = threading.Event()
+    # uvicorn catches SIGTERM and SIGINT while it serves, shuts down, then raises the signal
+    # again under the handlers it found: these make that a clean exit (status 0).
+    def ignore(signum: int, frame: FrameType | None) -> None:
+        pass
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
+    signal.signal(signal.SIGTERM, ignore)
+    signal.signal(signal.SIGINT, ignore)
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    thread = threading.Thread(target=server.serve_forever, name="sandbox-http", daemon=True)
-    thread.start()
-    _write_atomically(
-        ready,
-        {
-            "issuer": issuer,
-            "ca_file": str(tls.ca_file.resolve()),
-            "clients": {
-                "public": PUBLIC_CLIENT_ID,
-                "app": {"id": APP_CLIENT_ID, "secret": app_secret},
-                "mailserver": {"id": MAILSERVER_CLIENT_ID, "secret": mail_secret},
+    async def serve() -> None:
+        serving = asyncio.create_task(server.serve(sockets=[listener]))
+        while not server.started:
+            if serving.done():
+                await serving
+                return
+            await asyncio.sleep(0.01)
+        _write_atomically(
+            ready,
+            {
+                "issuer": issuer,
+                "ca_file": str(tls.ca_file.resolve()),
+                "clients": {
+                    "public": PUBLIC_CLIENT_ID,
+                    "app": {"id": APP_CLIENT_ID, "secret": app_secret},
+                    "mailserver": {"id": MAILSERVER_CLIENT_ID, "secret": mail_secret},
+                },
+                "pid": os.getpid(),
             },
-            "pid": os.getpid(),
-        },
-    )
-    print(f"sandbox authorization server at {issuer}", file=sys.stderr, flush=True)  # noqa: T201  (the process's one status line)
-    stop.wait()
-    server.shutdown()
-    thread.join(timeout=5)
+        )
+        print(f"sandbox authorization server at {issuer}", file=sys.stderr, flush=True)  # noqa: T201  (the process's one status line)
+        await serving
+
+    asyncio.run(serve())
+    listener.close()
     return 0
 
 

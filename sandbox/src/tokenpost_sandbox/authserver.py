@@ -1,4 +1,4 @@
-"""The sandbox authorization server as a Flask app: the OAuth endpoints tokenpost talks to.
+"""The sandbox authorization server as a Starlette app: the OAuth endpoints tokenpost talks to.
 
     GET  /.well-known/oauth-authorization-server   RFC 8414 metadata (also at the OIDC path)
     POST /device                                   RFC 8628 §3.1 device authorization
@@ -9,22 +9,26 @@
     GET  /activate                                 verification_uri; approval is by control API
 
 Each endpoint first counts the request, then waits `response_delay`, then answers an injected
-fault if one is armed (see `control.py`), and only then runs the real logic.
+fault if one is armed (see `control.py`), and only then runs the real logic. The OAuth logic is
+authlib's (`grants.py`), reached through `oauth2_starlette`.
 """
 
 from __future__ import annotations
 
+import asyncio
+import html
 import json
-import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
-from flask import Flask, Response, jsonify, request
-from markupsafe import escape
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
 
-from tokenpost_sandbox.control import control_blueprint
+from tokenpost_sandbox.control import control_routes
 from tokenpost_sandbox.grants import SandboxAuthorizationServer
 from tokenpost_sandbox.models import (
     DEVICE_CODE_GRANT_TYPE,
@@ -33,6 +37,7 @@ from tokenpost_sandbox.models import (
     FaultKind,
     User,
 )
+from tokenpost_sandbox.oauth2_starlette import BodyTooLargeError, FormRequest, read_request
 from tokenpost_sandbox.store import SandboxStore
 
 # Far above tokenpost's response limit (64 KiB) so that only a client without one accepts it.
@@ -40,42 +45,65 @@ OVERSIZED_BYTES: Final = 1024 * 1024
 _NO_STORE: Final = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 SCOPES_SUPPORTED: Final = ("openid", "offline_access", "mail.send", "mail.read")
 
-View = Callable[[], Response]
+View = Callable[[FormRequest], Awaitable[Response]]
 
 
-def create_app(store: SandboxStore, issuer: str) -> Flask:
+def create_app(store: SandboxStore, issuer: str) -> Starlette:
     """The whole sandbox (OAuth endpoints and the control API) for `issuer`."""
-    app = Flask("tokenpost_sandbox")
-    server = SandboxAuthorizationServer(app, store, issuer)
-    app.register_blueprint(control_blueprint(store))
+    server = SandboxAuthorizationServer(store, issuer)
 
-    def guarded(endpoint: Endpoint, view: View) -> View:
-        def run() -> Response:
+    def guarded(endpoint: Endpoint, view: View) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
             fault = store.take_fault(endpoint)
             if (delay := store.knobs.response_delay) > 0:
-                time.sleep(delay)
-            return view() if fault is None else fault_response(fault)
+                await asyncio.sleep(delay)
+            if fault is not None:
+                return fault_response(fault)
+            try:
+                form = await read_request(request)
+            except BodyTooLargeError as error:
+                return PlainTextResponse(f"{error}\n", 413)
+            return await view(form)
 
         return run
 
-    def metadata() -> Response:
-        return jsonify(authorization_server_metadata(issuer))
+    async def metadata(request: FormRequest) -> Response:
+        return JSONResponse(authorization_server_metadata(issuer))
 
-    for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration"):
-        app.add_url_rule(
-            path, f"metadata{path}", guarded(Endpoint.METADATA, metadata), methods=["GET"]
-        )
-    routes: list[tuple[str, Endpoint, View, str]] = [
-        ("/device", Endpoint.DEVICE, _endpoint_view(server, "device_authorization"), "POST"),
-        ("/token", Endpoint.TOKEN, server.create_token_response, "POST"),
-        ("/revoke", Endpoint.REVOKE, _endpoint_view(server, "revocation"), "POST"),
-        ("/introspect", Endpoint.INTROSPECT, _endpoint_view(server, "introspection"), "POST"),
+    async def device(request: FormRequest) -> Response:
+        response: Response = server.create_endpoint_response("device_authorization", request)
+        return response
+
+    async def token(request: FormRequest) -> Response:
+        response: Response = server.create_token_response(request)
+        return response
+
+    async def revoke(request: FormRequest) -> Response:
+        response: Response = server.create_endpoint_response("revocation", request)
+        return response
+
+    async def introspect(request: FormRequest) -> Response:
+        response: Response = server.create_endpoint_response("introspection", request)
+        return response
+
+    routes: list[BaseRoute] = [
+        Route(path, guarded(Endpoint.METADATA, metadata), methods=["GET"])
+        for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
+    ]
+    views: list[tuple[str, Endpoint, View, str]] = [
+        ("/device", Endpoint.DEVICE, device, "POST"),
+        ("/token", Endpoint.TOKEN, token, "POST"),
+        ("/revoke", Endpoint.REVOKE, revoke, "POST"),
+        ("/introspect", Endpoint.INTROSPECT, introspect, "POST"),
         ("/authorize", Endpoint.AUTHORIZE, _authorize_view(server, store, issuer), "GET"),
         ("/activate", Endpoint.ACTIVATE, _activate, "GET"),
     ]
-    for path, endpoint, view, method in routes:
-        app.add_url_rule(path, endpoint.value, guarded(endpoint, view), methods=[method])
-    return app
+    routes.extend(
+        Route(path, guarded(endpoint, view), methods=[method])
+        for path, endpoint, view, method in views
+    )
+    routes.extend(control_routes(store))
+    return Starlette(routes=routes)
 
 
 def authorization_server_metadata(issuer: str) -> dict[str, object]:
@@ -116,11 +144,9 @@ def fault_response(kind: FaultKind) -> Response:
     """The canned wrong answer for an injected fault."""
     match kind:
         case FaultKind.HTTP_503:
-            return Response(
-                "service unavailable\n", 503, {"Retry-After": "1"}, mimetype="text/plain"
-            )
+            return PlainTextResponse("service unavailable\n", 503, {"Retry-After": "1"})
         case FaultKind.NON_JSON:
-            return Response("<html><body>maintenance</body></html>", 200, mimetype="text/html")
+            return HTMLResponse("<html><body>maintenance</body></html>", 200)
         case FaultKind.OVERSIZED:
             body: dict[str, object] = {"token_type": "Bearer", "access_token": "sbx_at_" + "x" * 40}
             body["padding"] = "x" * OVERSIZED_BYTES
@@ -136,35 +162,27 @@ def fault_response(kind: FaultKind) -> Response:
 
 def _json(body: dict[str, object], status: int, headers: dict[str, str] | None = None) -> Response:
     return Response(
-        json.dumps(body), status, {**_NO_STORE, **(headers or {})}, mimetype="application/json"
+        json.dumps(body), status, {**_NO_STORE, **(headers or {})}, media_type="application/json"
     )
-
-
-def _endpoint_view(server: SandboxAuthorizationServer, name: str) -> View:
-    def view() -> Response:
-        response: Response = server.create_endpoint_response(name)
-        return response
-
-    return view
 
 
 def _authorize_view(server: SandboxAuthorizationServer, store: SandboxStore, issuer: str) -> View:
     """RFC 6749 §4.1.1-4.1.2 as a browser that decides at once, per the knobs."""
 
-    def view() -> Response:
+    async def view(request: FormRequest) -> Response:
         knobs = store.knobs
         try:
-            grant = server.get_consent_grant(end_user=None)
+            grant = server.get_consent_grant(request, end_user=None)
         except OAuth2Error as error:
             if not error.redirect_uri:
                 # §4.1.2.1: never redirect to a client or redirect_uri that did not validate.
                 return _json({"error": error.error, "error_description": error.description}, 400)
-            response: Response = server.handle_error_response(None, error)
+            response: Response = server.handle_error_response(request, error)
         else:
             user = User(knobs.browser_user)
             approved = knobs.browser_decision is BrowserDecision.APPROVE
             response = server.create_authorization_response(
-                grant_user=user if approved else None, grant=grant
+                grant.request, grant_user=user if approved else None, grant=grant
             )
         return _finish_redirect(
             response,
@@ -188,11 +206,11 @@ def _finish_redirect(response: Response, *, iss: str, state: str | None) -> Resp
     return response
 
 
-def _activate() -> Response:
-    user_code = request.args.get("user_code", "")
+async def _activate(request: FormRequest) -> Response:
+    user_code = request.first("user_code") or ""
     page = (
         "<!doctype html><title>tokenpost sandbox</title>"
         "<p>Sandbox verification page. Approve or deny a code through the control API "
-        f"(POST /control/approve). Code: <code>{escape(user_code)}</code></p>"
+        f"(POST /control/approve). Code: <code>{html.escape(user_code)}</code></p>"
     )
-    return Response(page, 200, mimetype="text/html")
+    return HTMLResponse(page, 200)

@@ -1,6 +1,6 @@
 """The sandbox's control API: how tests play the user and the operator of the provider.
 
-JSON in and out, no authentication, loopback peers only, under `/control/`:
+JSON in and out, loopback peers only, under `/control/`:
 
     POST reset                       clear every grant, code, fault, counter and knob
     POST approve {user_code, user?}  the user approves a device code (user: browser_user knob)
@@ -19,10 +19,13 @@ unknown user code answers 404.
 from __future__ import annotations
 
 import ipaddress
+import json
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
-from flask import Blueprint, Response, jsonify, request
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from tokenpost.errors import FieldProblem, NotFoundError, ValidationError
 from tokenpost_sandbox.models import (
@@ -36,75 +39,82 @@ from tokenpost_sandbox.models import (
 from tokenpost_sandbox.store import SandboxStore
 
 _OK = {"ok": True}
+PREFIX = "/control/"
+
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-def control_blueprint(store: SandboxStore) -> Blueprint:
+def control_routes(store: SandboxStore) -> list[BaseRoute]:
     """The `/control/` routes acting on `store`."""
-    bp = Blueprint("control", __name__, url_prefix="/control")
 
-    @bp.before_request
-    def loopback_only() -> Response | None:
-        peer = request.remote_addr or ""
-        if not _is_loopback(peer):
-            return _error("forbidden", "the control API answers loopback peers only", 403)
-        return None
-
-    @bp.errorhandler(ValidationError)
-    def invalid(error: ValidationError) -> Response:
-        problems = [{"field": p.field, "rule": p.rule} for p in error.problems]
-        response = jsonify({"error": "invalid_request", "problems": problems})
-        response.status_code = 400
-        return response
-
-    @bp.errorhandler(NotFoundError)
-    def not_found(error: NotFoundError) -> Response:
-        return _error("not_found", str(error), 404)
-
-    @bp.post("/reset")
-    def reset() -> Response:
+    async def reset(request: Request) -> Response:
         store.reset()
-        return jsonify(_OK)
+        return JSONResponse(_OK)
 
-    @bp.post("/approve")
-    def approve() -> Response:
-        body = _body()
+    async def approve(request: Request) -> Response:
+        body = await _body(request)
         user = _optional_text(body, "user") or store.knobs.browser_user
         store.decide_device(_text(body, "user_code"), DeviceDecision.APPROVED, User(user))
-        return jsonify(_OK)
+        return JSONResponse(_OK)
 
-    @bp.post("/deny")
-    def deny() -> Response:
-        store.decide_device(_text(_body(), "user_code"), DeviceDecision.DENIED, None)
-        return jsonify(_OK)
+    async def deny(request: Request) -> Response:
+        store.decide_device(_text(await _body(request), "user_code"), DeviceDecision.DENIED, None)
+        return JSONResponse(_OK)
 
-    @bp.post("/expire")
-    def expire() -> Response:
-        store.expire_device(_text(_body(), "user_code"), time.time())
-        return jsonify(_OK)
+    async def expire(request: Request) -> Response:
+        store.expire_device(_text(await _body(request), "user_code"), time.time())
+        return JSONResponse(_OK)
 
-    @bp.get("/config")
-    def get_config() -> Response:
-        return jsonify(store.knobs.to_json())
+    async def get_config(request: Request) -> Response:
+        return JSONResponse(store.knobs.to_json())
 
-    @bp.post("/config")
-    def set_config() -> Response:
-        return jsonify(store.update_knobs(_body()).to_json())
+    async def set_config(request: Request) -> Response:
+        return JSONResponse(store.update_knobs(await _body(request)).to_json())
 
-    @bp.post("/fault")
-    def fault() -> Response:
-        endpoint, armed = _parse_fault(_body())
+    async def fault(request: Request) -> Response:
+        endpoint, armed = _parse_fault(await _body(request))
         store.set_fault(endpoint, armed)
-        return jsonify(_OK)
+        return JSONResponse(_OK)
 
-    @bp.post("/revoke_user")
-    def revoke_user() -> Response:
-        return jsonify({"revoked": store.revoke_user(_text(_body(), "user"))})
+    async def revoke_user(request: Request) -> Response:
+        return JSONResponse({"revoked": store.revoke_user(_text(await _body(request), "user"))})
 
-    @bp.get("/stats")
-    def stats() -> Response:
-        return jsonify(store.stats(time.time()).to_json())
+    async def stats(request: Request) -> Response:
+        return JSONResponse(store.stats(time.time()).to_json())
 
-    return bp
+    routes: list[tuple[str, Handler, str]] = [
+        ("reset", reset, "POST"),
+        ("approve", approve, "POST"),
+        ("deny", deny, "POST"),
+        ("expire", expire, "POST"),
+        ("config", get_config, "GET"),
+        ("config", set_config, "POST"),
+        ("fault", fault, "POST"),
+        ("revoke_user", revoke_user, "POST"),
+        ("stats", stats, "GET"),
+    ]
+    return [
+        Route(PREFIX + name, _guarded(handler), methods=[method])
+        for name, handler, method in routes
+    ]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Loopback peers only; bad input answers 400 with the problems, an unknown code 404."""
+
+    async def run(request: Request) -> Response:
+        peer = "" if request.client is None else request.client.host
+        if not _is_loopback(peer):
+            return _error("forbidden", "the control API answers loopback peers only", 403)
+        try:
+            return await handler(request)
+        except ValidationError as error:
+            problems = [{"field": p.field, "rule": p.rule} for p in error.problems]
+            return JSONResponse({"error": "invalid_request", "problems": problems}, 400)
+        except NotFoundError as error:
+            return _error("not_found", str(error), 404)
+
+    return run
 
 
 def _parse_fault(body: Mapping[str, object]) -> tuple[Endpoint, Fault]:
@@ -125,8 +135,11 @@ def _parse_fault(body: Mapping[str, object]) -> tuple[Endpoint, Fault]:
     return endpoint, Fault(kind, count)
 
 
-def _body() -> Mapping[str, object]:
-    body = request.get_json(silent=True)
+async def _body(request: Request) -> Mapping[str, object]:
+    try:
+        body = json.loads(await request.body())
+    except ValueError:
+        body = None
     if not isinstance(body, dict):
         raise ValidationError([FieldProblem("body", "must be a JSON object")])
     return body
@@ -144,9 +157,7 @@ def _optional_text(body: Mapping[str, object], name: str) -> str | None:
 
 
 def _error(error: str, description: str, status: int) -> Response:
-    response = jsonify({"error": error, "error_description": description})
-    response.status_code = status
-    return response
+    return JSONResponse({"error": error, "error_description": description}, status)
 
 
 def _is_loopback(peer: str) -> bool:

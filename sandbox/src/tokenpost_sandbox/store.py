@@ -1,8 +1,9 @@
 """In-memory state of the sandbox authorization server, behind one lock.
 
-Theory of operation: werkzeug serves each request on its own thread, so every decision that reads
-and then writes state (poll a device code, redeem a code, exchange a refresh token) is one method
-here, taken under `_lock`; the authlib grants only call these methods. That makes the races tests
+Theory of operation: every decision that reads and then writes state (poll a device code, redeem
+a code, exchange a refresh token) is one method here, taken under `_lock`; the authlib grants only
+call these methods. uvicorn serves the requests on one event loop and no method awaits, so each
+decision is atomic there; the lock keeps it so for any thread as well. That makes the races tests
 provoke (two refreshes with one token, two polls after approval) resolve the way a strict server
 resolves them: the first wins, and under rotation the second is a replay (RFC 9700 §4.14) that
 revokes the whole grant family.
