@@ -12,7 +12,6 @@ process.stop()
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -24,9 +23,9 @@ from typing import Any
 from peer_process import start_sandbox_peer, stop_process
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost_sandbox.certs import write_tls_files
 from tokenpost_sandbox.popknobs import PopKnobs
 from tokenpost_sandbox.popserver import PopServer
-from tokenpost_sandbox.tls import write_tls_files
 
 
 class PopHarness:
@@ -35,7 +34,7 @@ class PopHarness:
     def __init__(self, directory: Path, tokens: Mapping[str, str]) -> None:
         self.directory = directory
         self.maildir = directory / "Maildir"
-        self.tls = write_tls_files(directory, now=dt.datetime.now(dt.UTC))
+        self.tls = write_tls_files(directory)
         self.ca_file = self.tls.ca_file
         self.tokens = dict(tokens)
         self.knobs = PopKnobs()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import secrets
@@ -31,6 +30,7 @@ import uvicorn
 
 from tokenpost.secret import Secret
 from tokenpost_sandbox.authserver import create_app
+from tokenpost_sandbox.certs import write_tls_files
 from tokenpost_sandbox.store import (
     APP_CLIENT_ID,
     MAILSERVER_CLIENT_ID,
@@ -38,7 +38,6 @@ from tokenpost_sandbox.store import (
     SandboxStore,
     make_clients,
 )
-from tokenpost_sandbox.tls import write_tls_files
 
 READY_FILE = "ready.json"
 HOST = "127.0.0.1"
@@ -78,7 +77,7 @@ def run_authserver(directory: Path, port: int) -> int:
     directory.mkdir(parents=True, exist_ok=True)
     ready = directory / READY_FILE
     ready.unlink(missing_ok=True)
-    tls = write_tls_files(directory, now=dt.datetime.now(dt.UTC))
+    tls = write_tls_files(directory)
     app_secret, mail_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     store = SandboxStore(make_clients(Secret(app_secret), Secret(mail_secret)))
 

@@ -32,6 +32,7 @@ from aiosmtpd.smtp import auth_mechanism as _auth_mechanism
 
 from tokenpost.errors import RemoteProtocolError, TransportError, ValidationError
 from tokenpost.secret import Secret
+from tokenpost_sandbox.certs import TlsFiles
 from tokenpost_sandbox.introspect import (
     AuthserverReady,
     introspect_username,
@@ -59,7 +60,6 @@ from tokenpost_sandbox.smtpreplies import (
     greeting_ident,
 )
 from tokenpost_sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
-from tokenpost_sandbox.tls import TlsFiles
 
 HOST: Final = "127.0.0.1"
 # RFC 4954 §4: "12288 octets is considered to be a sufficient line length limit" for SASL lines.
@@ -362,9 +362,7 @@ def run_smtpserver(directory: Path, authserver_dir: Path) -> int:
     (directory / READY_FILE).unlink(missing_ok=True)
     authserver = AuthserverReady.load(authserver_dir)
     # One CA for the whole sandbox: the authorization server's certificate covers 127.0.0.1.
-    tls = TlsFiles(
-        authserver_dir / "ca.pem", authserver_dir / "server.pem", authserver_dir / "server-key.pem"
-    )
+    tls = TlsFiles.in_directory(authserver_dir)
 
     async def main() -> None:
         stop = asyncio.Event()
