@@ -23,7 +23,7 @@ def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
 
 @pytest.fixture(scope="session")
 def _sandbox_control(sandbox_process: SandboxProcess) -> Iterator[SandboxControl]:
-    with SandboxControl(sandbox_process.ready.issuer, sandbox_process.ready.ca_file) as control:
+    with SandboxControl.of(sandbox_process.ready) as control:
         yield control
 
 

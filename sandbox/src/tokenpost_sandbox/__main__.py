@@ -1,9 +1,11 @@
 """``python -m tokenpost_sandbox authserver --dir DIR [--port N]``: run the authorization server.
 
-Creates ``DIR/ca.pem`` and a server certificate for 127.0.0.1 signed by it, listens with HTTPS,
-then writes ``DIR/ready.json`` atomically (so a reader never sees half of it)::
+Creates ``DIR/ca.pem`` and a server certificate for 127.0.0.1 signed by it (`certs`), and the
+control API's random key in ``DIR/control.key`` (0600); listens with HTTPS on 127.0.0.1 only,
+then writes ``DIR/ready.json`` (0600) atomically (so a reader never sees half of it)::
 
     {"issuer": "https://127.0.0.1:PORT", "ca_file": ".../ca.pem", "pid": N,
+     "control_key_file": ".../control.key",
      "clients": {"public": "tokenpost-test",
                  "app": {"id": "tokenpost-app", "secret": "..."},
                  "mailserver": {"id": "mailserver", "secret": "..."}}}
@@ -31,6 +33,7 @@ import uvicorn
 from tokenpost.secret import Secret
 from tokenpost_sandbox.authserver import create_app
 from tokenpost_sandbox.certs import write_tls_files
+from tokenpost_sandbox.control import KEY_FILE
 from tokenpost_sandbox.store import (
     APP_CLIENT_ID,
     MAILSERVER_CLIENT_ID,
@@ -79,13 +82,15 @@ def run_authserver(directory: Path, port: int) -> int:
     ready.unlink(missing_ok=True)
     tls = write_tls_files(directory)
     app_secret, mail_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    control_key, control_key_file = secrets.token_urlsafe(32), directory / KEY_FILE
+    _write_secret(control_key_file, control_key)
     store = SandboxStore(make_clients(Secret(app_secret), Secret(mail_secret)))
 
     # Bind first: the issuer names the port, and the app needs the issuer.
     listener = socket.create_server((HOST, port))
     issuer = f"https://{HOST}:{listener.getsockname()[1]}"
     config = uvicorn.Config(
-        create_app(store, issuer),
+        create_app(store, issuer, Secret(control_key)),
         ssl_certfile=tls.cert_file,
         ssl_keyfile=tls.key_file,
         lifespan="off",
@@ -119,6 +124,7 @@ def run_authserver(directory: Path, port: int) -> int:
                     "app": {"id": APP_CLIENT_ID, "secret": app_secret},
                     "mailserver": {"id": MAILSERVER_CLIENT_ID, "secret": mail_secret},
                 },
+                "control_key_file": str(control_key_file.resolve()),
                 "pid": os.getpid(),
             },
         )
@@ -128,6 +134,14 @@ def run_authserver(directory: Path, port: int) -> int:
     asyncio.run(serve())
     listener.close()
     return 0
+
+
+def _write_secret(path: Path, value: str) -> None:
+    """Write `value` to `path`, readable by this user only (0600 even if the file existed)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as out:
+        out.write(value)
 
 
 def _write_atomically(path: Path, content: dict[str, object]) -> None:

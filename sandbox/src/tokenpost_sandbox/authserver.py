@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from tokenpost.secret import Secret
 from tokenpost_sandbox.control import control_routes
 from tokenpost_sandbox.grants import SandboxAuthorizationServer
 from tokenpost_sandbox.models import (
@@ -48,8 +49,9 @@ SCOPES_SUPPORTED: Final = ("openid", "offline_access", "mail.send", "mail.read")
 View = Callable[[FormRequest], Awaitable[Response]]
 
 
-def create_app(store: SandboxStore, issuer: str) -> Starlette:
-    """The whole sandbox (OAuth endpoints and the control API) for `issuer`."""
+def create_app(store: SandboxStore, issuer: str, control_key: Secret) -> Starlette:
+    """The whole sandbox (OAuth endpoints and the control API, which needs `control_key`) for
+    `issuer`."""
     server = SandboxAuthorizationServer(store, issuer)
 
     def guarded(endpoint: Endpoint, view: View) -> Callable[[Request], Awaitable[Response]]:
@@ -102,7 +104,7 @@ def create_app(store: SandboxStore, issuer: str) -> Starlette:
         Route(path, guarded(endpoint, view), methods=[method])
         for path, endpoint, view, method in views
     )
-    routes.extend(control_routes(store))
+    routes.extend(control_routes(store, control_key))
     return Starlette(routes=routes)
 
 

@@ -1,6 +1,8 @@
 """The sandbox's control API: how tests play the user and the operator of the provider.
 
-JSON in and out, loopback peers only, under `/control/`:
+JSON in and out, under `/control/`, for loopback peers that hold the control key: the random key
+the process writes to DIR/control.key (mode 0600), sent as ``Authorization: Bearer KEY``. Without
+it the answer is 401, so another user of the machine cannot mint tokens.
 
     POST reset                       clear every grant, code, fault, counter and knob
     POST approve {user_code, user?}  the user approves a device code (user: browser_user knob)
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
@@ -28,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from tokenpost.errors import FieldProblem, NotFoundError, ValidationError
+from tokenpost.secret import Secret
 from tokenpost_sandbox.models import (
     FAULTABLE_ENDPOINTS,
     DeviceDecision,
@@ -40,12 +44,13 @@ from tokenpost_sandbox.store import SandboxStore
 
 _OK = {"ok": True}
 PREFIX = "/control/"
+KEY_FILE = "control.key"
 
 Handler = Callable[[Request], Awaitable[Response]]
 
 
-def control_routes(store: SandboxStore) -> list[BaseRoute]:
-    """The `/control/` routes acting on `store`."""
+def control_routes(store: SandboxStore, key: Secret) -> list[BaseRoute]:
+    """The `/control/` routes acting on `store`, for requests that present `key`."""
 
     async def reset(request: Request) -> Response:
         store.reset()
@@ -94,18 +99,28 @@ def control_routes(store: SandboxStore) -> list[BaseRoute]:
         ("stats", stats, "GET"),
     ]
     return [
-        Route(PREFIX + name, _guarded(handler), methods=[method])
+        Route(PREFIX + name, _guarded(handler, key), methods=[method])
         for name, handler, method in routes
     ]
 
 
-def _guarded(handler: Handler) -> Handler:
-    """Loopback peers only; bad input answers 400 with the problems, an unknown code 404."""
+def _guarded(handler: Handler, key: Secret) -> Handler:
+    """Loopback peers with the key only; bad input answers 400 with the problems, an unknown
+    code 404."""
 
     async def run(request: Request) -> Response:
         peer = "" if request.client is None else request.client.host
         if not _is_loopback(peer):
             return _error("forbidden", "the control API answers loopback peers only", 403)
+        if not _presents(request, key):
+            response = _error(
+                "unauthorized",
+                f"the control API needs its key (the file {KEY_FILE} in the sandbox's directory), "
+                "sent as 'Authorization: Bearer KEY'",
+                401,
+            )
+            response.headers["WWW-Authenticate"] = 'Bearer realm="sandbox control"'
+            return response
         try:
             return await handler(request)
         except ValidationError as error:
@@ -154,6 +169,13 @@ def _text(body: Mapping[str, object], name: str) -> str:
 
 def _optional_text(body: Mapping[str, object], name: str) -> str | None:
     return None if body.get(name) is None else _text(body, name)
+
+
+def _presents(request: Request, key: Secret) -> bool:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return secrets.compare_digest(credentials.strip().encode(), key.reveal().encode())
 
 
 def _error(error: str, description: str, status: int) -> Response:
