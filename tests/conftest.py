@@ -31,7 +31,9 @@ def _sandbox_control(sandbox_process: SandboxProcess) -> Iterator[SandboxControl
 def sandbox(sandbox_process: SandboxProcess, _sandbox_control: SandboxControl) -> Sandbox:
     _sandbox_control.reset()
     ready = sandbox_process.ready
-    return Sandbox(ready.issuer, ready.ca_file, ready.clients, _sandbox_control)
+    return Sandbox(
+        ready.issuer, ready.ca_file, ready.clients, _sandbox_control, ready.demo_password
+    )
 
 
 # --- more shared fixtures go below this line (lead) ---

@@ -56,6 +56,8 @@ class Ready:
     ca_file: Path
     clients: SandboxClients
     control_key_file: Path
+    verification_uri: str
+    demo_password: str
     pid: int
 
     @classmethod
@@ -66,6 +68,8 @@ class Ready:
             issuer=raw["issuer"],
             ca_file=Path(raw["ca_file"]),
             control_key_file=Path(raw["control_key_file"]),
+            verification_uri=raw["verification_uri"],
+            demo_password=raw["demo_password"],
             clients=SandboxClients(
                 public=clients["public"],
                 app=ClientCredentials(clients["app"]["id"], clients["app"]["secret"]),
@@ -199,6 +203,7 @@ class Sandbox:
     ca_file: Path
     clients: SandboxClients
     control: SandboxControl
+    demo_password: str  # the sign-in pages' password (the user is the browser_user knob)
 
     def url(self, path: str) -> str:
         return self.issuer + path

@@ -6,9 +6,14 @@ then writes ``DIR/ready.json`` (0600) atomically (so a reader never sees half of
 
     {"issuer": "https://127.0.0.1:PORT", "ca_file": ".../ca.pem", "pid": N,
      "control_key_file": ".../control.key",
+     "verification_uri": "https://127.0.0.1:PORT/activate", "demo_password": "...",
      "clients": {"public": "tokenpost-test",
                  "app": {"id": "tokenpost-app", "secret": "..."},
                  "mailserver": {"id": "mailserver", "secret": "..."}}}
+
+A person approves device codes at ``/activate`` (and, with the `browser_decision` knob
+``interactive``, signs in at ``/authorize``) as the demo account: the user is the `browser_user`
+knob, the password the random ``demo_password``; both are printed on those pages.
 
 SIGTERM or SIGINT stops it cleanly (exit status 0). The mail peers: ``smtpserver`` and
 ``popserver --dir DIR --maildir M [--authserver-dir A]`` (see `tokenpost_sandbox.popserver`).
@@ -84,13 +89,15 @@ def run_authserver(directory: Path, port: int) -> int:
     app_secret, mail_secret = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     control_key, control_key_file = secrets.token_urlsafe(32), directory / KEY_FILE
     _write_secret(control_key_file, control_key)
+    # Shown on the sign-in pages themselves; random so that no page of an earlier run works.
+    demo_password = "-".join(secrets.token_hex(2) for _ in range(3))
     store = SandboxStore(make_clients(Secret(app_secret), Secret(mail_secret)))
 
     # Bind first: the issuer names the port, and the app needs the issuer.
     listener = socket.create_server((HOST, port))
     issuer = f"https://{HOST}:{listener.getsockname()[1]}"
     config = uvicorn.Config(
-        create_app(store, issuer, Secret(control_key)),
+        create_app(store, issuer, Secret(control_key), Secret(demo_password)),
         ssl_certfile=tls.cert_file,
         ssl_keyfile=tls.key_file,
         lifespan="off",
@@ -125,6 +132,8 @@ def run_authserver(directory: Path, port: int) -> int:
                     "mailserver": {"id": MAILSERVER_CLIENT_ID, "secret": mail_secret},
                 },
                 "control_key_file": str(control_key_file.resolve()),
+                "verification_uri": issuer + "/activate",
+                "demo_password": demo_password,
                 "pid": os.getpid(),
             },
         )

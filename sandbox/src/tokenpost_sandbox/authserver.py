@@ -6,7 +6,9 @@
     GET  /authorize                                the "browser": decides at once, 302 back
     POST /revoke                                   RFC 7009
     POST /introspect                               RFC 7662 (the mail server's client only)
-    GET  /activate                                 verification_uri; approval is by control API
+    GET  /activate                                 verification_uri: a person's page (`pages`)
+    POST /activate                                 the demo account approves or denies a code
+    POST /authorize                                the sign-in page's answer (knob: interactive)
 
 Each endpoint first counts the request, then waits `response_delay`, then answers an injected
 fault if one is armed (see `control.py`), and only then runs the real logic. The OAuth logic is
@@ -16,10 +18,11 @@ authlib's (`grants.py`), reached through `oauth2_starlette`.
 from __future__ import annotations
 
 import asyncio
-import html
 import json
+import secrets
+import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
@@ -34,11 +37,22 @@ from tokenpost_sandbox.grants import SandboxAuthorizationServer
 from tokenpost_sandbox.models import (
     DEVICE_CODE_GRANT_TYPE,
     BrowserDecision,
+    DeviceDecision,
     Endpoint,
     FaultKind,
+    PageDecision,
     User,
 )
 from tokenpost_sandbox.oauth2_starlette import BodyTooLargeError, FormRequest, read_request
+from tokenpost_sandbox.pages import (
+    STYLESHEET_PATH,
+    DemoAccount,
+    activate_page,
+    done_page,
+    normalize_user_code,
+    sign_in_page,
+    stylesheet_response,
+)
 from tokenpost_sandbox.store import SandboxStore
 
 # Far above tokenpost's response limit (64 KiB) so that only a client without one accepts it.
@@ -49,10 +63,15 @@ SCOPES_SUPPORTED: Final = ("openid", "offline_access", "mail.send", "mail.read")
 View = Callable[[FormRequest], Awaitable[Response]]
 
 
-def create_app(store: SandboxStore, issuer: str, control_key: Secret) -> Starlette:
-    """The whole sandbox (OAuth endpoints and the control API, which needs `control_key`) for
-    `issuer`."""
+def create_app(
+    store: SandboxStore, issuer: str, control_key: Secret, demo_password: Secret
+) -> Starlette:
+    """The whole sandbox for `issuer`: the OAuth endpoints, the pages where a person signs in
+    as the `browser_user` knob with `demo_password`, and the control API (needs `control_key`)."""
     server = SandboxAuthorizationServer(store, issuer)
+
+    def account() -> DemoAccount:
+        return DemoAccount(store.knobs.browser_user, demo_password.reveal())
 
     def guarded(endpoint: Endpoint, view: View) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -92,18 +111,20 @@ def create_app(store: SandboxStore, issuer: str, control_key: Secret) -> Starlet
         Route(path, guarded(Endpoint.METADATA, metadata), methods=["GET"])
         for path in ("/.well-known/oauth-authorization-server", "/.well-known/openid-configuration")
     ]
-    views: list[tuple[str, Endpoint, View, str]] = [
-        ("/device", Endpoint.DEVICE, device, "POST"),
-        ("/token", Endpoint.TOKEN, token, "POST"),
-        ("/revoke", Endpoint.REVOKE, revoke, "POST"),
-        ("/introspect", Endpoint.INTROSPECT, introspect, "POST"),
-        ("/authorize", Endpoint.AUTHORIZE, _authorize_view(server, store, issuer), "GET"),
-        ("/activate", Endpoint.ACTIVATE, _activate, "GET"),
+    authorize = _authorize_view(server, store, issuer, account)
+    views: list[tuple[str, Endpoint, View, list[str]]] = [
+        ("/device", Endpoint.DEVICE, device, ["POST"]),
+        ("/token", Endpoint.TOKEN, token, ["POST"]),
+        ("/revoke", Endpoint.REVOKE, revoke, ["POST"]),
+        ("/introspect", Endpoint.INTROSPECT, introspect, ["POST"]),
+        ("/authorize", Endpoint.AUTHORIZE, authorize, ["GET", "POST"]),
+        ("/activate", Endpoint.ACTIVATE, _activate_view(store, account), ["GET", "POST"]),
     ]
     routes.extend(
-        Route(path, guarded(endpoint, view), methods=[method])
-        for path, endpoint, view, method in views
+        Route(path, guarded(endpoint, view), methods=methods)
+        for path, endpoint, view, methods in views
     )
+    routes.append(Route(STYLESHEET_PATH, _stylesheet, methods=["GET"]))
     routes.extend(control_routes(store, control_key))
     return Starlette(routes=routes)
 
@@ -168,8 +189,14 @@ def _json(body: dict[str, object], status: int, headers: dict[str, str] | None =
     )
 
 
-def _authorize_view(server: SandboxAuthorizationServer, store: SandboxStore, issuer: str) -> View:
-    """RFC 6749 §4.1.1-4.1.2 as a browser that decides at once, per the knobs."""
+def _authorize_view(
+    server: SandboxAuthorizationServer,
+    store: SandboxStore,
+    issuer: str,
+    account: Callable[[], DemoAccount],
+) -> View:
+    """RFC 6749 §4.1.1-4.1.2 as a browser that decides at once, per the knobs, or (knob
+    `interactive`) as a sign-in page a person answers; its form posts back here."""
 
     async def view(request: FormRequest) -> Response:
         knobs = store.knobs
@@ -182,7 +209,15 @@ def _authorize_view(server: SandboxAuthorizationServer, store: SandboxStore, iss
             response: Response = server.handle_error_response(request, error)
         else:
             user = User(knobs.browser_user)
-            approved = knobs.browser_decision is BrowserDecision.APPROVE
+            if request.method == "POST":
+                refused = _refused_sign_in(request, account())
+                if refused is not None:
+                    return _sign_in_again(request, grant, account(), *refused)
+                approved = request.form_value("decision") == "approve"
+            elif knobs.browser_decision is BrowserDecision.INTERACTIVE:
+                return _sign_in_again(request, grant, account(), None, 200)
+            else:
+                approved = knobs.browser_decision is BrowserDecision.APPROVE
             response = server.create_authorization_response(
                 grant.request, grant_user=user if approved else None, grant=grant
             )
@@ -208,11 +243,86 @@ def _finish_redirect(response: Response, *, iss: str, state: str | None) -> Resp
     return response
 
 
-async def _activate(request: FormRequest) -> Response:
-    user_code = request.first("user_code") or ""
-    page = (
-        "<!doctype html><title>tokenpost sandbox</title>"
-        "<p>Sandbox verification page. Approve or deny a code through the control API "
-        f"(POST /control/approve). Code: <code>{html.escape(user_code)}</code></p>"
+def _sign_in_again(
+    request: FormRequest, grant: Any, account: DemoAccount, error: str | None, status: int
+) -> Response:
+    query = urlsplit(request.url).query
+    return sign_in_page(
+        account,
+        action="/authorize?" + query,
+        client_id=grant.client.client_id,
+        scope=grant.request.scope or "",
+        user=request.form_value("username"),
+        error=error,
+        status=status,
     )
-    return HTMLResponse(page, 200)
+
+
+def _refused_sign_in(request: FormRequest, account: DemoAccount) -> tuple[str, int] | None:
+    """Why a posted sign-in form is refused (message, status), or None when it may proceed."""
+    if request.form_value("decision") not in {"approve", "deny"}:
+        return "Choose Approve or Deny.", 400
+    user = request.form_value("username").strip()
+    password = request.form_value("password")
+    right_user = user.casefold() == account.user.casefold()
+    right_password = secrets.compare_digest(password.encode(), account.password.encode())
+    if not (right_user and right_password):
+        return "The user name or password is wrong: use the demo account shown above.", 401
+    return None
+
+
+def _activate_view(store: SandboxStore, account: Callable[[], DemoAccount]) -> View:
+    """RFC 8628 §3.3: the user enters the code, signs in and approves or denies."""
+
+    async def view(request: FormRequest) -> Response:
+        if request.method != "POST":
+            return activate_page(account(), user_code=request.first("user_code") or "")
+        demo = account()
+        user_code = normalize_user_code(request.form_value("user_code"))
+        user = request.form_value("username")
+        refused = _refused_sign_in(request, demo)
+        if refused is not None:
+            message, status = refused
+            return activate_page(demo, user_code=user_code, user=user, error=message, status=status)
+        approved = request.form_value("decision") == "approve"
+        outcome = store.decide_device_once(
+            user_code,
+            DeviceDecision.APPROVED if approved else DeviceDecision.DENIED,
+            User(demo.user) if approved else None,
+            time.time(),
+        )
+        match outcome:
+            case PageDecision.DECIDED if approved:
+                return done_page(
+                    "Device connected",
+                    f"You approved the code {user_code}. The device receives its token at its "
+                    "next check; you can close this page.",
+                )
+            case PageDecision.DECIDED:
+                return done_page(
+                    "Access denied", f"You denied the code {user_code}. The device gets no token."
+                )
+            case PageDecision.UNKNOWN:
+                message = (
+                    f"No device is waiting with the code {user_code}. Check the code on the "
+                    "device's screen: it may have started again with a new one."
+                )
+                status = 404
+            case PageDecision.EXPIRED:
+                message = (
+                    f"The code {user_code} has expired. Start again on the device to get a new one."
+                )
+                status = 400
+            case PageDecision.ALREADY_DECIDED:
+                message = (
+                    f"The code {user_code} was already approved or denied. Start again on the "
+                    "device if it still needs a token."
+                )
+                status = 409
+        return activate_page(demo, user_code=user_code, user=user, error=message, status=status)
+
+    return view
+
+
+async def _stylesheet(request: Request) -> Response:
+    return stylesheet_response()

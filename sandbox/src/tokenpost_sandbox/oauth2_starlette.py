@@ -51,6 +51,11 @@ class FormRequest:
     form: Params
     body: bytes
 
+    def form_value(self, name: str) -> str:
+        """The first value of `name` in the form body, or ""."""
+        values = self.form.get(name)
+        return values[0] if values else ""
+
     def first(self, name: str) -> str | None:
         """The first value of `name` in the query string, else in the form body."""
         for params in (self.args, self.form):

@@ -37,6 +37,7 @@ from tokenpost_sandbox.models import (
     FaultKind,
     GrantKind,
     GrantRecord,
+    PageDecision,
     PollOutcome,
     RefreshRecord,
     RevokedEntry,
@@ -156,6 +157,22 @@ class SandboxStore:
         with self._lock:
             record = self._device_by_user_code(user_code)
             self._state.devices[record.device_code] = replace(record, decision=decision, user=user)
+
+    def decide_device_once(
+        self, user_code: str, decision: DeviceDecision, user: User | None, now: float
+    ) -> PageDecision:
+        """A person's decision on the verification page: only for a code still pending."""
+        with self._lock:
+            device_code = self._state.user_codes.get(user_code.upper())
+            record = None if device_code is None else self._state.devices[device_code]
+            if record is None:
+                return PageDecision.UNKNOWN
+            if record.redeemed or record.decision is not DeviceDecision.PENDING:
+                return PageDecision.ALREADY_DECIDED
+            if record.expires_at <= now:
+                return PageDecision.EXPIRED
+            self._state.devices[record.device_code] = replace(record, decision=decision, user=user)
+            return PageDecision.DECIDED
 
     def expire_device(self, user_code: str, now: float) -> None:
         """Make a device code expire now (its next poll answers expired_token)."""
