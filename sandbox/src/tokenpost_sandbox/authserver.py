@@ -4,6 +4,7 @@
     POST /device                                   RFC 8628 §3.1 device authorization
     POST /token                                    RFC 6749 §3.2 (code, device, refresh, client)
     GET  /authorize                                the "browser": decides at once, 302 back
+                                                   (knob interactive: the sign-in page)
     POST /revoke                                   RFC 7009
     POST /introspect                               RFC 7662 (the mail server's client only)
     GET  /activate                                 verification_uri: a person's page (`pages`)
