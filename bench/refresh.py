@@ -104,7 +104,7 @@ async def run(count: int, work: Path) -> None:
     sandbox = start_sandbox(work / "sandbox")
     try:
         ready = sandbox.ready
-        with SandboxControl(ready.issuer, ready.ca_file) as control:
+        with SandboxControl.of(ready) as control:
             control.config(device_interval=1)
             env = {**os.environ, "TOKENPOST_HOME": str(work / "home")}
             clock = JumpingClock()

@@ -105,7 +105,7 @@ def burst(work: Path, count: int) -> None:
         ready = sandbox.ready
         peer = start_smtp_sandbox(work / "smtp", ready.ca_file.parent)
         try:
-            with SandboxControl(ready.issuer, ready.ca_file) as control:
+            with SandboxControl.of(ready) as control:
                 token = asyncio.run(setup_home(work / "home", ready, peer, control))
             baseline_burst(peer, token, 20)  # warm-up: imports, caches, the server's first files
             asyncio.run(ours_burst(work / "home", 20))

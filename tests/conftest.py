@@ -23,7 +23,7 @@ def sandbox_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbo
 
 @pytest.fixture(scope="session")
 def _sandbox_control(sandbox_process: SandboxProcess) -> Iterator[SandboxControl]:
-    with SandboxControl(sandbox_process.ready.issuer, sandbox_process.ready.ca_file) as control:
+    with SandboxControl.of(sandbox_process.ready) as control:
         yield control
 
 
@@ -31,7 +31,9 @@ def _sandbox_control(sandbox_process: SandboxProcess) -> Iterator[SandboxControl
 def sandbox(sandbox_process: SandboxProcess, _sandbox_control: SandboxControl) -> Sandbox:
     _sandbox_control.reset()
     ready = sandbox_process.ready
-    return Sandbox(ready.issuer, ready.ca_file, ready.clients, _sandbox_control)
+    return Sandbox(
+        ready.issuer, ready.ca_file, ready.clients, _sandbox_control, ready.demo_password
+    )
 
 
 # --- more shared fixtures go below this line (lead) ---

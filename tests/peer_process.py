@@ -51,7 +51,7 @@ def start_sandbox_peer(
     error: Callable[[str], Exception],
     timeout: float = READY_TIMEOUT,
 ) -> StartedPeer[ReadyT]:
-    """Run `python -m tokenpost.sandbox COMMAND --dir DIR ARGUMENTS`; wait for its ready.json.
+    """Run `python -m tokenpost_sandbox COMMAND --dir DIR ARGUMENTS`; wait for its ready.json.
 
     Its output goes to DIR/COMMAND.log (a pipe nobody reads would fill and stall it). A
     ready.json is the peer's only once it names the new process's pid: one left by an earlier
@@ -66,7 +66,7 @@ def start_sandbox_peer(
     ready_path.unlink(missing_ok=True)
     log_path = directory / f"{command}.log"
     log_path.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "tokenpost.sandbox", command, "--dir", str(directory)]
+    argv = [sys.executable, "-m", "tokenpost_sandbox", command, "--dir", str(directory)]
     process = spawn([*argv, *arguments], log_path, env=peer_env())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

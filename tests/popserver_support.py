@@ -12,7 +12,6 @@ process.stop()
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import subprocess
@@ -22,11 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from peer_process import start_sandbox_peer, stop_process
-from tokenpost.sandbox.popknobs import PopKnobs
-from tokenpost.sandbox.popserver import PopServer
-from tokenpost.sandbox.tls import write_tls_files
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost_sandbox.certs import write_tls_files
+from tokenpost_sandbox.popknobs import PopKnobs
+from tokenpost_sandbox.popserver import PopServer
 
 
 class PopHarness:
@@ -35,7 +34,7 @@ class PopHarness:
     def __init__(self, directory: Path, tokens: Mapping[str, str]) -> None:
         self.directory = directory
         self.maildir = directory / "Maildir"
-        self.tls = write_tls_files(directory, now=dt.datetime.now(dt.UTC))
+        self.tls = write_tls_files(directory)
         self.ca_file = self.tls.ca_file
         self.tokens = dict(tokens)
         self.knobs = PopKnobs()
@@ -142,7 +141,7 @@ class PopserverProcess:
 def start_popserver(
     directory: Path, maildir: Path, authserver_dir: Path | None = None
 ) -> PopserverProcess:
-    """`python -m tokenpost.sandbox popserver`, waiting for its ready.json."""
+    """`python -m tokenpost_sandbox popserver`, waiting for its ready.json."""
     arguments = ["--maildir", str(maildir)]
     if authserver_dir is not None:
         arguments += ["--authserver-dir", str(authserver_dir)]

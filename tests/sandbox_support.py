@@ -1,10 +1,10 @@
 """Start the sandbox authorization server as a subprocess and drive its control API.
 
 Imported by tests in-process, so it imports only the standard library and httpx: the sandbox's
-Flask and authlib stay in the subprocess (and their warnings out of `-W error`).
+authlib, Starlette and uvicorn stay in the subprocess (and their warnings out of `-W error`).
 
     process = start_sandbox(tmp_dir)            # waits for ready.json
-    control = SandboxControl(process.ready.issuer, process.ready.ca_file)
+    control = SandboxControl.of(process.ready)    # sends the key from DIR/control.key
     control.config(device_interval=0)
     control.approve(user_code, user="alice@example.test")
     control.stats().refresh_replays
@@ -55,6 +55,9 @@ class Ready:
     issuer: str
     ca_file: Path
     clients: SandboxClients
+    control_key_file: Path
+    verification_uri: str
+    demo_password: str
     pid: int
 
     @classmethod
@@ -64,6 +67,9 @@ class Ready:
         return cls(
             issuer=raw["issuer"],
             ca_file=Path(raw["ca_file"]),
+            control_key_file=Path(raw["control_key_file"]),
+            verification_uri=raw["verification_uri"],
+            demo_password=raw["demo_password"],
             clients=SandboxClients(
                 public=clients["public"],
                 app=ClientCredentials(clients["app"]["id"], clients["app"]["secret"]),
@@ -111,12 +117,21 @@ def ca_context(ca_file: Path) -> ssl.SSLContext:
 
 
 class SandboxControl:
-    """A synchronous client for the sandbox's `/control/` API."""
+    """A synchronous client for the sandbox's `/control/` API, presenting its key."""
 
-    def __init__(self, issuer: str, ca_file: Path, *, timeout: float = 10.0) -> None:
+    def __init__(self, issuer: str, ca_file: Path, key: str, *, timeout: float = 10.0) -> None:
         self._http = httpx.Client(
-            base_url=issuer + "/control/", verify=ca_context(ca_file), timeout=timeout
+            base_url=issuer + "/control/",
+            verify=ca_context(ca_file),
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {key}"},
         )
+
+    @classmethod
+    def of(cls, ready: Ready) -> SandboxControl:
+        """A client for the sandbox that wrote `ready`, with the key from its key file."""
+        key = ready.control_key_file.read_text(encoding="ascii").strip()
+        return cls(ready.issuer, ready.ca_file, key)
 
     def __enter__(self) -> Self:
         return self
@@ -188,13 +203,14 @@ class Sandbox:
     ca_file: Path
     clients: SandboxClients
     control: SandboxControl
+    demo_password: str  # the sign-in pages' password (the user is the browser_user knob)
 
     def url(self, path: str) -> str:
         return self.issuer + path
 
 
 class SandboxProcess:
-    """A running `python -m tokenpost.sandbox authserver`."""
+    """A running `python -m tokenpost_sandbox authserver`."""
 
     def __init__(self, process: subprocess.Popen[bytes], ready: Ready, log_path: Path) -> None:
         self.process = process

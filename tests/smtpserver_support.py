@@ -77,7 +77,7 @@ class ReceivedMessage:
 
 
 class SmtpSandbox:
-    """A running `python -m tokenpost.sandbox smtpserver`."""
+    """A running `python -m tokenpost_sandbox smtpserver`."""
 
     def __init__(self, process: subprocess.Popen[bytes], directory: Path, ready: SmtpReady):
         self.process = process

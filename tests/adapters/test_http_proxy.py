@@ -24,9 +24,9 @@ from tokenpost.errors import TlsVerifyError, TransportError
 from tokenpost.i18n import translator
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.oauth.rfc6749 import ClientAuth, client_credentials_request
-from tokenpost.sandbox.tls import PROXIED_HOST
 from tokenpost.secret import Secret
 from tokenpost.settings.network import Network
+from tokenpost_sandbox.certs import PROXIED_HOST
 
 PASSWORD = "pr0xy-S3cret"
 GERMAN = translator("de").gettext

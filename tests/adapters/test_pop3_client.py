@@ -4,12 +4,12 @@ against raw sockets that misbehave."""
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
+import trustme
 
 from popserver_support import PopHarness, start_pop_harness
 from tokenpost.adapters.pop3_client import READ_SIZE, Pop3ClientConnector, Pop3ClientSession
@@ -22,11 +22,10 @@ from tokenpost.errors import (
 )
 from tokenpost.i18n import translator
 from tokenpost.pop3.wire import MAX_DATA_LINE
-from tokenpost.sandbox.popknobs import Style
-from tokenpost.sandbox.tls import write_tls_files
 from tokenpost.sasl import oauthbearer, xoauth2
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost_sandbox.popknobs import Style
 
 GERMAN = translator("de").gettext
 USER = "alice@example.test"
@@ -87,20 +86,20 @@ async def test_starttls_not_offered_never_falls_back_to_plaintext(pop: PopHarnes
 async def test_certificate_of_another_ca_is_tls_verify_error(
     pop: PopHarness, tmp_path: Path, security: Security
 ) -> None:
-    (tmp_path / "other").mkdir()
-    other = write_tls_files(tmp_path / "other", now=dt.datetime.now(dt.UTC))
-    setting = pop.setting(security, ca_file=other.ca_file)
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
+    setting = pop.setting(security, ca_file=other)
     with pytest.raises(TlsVerifyError, match=r"127\.0\.0\.1:\d+") as caught:
         await connect(setting)
     assert "certificate" in str(caught.value)
-    assert f"(trusted: the CA file {other.ca_file} (--ca-file)); check that the CA file given " in (
+    assert f"(trusted: the CA file {other} (--ca-file)); check that the CA file given " in (
         str(caught.value)
     )
     german = caught.value.translate(GERMAN)
     assert german.startswith(
         f"das Zertifikat von 127.0.0.1:{setting.port} konnte nicht geprüft werden: "
     )
-    assert f"(Vertrauensbasis: die CA-Datei {other.ca_file} (--ca-file)); prüfen Sie" in german
+    assert f"(Vertrauensbasis: die CA-Datei {other} (--ca-file)); prüfen Sie" in german
 
 
 async def test_unreadable_ca_file_is_usage_error(pop: PopHarness, tmp_path: Path) -> None:
@@ -407,7 +406,8 @@ async def test_refused_connection_is_transport_error() -> None:
 
 async def test_tls_to_a_plain_server_is_transport_error(tmp_path: Path) -> None:
     server, setting = await raw_server(canned(b"+OK plain\r\n"))
-    ca = write_tls_files(tmp_path, now=dt.datetime.now(dt.UTC)).ca_file
+    ca = tmp_path / "ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(ca))
     tls_setting = raw_setting(setting.port, Security.TLS, str(ca))
     async with server:
         with pytest.raises(TransportError):

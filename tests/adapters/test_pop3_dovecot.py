@@ -3,17 +3,16 @@ Dovecot checks by RFC 7662 introspection."""
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import pytest
+import trustme
 
 from dovecot_support import Dovecot
 from sandbox_support import Sandbox
 from smtpserver_support import sandbox_access_token
 from tokenpost.adapters.pop3_client import Pop3ClientConnector, Pop3ClientSession
 from tokenpost.errors import MailAuthError, TlsVerifyError
-from tokenpost.sandbox.tls import write_tls_files
 from tokenpost.sasl import SaslClient, oauthbearer, xoauth2
 from tokenpost.secret import Secret
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
@@ -97,7 +96,8 @@ async def test_revoked_token_is_mail_auth_error(
 
 
 async def test_certificate_of_another_ca(dovecot_peer: Dovecot, tmp_path: Path) -> None:
-    other = write_tls_files(tmp_path, now=dt.datetime.now(dt.UTC)).ca_file
+    other = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other))
     setting = dovecot_setting(dovecot_peer, Security.TLS, ca_file=other)
     with pytest.raises(TlsVerifyError):
         await Pop3ClientConnector().connect(setting, timeout=10)

@@ -16,7 +16,7 @@ from cli_support import ACCOUNT, SCOPE, Cli, acquire_by_device_flow
 from proxy_support import ConnectProxy, threaded
 from sandbox_support import Sandbox
 from smtpserver_support import SmtpSandbox
-from tokenpost.sandbox.tls import PROXIED_HOST
+from tokenpost_sandbox.certs import PROXIED_HOST
 
 pytestmark = pytest.mark.slow
 

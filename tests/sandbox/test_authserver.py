@@ -28,6 +28,7 @@ from sandbox_support import (
     DEFAULT_USER,
     Sandbox,
     SandboxError,
+    SandboxProcess,
     ca_context,
     start_sandbox,
 )
@@ -775,6 +776,49 @@ def test_response_delay(sandbox: Sandbox, http: httpx.Client) -> None:
 
 
 # --- control API ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wrong-key"},
+        {"Authorization": "Basic d3Jvbmc6a2V5"},
+    ],
+    ids=["no key", "wrong key", "not bearer"],
+)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/control/approve"), ("POST", "/control/config"), ("GET", "/control/stats")],
+)
+def test_the_control_api_refuses_a_request_without_its_key(
+    sandbox: Sandbox, http: httpx.Client, method: str, path: str, headers: dict[str, str]
+) -> None:
+    sandbox.control.config(device_interval=0)
+    started = start_device(sandbox, http)
+
+    response = http.request(method, path, json={"user_code": started["user_code"]}, headers=headers)
+
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert "control.key" in response.json()["error_description"]
+    pending = poll(sandbox, http, started["device_code"])
+    assert error_of(pending) == "authorization_pending"  # nothing was approved
+
+
+def test_the_control_key_is_random_and_readable_by_its_user_only(
+    sandbox_process: SandboxProcess, tmp_path: Path
+) -> None:
+    key_file = sandbox_process.ready.control_key_file
+    assert key_file.parent == sandbox_process.ready.ca_file.parent
+    assert key_file.stat().st_mode & 0o777 == 0o600
+    assert len(key_file.read_text(encoding="ascii").strip()) >= 40
+
+    other = start_sandbox(tmp_path / "other")
+    try:
+        assert other.ready.control_key_file.read_text() != key_file.read_text()
+    finally:
+        other.stop()
 
 
 def test_config_round_trips_every_knob(sandbox: Sandbox) -> None:

@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from sandbox_support import DEFAULT_USER, Sandbox
 from smtpserver_support import sandbox_access_token
 from tokenpost.errors import RemoteProtocolError, ValidationError
-from tokenpost.sandbox.introspect import AuthserverReady, check_token
-from tokenpost.sandbox.smtpknobs import parse_knobs
-from tokenpost.sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
 from tokenpost.secret import Secret
+from tokenpost_sandbox.introspect import AuthserverReady, check_token
+from tokenpost_sandbox.smtpknobs import parse_knobs
+from tokenpost_sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
 
 
 @pytest.fixture

@@ -45,16 +45,13 @@ ECHO_CALLS = frozenset({"echo", "secho", "confirm", "prompt", "fail"})
 
 
 def product_modules() -> Iterator[Path]:
-    for path in sorted(PACKAGE_DIR.rglob("*.py")):
-        relative = path.relative_to(PACKAGE_DIR).as_posix()
-        if not relative.startswith("sandbox/"):
-            yield path
+    yield from sorted(PACKAGE_DIR.rglob("*.py"))
 
 
 def error_classes() -> frozenset[str]:
     """The names of TokenpostError and every subclass anywhere in the product."""
     for info in pkgutil.walk_packages([str(PACKAGE_DIR)], prefix="tokenpost."):
-        skipped = ("tokenpost.sandbox", "tokenpost.adapters.migrations", "tokenpost.__main__")
+        skipped = ("tokenpost.adapters.migrations", "tokenpost.__main__")
         if not info.name.startswith(skipped):
             importlib.import_module(info.name)
     names: set[str] = set()

@@ -20,8 +20,8 @@ from tokenpost.logs import (
     configure_logging,
     redact,
 )
-from tokenpost.sandbox.store import new_tokens
 from tokenpost.secret import Secret
+from tokenpost_sandbox.store import new_tokens
 
 GERMAN_PO = LOCALE_DIR / "de" / "LC_MESSAGES" / "tokenpost.po"
 

@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Final
 
-from tokenpost.sandbox.smtpknobs import Block, Style
+from tokenpost_sandbox.smtpknobs import Block, Style
 
 HOSTNAME: Final = "smtp.sandbox.test"
 

@@ -59,8 +59,11 @@ class FaultKind(StrEnum):
 
 
 class BrowserDecision(StrEnum):
+    """What the "browser" at /authorize does: decide at once, or show a person the sign-in page."""
+
     APPROVE = "approve"
     DENY = "deny"
+    INTERACTIVE = "interactive"
 
 
 class GrantKind(StrEnum):
@@ -96,6 +99,15 @@ class DeviceDecision(StrEnum):
     PENDING = "pending"
     APPROVED = "approved"
     DENIED = "denied"
+
+
+class PageDecision(StrEnum):
+    """What became of a decision a person made on the verification page."""
+
+    DECIDED = "decided"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    ALREADY_DECIDED = "already_decided"
 
 
 class PollOutcome(StrEnum):

@@ -11,7 +11,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Final
 
 from tokenpost.errors import FieldProblem, ValidationError
-from tokenpost.sandbox.models import DEFAULT_REDIRECT_URIS, DEFAULT_USER, BrowserDecision
+from tokenpost_sandbox.models import DEFAULT_REDIRECT_URIS, DEFAULT_USER, BrowserDecision
 
 
 @dataclass(frozen=True, slots=True)

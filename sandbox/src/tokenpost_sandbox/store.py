@@ -1,8 +1,9 @@
 """In-memory state of the sandbox authorization server, behind one lock.
 
-Theory of operation: werkzeug serves each request on its own thread, so every decision that reads
-and then writes state (poll a device code, redeem a code, exchange a refresh token) is one method
-here, taken under `_lock`; the authlib grants only call these methods. That makes the races tests
+Theory of operation: every decision that reads and then writes state (poll a device code, redeem
+a code, exchange a refresh token) is one method here, taken under `_lock`; the authlib grants only
+call these methods. uvicorn serves the requests on one event loop and no method awaits, so each
+decision is atomic there; the lock keeps it so for any thread as well. That makes the races tests
 provoke (two refreshes with one token, two polls after approval) resolve the way a strict server
 resolves them: the first wins, and under rotation the second is a replay (RFC 9700 §4.14) that
 revokes the whole grant family.
@@ -20,8 +21,9 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from tokenpost.errors import NotFoundError
-from tokenpost.sandbox.knobs import Knobs
-from tokenpost.sandbox.models import (
+from tokenpost.secret import Secret
+from tokenpost_sandbox.knobs import Knobs
+from tokenpost_sandbox.models import (
     ACCESS_TOKEN_PREFIX,
     DEVICE_CODE_GRANT_TYPE,
     REFRESH_TOKEN_PREFIX,
@@ -35,6 +37,7 @@ from tokenpost.sandbox.models import (
     FaultKind,
     GrantKind,
     GrantRecord,
+    PageDecision,
     PollOutcome,
     RefreshRecord,
     RevokedEntry,
@@ -44,7 +47,6 @@ from tokenpost.sandbox.models import (
     TokenLookup,
     User,
 )
-from tokenpost.secret import Secret
 
 PUBLIC_CLIENT_ID: Final = "tokenpost-test"
 APP_CLIENT_ID: Final = "tokenpost-app"
@@ -155,6 +157,22 @@ class SandboxStore:
         with self._lock:
             record = self._device_by_user_code(user_code)
             self._state.devices[record.device_code] = replace(record, decision=decision, user=user)
+
+    def decide_device_once(
+        self, user_code: str, decision: DeviceDecision, user: User | None, now: float
+    ) -> PageDecision:
+        """A person's decision on the verification page: only for a code still pending."""
+        with self._lock:
+            device_code = self._state.user_codes.get(user_code.upper())
+            record = None if device_code is None else self._state.devices[device_code]
+            if record is None:
+                return PageDecision.UNKNOWN
+            if record.redeemed or record.decision is not DeviceDecision.PENDING:
+                return PageDecision.ALREADY_DECIDED
+            if record.expires_at <= now:
+                return PageDecision.EXPIRED
+            self._state.devices[record.device_code] = replace(record, decision=decision, user=user)
+            return PageDecision.DECIDED
 
     def expire_device(self, user_code: str, now: float) -> None:
         """Make a device code expire now (its next poll answers expired_token)."""

@@ -34,7 +34,7 @@ class AuthserverReady:
 
     @classmethod
     def load(cls, directory: Path) -> AuthserverReady:
-        """Read DIR/ready.json as written by ``python -m tokenpost.sandbox authserver``."""
+        """Read DIR/ready.json as written by ``python -m tokenpost_sandbox authserver``."""
         raw = json.loads((directory / READY_FILE).read_text(encoding="utf-8"))
         mailserver = raw["clients"]["mailserver"]
         return cls(

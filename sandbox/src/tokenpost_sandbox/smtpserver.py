@@ -31,12 +31,14 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Se
 from aiosmtpd.smtp import auth_mechanism as _auth_mechanism
 
 from tokenpost.errors import RemoteProtocolError, TransportError, ValidationError
-from tokenpost.sandbox.introspect import (
+from tokenpost.secret import Secret
+from tokenpost_sandbox.certs import TlsFiles
+from tokenpost_sandbox.introspect import (
     AuthserverReady,
     introspect_username,
     introspection_client,
 )
-from tokenpost.sandbox.smtpfiles import (
+from tokenpost_sandbox.smtpfiles import (
     MESSAGES_DIR,
     READY_FILE,
     STATS_FILE,
@@ -44,8 +46,8 @@ from tokenpost.sandbox.smtpfiles import (
     Stats,
     write_json_atomically,
 )
-from tokenpost.sandbox.smtpknobs import KNOBS_FILE, SmtpKnobs, load_knobs
-from tokenpost.sandbox.smtpreplies import (
+from tokenpost_sandbox.smtpknobs import KNOBS_FILE, SmtpKnobs, load_knobs
+from tokenpost_sandbox.smtpreplies import (
     BASIC_RETIRED,
     GOOGLE_XOAUTH2_ERROR,
     HOSTNAME,
@@ -57,9 +59,7 @@ from tokenpost.sandbox.smtpreplies import (
     block_reply,
     greeting_ident,
 )
-from tokenpost.sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
-from tokenpost.sandbox.tls import TlsFiles
-from tokenpost.secret import Secret
+from tokenpost_sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
 
 HOST: Final = "127.0.0.1"
 # RFC 4954 §4: "12288 octets is considered to be a sufficient line length limit" for SASL lines.
@@ -362,9 +362,7 @@ def run_smtpserver(directory: Path, authserver_dir: Path) -> int:
     (directory / READY_FILE).unlink(missing_ok=True)
     authserver = AuthserverReady.load(authserver_dir)
     # One CA for the whole sandbox: the authorization server's certificate covers 127.0.0.1.
-    tls = TlsFiles(
-        authserver_dir / "ca.pem", authserver_dir / "server.pem", authserver_dir / "server-key.pem"
-    )
+    tls = TlsFiles.in_directory(authserver_dir)
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -17,7 +17,6 @@ from __future__ import annotations
 import time
 from typing import Any, Final
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer
 from authlib.oauth2.rfc6749 import (
     AccessDeniedError,
     AuthorizationCodeGrant,
@@ -36,9 +35,8 @@ from authlib.oauth2.rfc8628 import (
     ExpiredTokenError,
     SlowDownError,
 )
-from flask import Flask
 
-from tokenpost.sandbox.models import (
+from tokenpost_sandbox.models import (
     Client,
     CodeRecord,
     DeviceRecord,
@@ -49,7 +47,8 @@ from tokenpost.sandbox.models import (
     TokenLookup,
     User,
 )
-from tokenpost.sandbox.store import (
+from tokenpost_sandbox.oauth2_starlette import StarletteAuthorizationServer
+from tokenpost_sandbox.store import (
     MAILSERVER_CLIENT_ID,
     IssuedTokens,
     SandboxStore,
@@ -61,11 +60,11 @@ CODE_LIFETIME: Final = 600
 TOKEN_AUTH_METHODS: Final = ["client_secret_basic", "client_secret_post", "none"]
 
 
-class SandboxAuthorizationServer(AuthorizationServer):
-    """authlib's Flask authorization server with every sandbox grant and endpoint registered."""
+class SandboxAuthorizationServer(StarletteAuthorizationServer):
+    """authlib's authorization server with every sandbox grant and endpoint registered."""
 
-    def __init__(self, app: Flask, store: SandboxStore, issuer: str) -> None:
-        super().__init__(app)
+    def __init__(self, store: SandboxStore, issuer: str) -> None:
+        super().__init__()
         self.store = store
         self.issuer = issuer
         self.register_token_generator("default", self._generate_token)

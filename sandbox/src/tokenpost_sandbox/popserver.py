@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import datetime as dt
 import hashlib
 import json
 import os
@@ -32,12 +31,12 @@ from typing import Final
 from tokenpost.errors import TokenpostError
 from tokenpost.pop3.events import NEED_DATA, ConnectionClosed
 from tokenpost.pop3.server import AuthResponse, Command, Pop3Server, Rejected, ServerState
-from tokenpost.sandbox.introspect import AuthserverReady
-from tokenpost.sandbox.introspect import check_token as introspection_check
-from tokenpost.sandbox.popknobs import KNOBS_FILE, PROFILES, PopKnobs
-from tokenpost.sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
-from tokenpost.sandbox.tls import TlsFiles, write_tls_files
 from tokenpost.secret import Secret
+from tokenpost_sandbox.certs import TlsFiles, write_tls_files
+from tokenpost_sandbox.introspect import AuthserverReady
+from tokenpost_sandbox.introspect import check_token as introspection_check
+from tokenpost_sandbox.popknobs import KNOBS_FILE, PROFILES, PopKnobs
+from tokenpost_sandbox.smtpsasl import parse_oauthbearer, parse_xoauth2
 
 CheckToken = Callable[[str, Secret], Awaitable[bool]]
 HOST: Final = "127.0.0.1"
@@ -421,10 +420,9 @@ def run_popserver(
     ready.unlink(missing_ok=True)
     check_token: CheckToken | None = None
     if authserver_dir is None:
-        tls = write_tls_files(directory, now=dt.datetime.now(dt.UTC))
+        tls = write_tls_files(directory)
     else:
-        names = ("ca.pem", "server.pem", "server-key.pem")
-        tls = TlsFiles(*(authserver_dir / name for name in names))
+        tls = TlsFiles.in_directory(authserver_dir)
         authserver = AuthserverReady.load(authserver_dir)
 
         async def introspected(user: str, token: Secret) -> bool:
