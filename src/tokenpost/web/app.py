@@ -29,6 +29,7 @@ from tokenpost.web import (
     pages_settings,
     pages_status,
     pages_tokens,
+    tokens,
 )
 from tokenpost.web.config import WebConfig
 from tokenpost.web.headers import SecurityHeaders
@@ -54,8 +55,12 @@ ROUTERS: Final[tuple[APIRouter, ...]] = (
     pages_alerts.router,
     pages_check.router,
     pages_tokens.router,
+    tokens.router,
 )
-TOKEN_ACTIONS: Final[tuple[str, ...]] = ("components/action_delete.html",)
+TOKEN_ACTIONS: Final[tuple[str, ...]] = (
+    "components/token_action_get.html",
+    "components/action_delete.html",
+)
 
 
 def create_app(app: App, config: WebConfig) -> FastAPI:

@@ -31,8 +31,9 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "x-csrf-token"
 
-# Pages shown without signing in.
-PUBLIC_PAGES: Final = frozenset({"/login"})
+# Pages shown without signing in. The OAuth callback checks the session itself: the browser
+# comes back from the provider's site without the SameSite=Strict cookie (`web.tokens`).
+PUBLIC_PAGES: Final = frozenset({"/login", "/oauth/callback"})
 # Changes allowed before signing in (they still need the session's CSRF token).
 SIGNED_OUT_CHANGES: Final = frozenset({"/login", "/language"})
 # Changes a viewer may make: only to its own session.
