@@ -8,6 +8,7 @@ what it uses.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,9 +16,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from tokenpost.account_ports import AccountStore
     from tokenpost.adapters.home import Home
     from tokenpost.clock import Clock
     from tokenpost.ports import FlightLock, FlowOwners, HttpClient, Store
+    from tokenpost.services.accounts import Accounts
     from tokenpost.services.alerts import Alerter
     from tokenpost.services.authorize import Authorizer
     from tokenpost.services.check import Checker
@@ -45,9 +48,18 @@ class App:
     authorizer: Authorizer
     deleter: Deleter
     alerter: Alerter  # every service's events go to it too; `serve` runs `alerter.run()`
+    account_store: AccountStore  # web accounts and API tokens: the same store (`SqlStore`)
     # TOKENPOST_CA_FILE, checked when the app opened: the CA file of every provider and mail
     # setting without a --ca-file of its own (None: the system trust store).
     home_ca_file: str | None = None
+
+    @functools.cached_property
+    def accounts(self) -> Accounts:
+        """Web accounts and API tokens (argon2id password hashes): one per App."""
+        from tokenpost.adapters.argon2_hasher import Argon2Hasher
+        from tokenpost.services.accounts import Accounts
+
+        return Accounts(self.account_store, Argon2Hasher(), self.clock)
 
     def checker(self, lang: str = "en") -> Checker:
         """The connection test over the same connectors sending and receiving use."""
@@ -169,6 +181,7 @@ async def open_app(
                 _Parts(
                     home=opened,
                     store=store,
+                    account_store=store,
                     http=http,
                     lock=_flight_lock(opened.lock_dir, store_url),
                     clock=clock or SystemClock(),
@@ -224,6 +237,7 @@ class _Parts:
 
     home: Home
     store: Store
+    account_store: AccountStore
     http: HttpClient
     lock: FlightLock
     clock: Clock
@@ -285,6 +299,7 @@ def _assemble(parts: _Parts, on_event: EventHook | None) -> App:
         ),
         deleter=deleter,
         alerter=alerter,
+        account_store=parts.account_store,
         home_ca_file=parts.home_ca_file,
     )
     return app  # `send_alert` above reaches the app through this name

@@ -520,6 +520,7 @@ def test_migrations_ship_inside_the_package() -> None:
         "0002_pop_options_and_alerts.py",
         "0003_row_macs.py",
         "0004_provider_redirect_and_proxy.py",
+        "0005_web_accounts_and_api_tokens.py",
     ]
 
 

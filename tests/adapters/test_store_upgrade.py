@@ -2,7 +2,8 @@
 POP options and the alert settings are stored, and a store at 0001 is migrated with its data kept
 and the new fields at their defaults. Schema 0003: a store at 0002 gets a MAC for every row and
 reads as before; from then on a row changed behind tokenpost's back is refused. Schema 0004: a
-provider's redirect URI and proxy, NULL for the providers already there, whose MACs stay valid."""
+provider's redirect URI and proxy, NULL for the providers already there, whose MACs stay valid.
+Schema 0005: the web account and API token tables, empty; the rows already there are untouched."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from alembic import command
 from alembic.config import Config
 
 from pg_support import fresh_database, store_url
+from tokenpost.accounts import Account, Role
 from tokenpost.adapters.home import Home, open_home
 from tokenpost.adapters.migrations import MIGRATIONS_DIR
 from tokenpost.adapters.sql_store import SqlStore, open_store
@@ -271,3 +273,21 @@ async def test_a_0003_store_gets_the_provider_columns_and_keeps_its_macs(db: Db)
     db.run("UPDATE providers SET proxy = 'http://evil:3128'")
     async with await db.open() as store:
         assert [d.record_id for d in await store.damaged_records()] == ["provider:m365"]
+
+
+async def test_a_0004_store_gets_empty_account_tables_and_keeps_its_rows(db: Db) -> None:
+    async with await db.open() as store:
+        await store.put_provider(PROVIDER)
+        await store.put_smtp(SMTP)
+        await store.save_token("smtp", TOKEN, binding="b-smtp", expected_version=0)
+    db.downgrade("0004")
+    assert not {"web_accounts", "api_tokens"} & db.tables()
+    async with await db.open() as store:
+        assert await store.damaged_records() == []
+        assert await store.get_smtp() == SMTP
+        assert (await store.load_token("smtp")).state == TOKEN
+        assert await store.list_accounts() == []
+        assert await store.list_api_tokens() == []
+        await store.add_account(Account("alice", Role.ADMIN, 1.0), "$argon2id$v=19$x")
+        assert [a.name for a in await store.list_accounts()] == ["alice"]
+    assert db.run("SELECT version_num FROM alembic_version") == [(HEAD_REVISION,)]

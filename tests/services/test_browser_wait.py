@@ -196,7 +196,15 @@ async def test_a_wrong_paste_is_reported_and_waiting_goes_on() -> None:
     lines.queue.put_nowait(f"{SENT}?{redirect_query(wait.pending)}")
 
     assert await wait.code() == Secret(CODE)
-    assert [type(e) for e in seen.refused] == [RemoteProtocolError, UsageError, UsageError]
+    assert [type(e) for e in seen.refused] == [
+        authcode.RedirectRefusedError,
+        authcode.NotRedirectAddressError,
+        authcode.NotRedirectAddressError,
+    ]
+    problems = [getattr(e, "problem", None) for e in seen.refused]
+    assert problems == ["state", "not_redirect_address", "not_redirect_address"]
+    assert isinstance(seen.refused[0], RemoteProtocolError)
+    assert all(isinstance(e, UsageError) for e in seen.refused[1:])
     assert "state mismatch" in str(seen.refused[0])
     for refusal in seen.refused:
         assert CODE not in str(refusal)

@@ -27,6 +27,7 @@ class FlakyScheduler:
 
     def __init__(self) -> None:
         self.passes = 0
+        self.wakeup = asyncio.Event()
 
     async def tick(self) -> float:
         self.passes += 1

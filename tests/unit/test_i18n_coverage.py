@@ -1,6 +1,6 @@
 """Every word a person reads has a German translation: a test that fails on a missing one.
 
-What a person reads comes from five places, and each is checked:
+What a person reads comes from six places, and each is checked:
 
 1. Messages in the code: `_()`, `gettext()`, `N_()`, `Text()`, every TokenpostError's message and
    tokenpost's own log lines above DEBUG. babel extracts their literal msgids; each must have a
@@ -12,7 +12,9 @@ What a person reads comes from five places, and each is checked:
    tree; each must be translated, and each command must be of a class that translates it.
 4. click's own messages ("Missing option", "No such command", "Usage:"): every msgid in click's
    source must be in tokenpost's catalog.
-5. The catalog itself (test_i18n.py): complete, compiled, placeholders kept.
+5. The web page's templates: every ``{% trans %}`` and ``_()`` (babel's Jinja2 extractor) must
+   be translated, and no English words may stand in a template outside them.
+6. The catalog itself (test_i18n.py): complete, compiled, placeholders kept.
 
 The sandbox (test peers) is not the product and is not checked.
 """
@@ -146,7 +148,7 @@ def help_texts() -> set[str]:
 def test_every_catalog_entry_is_used() -> None:
     # A message reworded in the code leaves its old entry behind: the catalog keeps only what is
     # shown (the code's messages, help texts, click's own messages).
-    used = set(code_msgids()) | help_texts() | click_msgids()
+    used = set(code_msgids()) | help_texts() | click_msgids() | set(template_msgids())
     unused = sorted(
         key
         for key in (m.id[0] if isinstance(m.id, tuple) else m.id for m in german_catalog())
@@ -332,3 +334,72 @@ def test_translations_keep_brace_placeholders() -> None:
     for message in german_catalog():
         if isinstance(message.id, str) and message.id and isinstance(message.string, str):
             assert fields(message.string) == fields(message.id), message.id
+
+
+# --- the web page's templates ---------------------------------------------------------------------
+
+TEMPLATES = PACKAGE_DIR / "web" / "templates"
+# Shown as they are in every language: the product's name and each language's own name.
+UNTRANSLATED_WORDS = frozenset({"tokenpost", "English", "Deutsch"})
+
+
+def template_msgids(directory: Path = TEMPLATES) -> dict[str, str]:
+    """msgid → where it is (template:line), by babel's Jinja2 extractor."""
+    found: dict[str, str] = {}
+    for filename, line, message, _comments, _context in extract_from_dir(
+        directory,
+        method_map=[("**.html", "jinja2.ext:babel_extract")],
+        options_map={"**.html": {"extensions": "jinja2.ext.i18n"}},
+        keywords={"_": None, "gettext": None, "ngettext": (1, 2)},
+    ):
+        msgid = message[0] if isinstance(message, tuple) else message
+        if isinstance(msgid, str) and msgid:
+            found.setdefault(msgid, f"{filename}:{line}")
+    return found
+
+
+def missing_in_templates(directory: Path = TEMPLATES) -> dict[str, str]:
+    catalog = german_catalog()
+    return {m: w for m, w in template_msgids(directory).items() if not translated(catalog, m)}
+
+
+def test_extraction_sees_the_templates() -> None:
+    messages = template_msgids()
+    assert {"Log in", "Connection test", "{minutes} min left"} <= set(messages)
+
+
+def test_every_message_in_the_templates_has_a_german_translation() -> None:
+    missing = missing_in_templates()
+    assert not missing, f"add German translations to {GERMAN_PO}: {missing}"
+
+
+def test_the_template_check_fails_on_a_missing_translation(tmp_path: Path) -> None:
+    (tmp_path / "page.html").write_text(
+        "<p>{{ _('Log in') }}</p><p>{% trans %}A sentence nobody translated{% endtrans %}</p>"
+    )
+    assert set(missing_in_templates(tmp_path)) == {"A sentence nobody translated"}
+
+
+def english_outside_messages(source: str) -> list[str]:
+    """Words in a template's literal text: outside trans blocks, expressions, statements,
+    comments and HTML tags."""
+    text = re.sub(r"{%-?\s*trans\b.*?endtrans\s*-?%}", "", source, flags=re.S)
+    text = re.sub(r"{#.*?#}|{{.*?}}|{%.*?%}", "", text, flags=re.S)
+    text = re.sub(r'[\w-]+="[^"]*"', " ", text)  # attributes written by a macro
+    text = re.sub(r"<[^>]*>", " ", text)
+    return [w for w in re.findall(r"[A-Za-z]{2,}", text) if w not in UNTRANSLATED_WORDS]
+
+
+def test_no_english_outside_messages_in_the_templates() -> None:
+    found = {
+        str(path.relative_to(TEMPLATES)): words
+        for path in sorted(TEMPLATES.rglob("*.html"))
+        if (words := english_outside_messages(path.read_text(encoding="utf-8")))
+    }
+    assert not found, f"put these words in {{% trans %}} or _(): {found}"
+
+
+def test_the_template_english_check_itself() -> None:
+    assert english_outside_messages("<p>Hello there</p>") == ["Hello", "there"]
+    assert english_outside_messages('<p class="x">{{ _("Hello") }} {{ name }}</p>') == []
+    assert english_outside_messages("<p>{% trans %}Hello{% endtrans %}</p>") == []

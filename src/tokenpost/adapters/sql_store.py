@@ -19,6 +19,8 @@ Theory of operation:
 - Every settings and token row is written with a MAC over all its columns (`store_mac`) and read
   through `store_records`: a row that does not authenticate or decode is damaged, and affects
   only its own record (listings leave it out, a damaged token reads as Invalid).
+- Web accounts and API tokens (`account_ports.AccountStore`) are rows like the others, sealed
+  and read the same way; their queries are in `sql_accounts`.
 - Engines, supported URLs and SQLite's connection set-up (WAL, busy timeout, BEGIN IMMEDIATE for
   writes) are in `sql_engine`.
 """
@@ -34,6 +36,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tokenpost.account_ports import AccountRecord, AccountStore, ApiTokenRecord
+from tokenpost.accounts import Account, ApiTokenInfo
+from tokenpost.adapters import sql_accounts as accounts
 from tokenpost.adapters import store_codec as codec
 from tokenpost.adapters import store_records as records
 from tokenpost.adapters.crypto import Cipher
@@ -109,7 +114,8 @@ async def open_store(home: Home, *, url: str | None = None) -> SqlStore:
 
 
 class SqlStore:
-    """`ports.Store` on SQLAlchemy Core (async). Build it with `open_store`."""
+    """`ports.Store` and `account_ports.AccountStore` on SQLAlchemy Core (async). Build it with
+    `open_store`."""
 
     def __init__(self, engine: AsyncEngine, cipher: Cipher, *, where: str) -> None:
         self._engine = engine
@@ -282,6 +288,52 @@ class SqlStore:
             if (await conn.execute(query)).rowcount != 1:
                 raise _conflict(setting_id, expected)
 
+    # --- web accounts and API tokens ------------------------------------------------------------
+
+    async def list_accounts(self) -> list[Account]:
+        async with self._read() as conn:
+            return await accounts.list_accounts(conn, self._cipher)
+
+    async def get_account(self, name: str) -> AccountRecord | None:
+        async with self._read() as conn:
+            return await accounts.get_account(conn, self._cipher, name)
+
+    async def add_account(self, account: Account, password_hash: str) -> None:
+        async with self._write() as conn:
+            await accounts.add_account(conn, self._cipher, account, password_hash)
+
+    async def add_first_account(self, account: Account, password_hash: str) -> bool:
+        async with self._write() as conn:
+            return await accounts.add_first_account(conn, self._cipher, account, password_hash)
+
+    async def set_password_hash(
+        self, name: str, password_hash: str, *, expected: str | None = None
+    ) -> bool:
+        async with self._write() as conn:
+            return await accounts.set_password_hash(
+                conn, self._cipher, name, password_hash, expected
+            )
+
+    async def delete_account(self, name: str) -> None:
+        async with self._write() as conn:
+            await accounts.delete_account(conn, self._cipher, name)
+
+    async def list_api_tokens(self) -> list[ApiTokenRecord]:
+        async with self._read() as conn:
+            return await accounts.list_api_tokens(conn, self._cipher)
+
+    async def add_api_token(self, info: ApiTokenInfo, digest: str) -> None:
+        async with self._write() as conn:
+            await accounts.add_api_token(conn, self._cipher, info, digest)
+
+    async def delete_api_token(self, name: str) -> None:
+        async with self._write() as conn:
+            await accounts.delete_api_token(conn, name)
+
+    async def damaged_accounts(self) -> list[DamagedRecord]:
+        async with self._read() as conn:
+            return await accounts.damaged_accounts(conn, self._cipher)
+
     def _encrypt_secrets(self, setting_id: str, secrets: dict[str, str]) -> bytes | None:
         if not secrets:
             return None
@@ -403,4 +455,7 @@ async def _probe(target: sa.URL, where: str) -> SchemaState:
 if TYPE_CHECKING:
 
     def _implements_store(store: SqlStore) -> Store:  # mypy checks SqlStore against the port
+        return store
+
+    def _implements_account_store(store: SqlStore) -> AccountStore:  # and against this one
         return store

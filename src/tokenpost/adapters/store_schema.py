@@ -16,7 +16,7 @@ from tokenpost.settings.model import parse_setting_id
 
 # The newest migration in migrations/versions/ (a test compares it with Alembic's head). A store
 # at this revision needs no migration, so opening it needs no Alembic.
-HEAD_REVISION: Final = "0004"
+HEAD_REVISION: Final = "0005"
 KEY_CHECK: Final = "key_check"  # the meta row holding the key check
 
 

@@ -10,32 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from tokenpost.cli.context import CliContext, pass_cli
 from tokenpost.cli.translated import command
-from tokenpost.text import N_
 
 if TYPE_CHECKING:
     from tokenpost.services.check import CheckReport, Step
     from tokenpost.wiring import App
-
-# The step ids of `services.check`, as the administrator reads them.
-STEP_LABELS: Final[Mapping[str, str]] = {
-    "settings": N_("Settings complete"),
-    "encryption": N_("Encryption policy"),
-    "connect": N_("Connect"),
-    "tls": N_("TLS"),
-    "greeting": N_("Greeting"),
-    "ehlo": N_("EHLO"),
-    "capa": N_("CAPA"),
-    "token": N_("Token"),
-    "auth": N_("Authenticate"),
-    "quit": N_("Quit"),
-}
 
 
 def _setting_id(ctx: click.Context, param: click.Parameter, value: str) -> str:
@@ -94,6 +79,8 @@ def step_line(step: Step, _: Callable[[str], str]) -> str:
 
 
 def step_label(step: Step, _: Callable[[str], str]) -> str:
+    from tokenpost.services.check import STEP_LABELS
+
     label = STEP_LABELS.get(step.step)
     return _(label) if label is not None else step.step
 

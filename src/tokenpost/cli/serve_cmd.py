@@ -1,4 +1,5 @@
-"""`tokenpost serve`: the long-running service (tokens, POP schedules, alerts, health lines)."""
+"""`tokenpost serve`: the long-running service (tokens, POP schedules, alerts, health lines) and
+the device's web page, in one asyncio process."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import logging
 import os
 import signal
+import sys
 
 import click
 
@@ -40,19 +42,45 @@ from tokenpost.cli.translated import command
     is_flag=True,
     help="Allow security 'none' for mail servers on loopback (never for other hosts).",
 )
+@click.option(
+    "--listen",
+    default="127.0.0.1:8025",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Address of the web page. Plain HTTP on loopback only; other addresses need TLS.",
+)
+@click.option(
+    "--tls-cert", metavar="FILE", help="Certificate chain (PEM): the web page uses HTTPS."
+)
+@click.option("--tls-key", metavar="FILE", help="Private key (PEM) of --tls-cert.")
+@click.option("--no-web", is_flag=True, help="Run without the web page.")
 @pass_cli
 def serve(
     ctx: CliContext,
+    *,
     refresh_margin: int,
     health_interval: int,
     log_format: str,
     allow_plaintext: bool,
+    listen: str,
+    tls_cert: str | None,
+    tls_key: str | None,
+    no_web: bool,
 ) -> None:
     """Keep tokens fresh, finish pending device authorizations, receive on each POP setting's
-    schedule and send alerts, until stopped (SIGTERM, Ctrl-C)."""
+    schedule and send alerts, and serve the web page, until stopped (SIGTERM, Ctrl-C)."""
     from tokenpost.logs import configure_logging
     from tokenpost.services.daemon import Daemon
     from tokenpost.wiring import open_app
+
+    _ = ctx.gettext
+    web_listen = None
+    if not no_web:
+        from tokenpost.web.server import Listen, check_plain_http
+
+        # Bad usage ends here, before the home or the store is opened.
+        web_listen = Listen.parse(listen)
+        check_plain_http(web_listen, tls=bool(tls_cert or tls_key))
 
     configure_logging(debug=ctx.debug, json_lines=log_format == "json")
     logging.getLogger("tokenpost").setLevel(logging.DEBUG if ctx.debug else logging.INFO)
@@ -67,15 +95,40 @@ def serve(
             app.refresher.margin = refresh_margin
             app.alerter.lang = ctx.lang
             log.info("serving home %s", app.home)
+            receiver = app.receiver()
             daemon = Daemon(
                 app.store,
                 app.clock,
                 app.scheduler(),
-                app.receiver(),
+                receiver,
                 app.alerter,
                 allow_plaintext=allow_plaintext,
                 health_interval=health_interval,
             )
-            await daemon.run(stop)
+            web = None
+            if web_listen is not None:
+                from tokenpost.web.app import create_app
+                from tokenpost.web.config import WebConfig
+                from tokenpost.web.server import start
+
+                config = WebConfig(next_check=receiver.due_at, allow_plaintext=allow_plaintext)
+                api = create_app(app, config)
+                web = await start(api, web_listen, tls_cert=tls_cert, tls_key=tls_key)
+                click.echo(_("Web page: {url}").format(url=web.url))
+                log.info("web page at %s", web.url)
+                password = await app.accounts.ensure_first_admin()
+                if password is not None:
+                    # Shown once, here only: never in the log.
+                    line = _(
+                        "Web administrator: admin, password: {password} (shown once; change it "
+                        "with 'tokenpost admin passwd admin')"
+                    )
+                    click.echo(line.format(password=password.reveal()))
+                sys.stdout.flush()
+            try:
+                await daemon.run(stop)
+            finally:
+                if web is not None:
+                    await web.stop()
 
     asyncio.run(body())

@@ -9,20 +9,21 @@ address the browser ended on, pasted on the terminal of a host without a browser
 `parse_redirect` checks in this order (pizauth's): size; repeated parameters; `state` (constant
 time), so a forged redirect cannot even report an error; `iss` against the known issuer
 (RFC 9207 mix-up defence); `error`; `code`. A pasted address is first checked to be the redirect
-URI itself (host, port, path: `oauth.redirect_uri`). Neither `state` nor `code` ever appears in a
-message, nor does a pasted address.
+URI itself (scheme, host, port, path: `oauth.redirect_uri`). Neither `state` nor `code` ever
+appears in a message, nor does a pasted address. Each refusal says what was wrong in `problem`
+(`RedirectRefusedError`, `NotRedirectAddressError`): a stable word for programs.
 """
 
 from __future__ import annotations
 
 import secrets
 from typing import Final
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from tokenpost.errors import AuthorizationEndedError, RemoteProtocolError, UsageError
 from tokenpost.oauth.http import FormValue, HttpRequest
 from tokenpost.oauth.pending import BrowserPending
-from tokenpost.oauth.redirect_uri import is_redirect_target
+from tokenpost.oauth.redirect_uri import is_redirect_target, scheme_of
 from tokenpost.oauth.rfc6749 import (
     JSON_HEADERS,
     ClientAuth,
@@ -43,6 +44,25 @@ _START_AGAIN: Final = Text("start again with tokenpost token get")
 _PASTE_AGAIN: Final = Text(
     "paste the whole address the browser shows after the sign-in, or wait for the browser"
 )
+
+
+class RedirectRefusedError(RemoteProtocolError):
+    """What the browser brought back (or the address pasted) does not belong to the flow.
+
+    `problem` says why, for programs: ``oversized``, ``malformed``, ``repeated``, ``state``
+    (another authorization's), ``iss`` (another issuer's, RFC 9207) or ``no_code``.
+    """
+
+    def __init__(self, message: str, /, *, problem: str, **params: object) -> None:
+        self.problem = problem
+        super().__init__(message, **params)
+
+
+class NotRedirectAddressError(UsageError):
+    """A pasted address that is not the flow's redirect address at all (`problem`:
+    ``not_redirect_address``)."""
+
+    problem = "not_redirect_address"
 
 
 def start_browser_flow(
@@ -97,8 +117,9 @@ def start_browser_flow(
 
 def _redirect_params(query: str, what: Text, fix: Text) -> dict[str, str]:
     if len(query) > MAX_REDIRECT_QUERY:
-        raise RemoteProtocolError(
+        raise RedirectRefusedError(
             "{what}: query longer than {limit} bytes; {fix}",
+            problem="oversized",
             what=what,
             limit=MAX_REDIRECT_QUERY,
             fix=fix,
@@ -111,14 +132,15 @@ def _redirect_params(query: str, what: Text, fix: Text) -> dict[str, str]:
             max_num_fields=_MAX_FIELDS,
         )
     except ValueError:  # too many fields, or percent-escapes that are not UTF-8
-        raise RemoteProtocolError(
-            "{what}: the query is malformed; {fix}", what=what, fix=fix
+        raise RedirectRefusedError(
+            "{what}: the query is malformed; {fix}", problem="malformed", what=what, fix=fix
         ) from None
     params: dict[str, str] = {}
     for name, value in pairs:
         if name in params:
-            raise RemoteProtocolError(
+            raise RedirectRefusedError(
                 "{what}: parameter {name!r} is repeated; {fix}",
+                problem="repeated",
                 what=what,
                 name=sanitize_text(name, limit=40),
                 fix=fix,
@@ -142,16 +164,18 @@ def parse_redirect(
     params = _redirect_params(query, what, fix)
     state = params.get("state")
     if state is None or Secret(state) != pending.state:
-        raise RemoteProtocolError(
+        raise RedirectRefusedError(
             "{what}: state mismatch (the redirect does not belong to this authorization); {fix}",
+            problem="state",
             what=what,
             fix=fix,
         )
     iss = params.get("iss")
     if iss is not None and pending.issuer is not None and iss != pending.issuer:
-        raise RemoteProtocolError(
+        raise RedirectRefusedError(
             "{what}: iss is not the expected issuer {issuer} (RFC 9207 mix-up defence); check "
             "the provider's tenant or issuer, then start again with tokenpost token get",
+            problem="iss",
             what=what,
             issuer=pending.issuer,
         )
@@ -169,40 +193,73 @@ def parse_redirect(
         )
     code_value = params.get("code")
     if not code_value:
-        raise RemoteProtocolError(
-            "{what}: no code and no error in the redirect; {fix}", what=what, fix=fix
+        raise RedirectRefusedError(
+            "{what}: no code and no error in the redirect; {fix}",
+            problem="no_code",
+            what=what,
+            fix=fix,
         )
     return Secret(code_value)
 
 
-def parse_pasted_redirect(pending: BrowserPending, address: str) -> Secret:
+def parse_pasted_redirect(
+    pending: BrowserPending, address: str, *, what: Text = _PASTED, fix: Text = _PASTE_AGAIN
+) -> Secret:
     """The authorization code from the address the browser ended on, pasted by the administrator
-    (the browser ran on another device, where the loopback redirect cannot load).
+    (the browser ran on another device, where the loopback redirect cannot load), or handed on
+    by a web page's own callback.
 
     The address must be the redirect URI sent (`pending.redirect_uri`: scheme, host, port and
     path), with the query `parse_redirect` accepts; a fragment is ignored. The address is never
-    quoted in a message: it may hold the code.
+    quoted in a message: it may hold the code. `what` names the address in messages and `fix`
+    says what to do after a refusal.
 
     Raises:
-        UsageError: not the redirect address. RemoteProtocolError: as `parse_redirect` (wrong
-            `state`, `iss`, no `code`…). After either the flow may go on waiting.
+        NotRedirectAddressError: not the redirect address. RedirectRefusedError: as
+            `parse_redirect` (wrong `state`, `iss`, no `code`…). After either the flow may go on.
         AuthorizationEndedError: the provider's `error` (e.g. access_denied): the flow ends.
     """
-    try:
-        parts = urlsplit(address.strip())
-    except ValueError:
-        parts = None
+    parts = _address_parts(address)
     if (
         parts is None
-        or parts.scheme.lower() != "http"
+        or parts.scheme.lower() != scheme_of(pending.redirect_uri)
         or not is_redirect_target(pending.redirect_uri, authority=parts.netloc, path=parts.path)
     ):
-        raise UsageError(
-            "the pasted address is not this authorization's redirect address {redirect_uri}; {fix}",
+        if what is _PASTED:
+            raise NotRedirectAddressError(
+                "the pasted address is not this authorization's redirect address {redirect_uri};"
+                " {fix}",
+                redirect_uri=pending.redirect_uri,
+                fix=fix,
+            )
+        raise NotRedirectAddressError(
+            "{what}: not this authorization's redirect address {redirect_uri}; {fix}",
+            what=what,
             redirect_uri=pending.redirect_uri,
-            fix=_PASTE_AGAIN,
+            fix=fix,
         )
-    return parse_redirect(pending, parts.query, what=_PASTED, fix=_PASTE_AGAIN)
+    return parse_redirect(pending, parts.query, what=what, fix=fix)
+
+
+def address_state(address: str) -> Secret | None:
+    """The `state` an address carries (a redirect's or a pasted one's), or None when it has not
+    exactly one. For finding the flow an address belongs to; it proves nothing by itself."""
+    parts = _address_parts(address)
+    if parts is None or len(parts.query) > MAX_REDIRECT_QUERY:
+        return None
+    try:
+        pairs = parse_qsl(parts.query, errors="strict", max_num_fields=_MAX_FIELDS)
+    except ValueError:
+        return None
+    states = [value for name, value in pairs if name == "state"]
+    return Secret(states[0]) if len(states) == 1 and states[0] else None
+
+
+def _address_parts(address: str) -> SplitResult | None:
+    try:
+        return urlsplit(address.strip())
+    except ValueError:
+        return None
 
 
 def code_exchange_request(

@@ -11,7 +11,11 @@ goes into the authorization request and into the code exchange (RFC 6749 §4.1.3
 
 A redirect — the request the browser makes to the loopback listener, or the address it ended on
 pasted on the terminal — belongs to the flow when its host, port and path are those of the URI
-sent. The empty path and ``/`` are the same (RFC 3986 §6.2.3: a browser asks for ``/``).
+sent. The empty path and ``/`` are the same (RFC 3986 §6.2.3: a browser asks for ``/``), and so
+are no port and the scheme's default port.
+
+A flow started by a web page may use the page's own callback instead (`web_redirect_rule`): any
+``http`` or ``https`` address the administrator registered at the provider.
 """
 
 from __future__ import annotations
@@ -21,7 +25,8 @@ from typing import Final
 from urllib.parse import quote, urlsplit
 
 from tokenpost.errors import ClientConfigError, FieldProblem
-from tokenpost.settings.syntax import loopback_redirect_rule
+from tokenpost.settings.syntax import SPACE_OR_CONTROL, loopback_redirect_rule
+from tokenpost.text import N_
 
 # What a path may hold unescaped (RFC 3986 §3.3 pchar and "/"); "%" keeps escapes as given.
 _PATH_SAFE: Final = "/%:@!$&'()*+,;=-._~"
@@ -33,6 +38,7 @@ _ADDRESSES: Final = {
     "[::1]": ("::1",),
 }
 HTTP_DEFAULT_PORT: Final = 80
+_DEFAULT_PORTS: Final = {"http": HTTP_DEFAULT_PORT, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +96,29 @@ def parse_loopback_redirect(uri: str) -> LoopbackRedirect:
     return LoopbackRedirect(registered=uri, host=host.lower(), port=port, path=parts.path)
 
 
+def web_redirect_rule(uri: str) -> str | None:
+    """The rule a web page's own redirect URI (its callback) breaks (a msgid), or None: an
+    absolute ``http`` or ``https`` address with a host, an optional port and path, and no user
+    name, query or fragment (RFC 6749 §3.1.2: the code and state are added as the query)."""
+    if SPACE_OR_CONTROL.search(uri) or "#" in uri or "?" in uri or "@" in uri:
+        return N_("must be an http:// or https:// address without user name, query or #")
+    try:
+        parts = urlsplit(uri)
+        port = parts.port  # a port that is not 0-65535 raises ValueError
+    except ValueError:
+        return N_("must be an http:// or https:// address without user name, query or #")
+    if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+        return N_("must be an http:// or https:// address without user name, query or #")
+    if port == 0:
+        return N_("the port must be 1-65535")
+    return None
+
+
+def scheme_of(redirect_uri: str) -> str:
+    """The scheme of a redirect URI, in lower case (``http`` for every loopback one)."""
+    return urlsplit(redirect_uri).scheme.lower()
+
+
 def is_redirect_target(redirect_uri: str, *, authority: str, path: str) -> bool:
     """True when a request for `path` naming `authority` (a Host header, or the host and port of
     a pasted address) is for `redirect_uri`, the URI a flow sent (with its port)."""
@@ -98,18 +127,18 @@ def is_redirect_target(redirect_uri: str, *, authority: str, path: str) -> bool:
 
 def same_authority(redirect_uri: str, authority: str) -> bool:
     """True when `authority` names the host and port of `redirect_uri`: hosts compare without
-    regard to case, no port means port 80, and a user name makes it another authority."""
+    regard to case, no port means the scheme's default (80 for http, 443 for https), and a user
+    name makes it another authority."""
     expected = urlsplit(redirect_uri)
+    default = _DEFAULT_PORTS.get(expected.scheme.lower(), HTTP_DEFAULT_PORT)
     try:
         given = urlsplit(f"//{authority}")
-        given_port = given.port or HTTP_DEFAULT_PORT
+        given_port = given.port or default
     except ValueError:
         return False
     if "@" in given.netloc or not given.hostname:
         return False
-    return given.hostname == expected.hostname and given_port == (
-        expected.port or HTTP_DEFAULT_PORT
-    )
+    return given.hostname == expected.hostname and given_port == (expected.port or default)
 
 
 def same_path(redirect_uri: str, path: str) -> bool:

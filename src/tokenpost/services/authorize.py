@@ -8,35 +8,47 @@ poll happens under the token's flight lock after re-reading the record, and resp
 without a token (denied, expired, cancelled) restores the state it replaced, which kept serving
 mail meanwhile.
 
-The browser flow listens where the administrator's registered redirect URI points and waits for
-the browser, or for the address it ended on pasted on the terminal (`browser_wait`).
+Two ways in, one path. `obtain` (the CLI's `token get`) starts a flow and waits for its end.
+`begin` (the web page's [Get Token]) starts the same flow and returns its prompt at once: a
+device flow is then carried by the scheduler of the running `serve` (`poll_due`; `flow_started`
+wakes it), a browser flow by its persisted state, which `finish_browser` completes in any process
+with the address the browser ended on. `pending` shows the prompt again and `cancel` ends it.
 
-The flow records its owner (`ports.FlowOwners`): the process that waits for it. When that process
-is gone without ending the flow (SIGKILL), or the code has expired, the flow reads as ended
-(`targets.current_record`) and `poll_due` records its end.
+The browser flow of `obtain` listens where the administrator's registered redirect URI points and
+waits for the browser, or for the address it ended on pasted on the terminal (`browser_wait`).
+The browser flow of `begin` listens nowhere: it sends the registered redirect URI as registered
+(or the web page's own callback), and the address comes back through `finish_browser`.
+
+The flow records its owner (`ports.FlowOwners`): the process that waits for it, or — for a device
+flow `begin` started — the `serve` whose scheduler polls it. When that process is gone without
+ending the flow (SIGKILL), or the code has expired, the flow reads as ended
+(`targets.current_record`) and `poll_due` records its end. A browser flow `begin` started has no
+owner: nobody has to stay alive for it, and its expiry alone ends it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from tokenpost.clock import Clock
 from tokenpost.errors import (
     AuthorizationEndedError,
     ClientConfigError,
+    FieldProblem,
     OAuthError,
     RemoteProtocolError,
+    TokenpostError,
     TransportError,
+    ValidationError,
 )
 from tokenpost.oauth import authcode, rfc6749, rfc8628
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.oauth.providers import Endpoints, authorization_extra_params, redirect_uri_for
-from tokenpost.oauth.redirect_uri import parse_loopback_redirect
+from tokenpost.oauth.redirect_uri import parse_loopback_redirect, web_redirect_rule
 from tokenpost.ports import (
     UNTRACKED_OWNERS,
     FlightLock,
@@ -46,6 +58,7 @@ from tokenpost.ports import (
     Store,
     TokenRecord,
 )
+from tokenpost.secret import Secret
 from tokenpost.services.browser_wait import (
     HINT_AFTER_S,
     NO_BROWSER_HOOKS,
@@ -53,12 +66,25 @@ from tokenpost.services.browser_wait import (
     RedirectWait,
 )
 from tokenpost.services.endpoints import EndpointResolver
+from tokenpost.services.flows import (
+    CANCELLED,
+    AddressRefusedError,
+    BrowserPrompt,
+    DevicePrompt,
+    Prompt,
+    PromptHook,
+    is_pending,
+    outcome,
+    prompt_of,
+)
 from tokenpost.services.refresh import EventHook, ignore_event
 from tokenpost.services.targets import (
     Target,
     flow_ended,
     load_current,
     load_target,
+    oauth_settings,
+    target_of,
     transition,
 )
 from tokenpost.settings.model import Flow
@@ -72,43 +98,26 @@ from tokenpost.tokens.machine import (
 from tokenpost.tokens.state import (
     Acquired,
     Invalid,
-    NotAcquired,
     PendingFlow,
-    TokenState,
     WaitingForAuthorization,
 )
 
+__all__ = [
+    "CANCELLED",
+    "AddressRefusedError",
+    "Authorizer",
+    "BrowserPrompt",
+    "DevicePrompt",
+    "Prompt",
+    "PromptHook",
+]
+
 log = logging.getLogger("tokenpost.authorize")
 
-CANCELLED: Final = Text("the authorization was cancelled")
-"""The reason recorded when `token get` is interrupted (Ctrl-C, SIGTERM, SIGHUP)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DevicePrompt:
-    """What the administrator must do for a device flow (RFC 8628 §3.3)."""
-
-    user_code: str
-    verification_uri: str
-    verification_uri_complete: str | None
-    expires_at: float
-    message: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BrowserPrompt:
-    """The address to open in a browser (RFC 8252). `redirect_uri` is where the browser is sent
-    back (the registered URI with the port listened on); `can_paste` says whether the address
-    the browser ended on may be pasted instead (`BrowserHooks.pasted`)."""
-
-    authorization_url: str
-    expires_at: float
-    redirect_uri: str
-    can_paste: bool
-
-
-Prompt = DevicePrompt | BrowserPrompt
-PromptHook = Callable[[Prompt], Awaitable[None]]
+_ADDRESS: Final = Text("the address")
+_GIVE_AGAIN: Final = Text(
+    "give the whole address the browser shows after the sign-in, or start the authorization again"
+)
 
 
 @dataclass
@@ -124,6 +133,9 @@ class Authorizer:
     # Seconds of silence before the browser flow's first hint; tests shorten it
     # (wiring: TOKENPOST_TEST_REDIRECT_HINT_AFTER).
     redirect_hint_after: float = HINT_AFTER_S
+    # Set when `begin` starts a device flow for the scheduler to poll: `serve`'s token loop
+    # wakes at once instead of at the next due time it knew of (`Scheduler.wakeup`).
+    flow_started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     async def obtain(
         self, setting_id: str, on_prompt: PromptHook, browser: BrowserHooks = NO_BROWSER_HOOKS
@@ -143,6 +155,147 @@ class Authorizer:
         if target.flow is Flow.DEVICE:
             return await self._device(target, endpoints, on_prompt)
         return await self._browser(target, endpoints, on_prompt, browser)
+
+    async def begin(self, setting_id: str, *, redirect_uri: str | None = None) -> Prompt | Acquired:
+        """Start the provider's flow for the setting and return its prompt without waiting.
+
+        A device flow is recorded as Waiting for authorization, owned by this process; the
+        scheduler of this process (`serve`) polls it to its end (`poll_due`). A browser flow is
+        recorded with its state and PKCE verifier for `finish_browser`; its redirect URI is
+        `redirect_uri` (a web page's own callback, registered at the provider) or else the
+        provider's registered one, sent as registered. `redirect_uri` is ignored by the other
+        flows. A flow already pending and not ended is not replaced: its prompt comes back. An
+        app-only provider waits for nobody: the token is obtained at once and returned.
+
+        The token in force stays in force until the new grant is stored (issue 8's rule).
+
+        Raises:
+            ValidationError: `redirect_uri` is not an http(s) address without query or #.
+            UsageError: the setting does not use OAuth 2.0.
+            ClientConfigError, TransportError, RemoteProtocolError, OAuthError: the provider
+                could not be used; nothing was recorded.
+        """
+        if redirect_uri is not None:
+            rule = web_redirect_rule(redirect_uri)
+            if rule is not None:
+                raise ValidationError([FieldProblem("redirect_uri", rule)])
+        target = await load_target(self.store, setting_id)
+        endpoints = await self.resolver.resolve(target.provider)
+        if target.flow is Flow.APP:
+            return await self._app_only(target, endpoints)
+        async with self.lock.hold(setting_id):
+            record = await self._load(target)
+            if isinstance(record.state, WaitingForAuthorization):
+                return prompt_of(record.state.flow)
+            started: tuple[PendingFlow, WaitingForAuthorization]
+            if target.flow is Flow.DEVICE:
+                started = await self._start_device_locked(target, endpoints, record)
+            else:
+                redirect = (
+                    redirect_uri
+                    or parse_loopback_redirect(redirect_uri_for(target.provider)).registered
+                )
+                started = await self._start_browser_locked(
+                    target, endpoints, record, redirect, owned=False
+                )
+        flow = started[0]
+        if isinstance(flow, DevicePending):
+            self._device_started(target, flow)
+            self.flow_started.set()
+        return prompt_of(flow)
+
+    async def pending(self, setting_id: str) -> Prompt | None:
+        """The prompt of the setting's pending flow, or None when none is pending (or it has
+        ended: expired, its owner gone). Reads only.
+
+        Raises:
+            UsageError: the setting does not use OAuth 2.0.
+        """
+        target = await load_target(self.store, setting_id)
+        state = (await self._load(target)).state
+        return prompt_of(state.flow) if isinstance(state, WaitingForAuthorization) else None
+
+    async def finish_browser(self, setting_id: str, address: str) -> Acquired:
+        """Complete the setting's pending browser flow with the address the browser ended on
+        (pasted, or the web page's callback URL): its `state` (and `iss`, RFC 9207) checked,
+        the code exchanged with the PKCE verifier, the grant stored. Any process can do it.
+
+        Raises:
+            AddressRefusedError: the address does not finish this flow (no browser flow is
+                pending, another setting's address, another address, wrong state…); nothing
+                changed, a pending flow goes on.
+            AuthorizationEndedError: the flow has ended (expired, error=expired_token), or the
+                provider redirected with an error (access_denied…); the previous token is in
+                force again.
+            OAuthError, TransportError, RemoteProtocolError: the code exchange failed; the flow
+                has ended and the previous token is in force again.
+            UsageError: the setting does not use OAuth 2.0.
+        """
+        target = await load_target(self.store, setting_id)
+        endpoints = await self.resolver.resolve(target.provider)
+        async with self.lock.hold(setting_id):
+            record = await load_current(self.store, target)
+            state = record.state
+            if not (
+                isinstance(state, WaitingForAuthorization)
+                and isinstance(state.flow, BrowserPending)
+            ):
+                raise await self._refusal(setting_id, address, None)
+            ended = flow_ended(state, now=self.clock.now(), owners=self.owners)
+            if ended is not None:
+                await self._end_locked(target, record, ended)
+                expired = self.clock.now() >= state.flow.expires_at
+                raise AuthorizationEndedError(
+                    "the authorization of {setting} has ended ({reason}): start it again",
+                    setting=setting_id,
+                    reason=ended,
+                    error="expired_token" if expired else "abandoned",
+                )
+            pending = state.flow
+            try:
+                code = authcode.parse_pasted_redirect(
+                    pending, address, what=_ADDRESS, fix=_GIVE_AGAIN
+                )
+            except AuthorizationEndedError as error:  # the provider's error: access_denied…
+                await self._end_locked(target, record, error.text)
+                raise
+            except (authcode.NotRedirectAddressError, authcode.RedirectRefusedError) as refused:
+                raise await self._refusal(setting_id, address, refused) from None
+            return await self._redeem_locked(target, endpoints, record, pending, code)
+
+    async def cancel(self, setting_id: str) -> None:
+        """End the setting's pending flow, if any; the token it replaced is in force again.
+
+        Raises:
+            UsageError: the setting does not use OAuth 2.0.
+        """
+        target = await load_target(self.store, setting_id)
+        async with self.lock.hold(setting_id):
+            record = await load_current(self.store, target)
+            if isinstance(record.state, WaitingForAuthorization):
+                ended = flow_ended(record.state, now=self.clock.now(), owners=self.owners)
+                await self._end_locked(target, record, ended or CANCELLED)
+
+    async def setting_of_address(self, address: str) -> str | None:
+        """The setting whose pending browser flow `address` (the address a browser ended on)
+        belongs to, by its `state`; None when it belongs to none. For a callback that serves
+        every setting; `finish_browser` still checks everything. Reads only."""
+        state = authcode.address_state(address)
+        if state is None:
+            return None
+        for setting in await oauth_settings(self.store):
+            try:
+                target = await target_of(self.store, setting)
+                current = (await self._load(target)).state
+            except TokenpostError:
+                continue  # a damaged record or a missing provider has no flow to finish
+            if (
+                isinstance(current, WaitingForAuthorization)
+                and isinstance(current.flow, BrowserPending)
+                and current.flow.state == state
+            ):
+                return setting.setting_id
+        return None
 
     async def poll_due(self, setting_id: str) -> None:
         """For the scheduler: record the end of a flow that has ended (expired, its owner gone),
@@ -185,34 +338,35 @@ class Authorizer:
     async def _device(
         self, target: Target, endpoints: Endpoints, on_prompt: PromptHook
     ) -> Acquired:
+        async with self.lock.hold(target.setting_id):
+            record = await self._load(target)
+            pending, started = await self._start_device_locked(target, endpoints, record)
+        self._device_started(target, pending)
+        try:
+            await on_prompt(prompt_of(pending))
+            return await self._poll_until_done(target, pending, started.previous)
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await self._abandon(target, pending, CANCELLED)
+            raise
+
+    async def _start_device_locked(
+        self, target: Target, endpoints: Endpoints, record: TokenRecord
+    ) -> tuple[DevicePending, WaitingForAuthorization]:
+        """Request a device code and record the flow, owned by this process. Lock held."""
         if not endpoints.device_authorization:
             raise ClientConfigError(
                 "provider {provider} has no device authorization endpoint: use --flow browser",
                 provider=target.provider.name,
             )
-        async with self.lock.hold(target.setting_id):
-            record = await self._load(target)
-            request = rfc8628.device_authorization_request(
-                endpoints.device_authorization, target.client, target.scope
-            )
-            response = await self.http.send(request, network=target.provider.network)
-            pending = rfc8628.parse_device_authorization(response, now=self.clock.now())
-            started = await self._start_locked(target, record, pending)
+        request = rfc8628.device_authorization_request(
+            endpoints.device_authorization, target.client, target.scope
+        )
+        response = await self.http.send(request, network=target.provider.network)
+        pending = rfc8628.parse_device_authorization(response, now=self.clock.now())
+        return pending, await self._start_locked(target, record, pending, owned=True)
+
+    def _device_started(self, target: Target, pending: DevicePending) -> None:
         self.on_event("authorization_required", target.setting_id, pending.verification_uri)
-        try:
-            await on_prompt(
-                DevicePrompt(
-                    pending.user_code,
-                    pending.verification_uri,
-                    pending.verification_uri_complete,
-                    pending.expires_at,
-                    pending.message,
-                )
-            )
-            return await self._poll_until_done(target, pending, started.previous)
-        except (asyncio.CancelledError, KeyboardInterrupt):
-            await self._abandon(target, pending, CANCELLED)
-            raise
 
     async def _poll_until_done(
         self, target: Target, mine: DevicePending, previous: Acquired | Invalid | None
@@ -223,10 +377,10 @@ class Authorizer:
                 # answers (expired_token) end it.
                 record = await load_current(self.store, target)
                 state = record.state
-                if not _is_pending(state, mine):
-                    return _outcome(state, previous)
-                assert isinstance(state, WaitingForAuthorization)  # noqa: S101 - _is_pending
-                assert isinstance(state.flow, DevicePending)  # noqa: S101 - _is_pending
+                if not is_pending(state, mine):
+                    return outcome(state, previous)
+                assert isinstance(state, WaitingForAuthorization)  # noqa: S101 - is_pending
+                assert isinstance(state.flow, DevicePending)  # noqa: S101 - is_pending
                 previous = state.previous  # refreshed meanwhile, perhaps
                 wait = rfc8628.seconds_until_poll(state.flow, self.clock.now())
                 if wait <= 0:
@@ -247,7 +401,7 @@ class Authorizer:
                 rfc8628.poll_request(endpoints.token, target.client, flow),
                 network=target.provider.network,
             )
-            outcome = rfc8628.on_poll_response(flow, response, now=now)
+            result = rfc8628.on_poll_response(flow, response, now=now)
         except (TransportError, RemoteProtocolError) as error:
             log.info("polling for %s failed, backing off: %s", target.setting_id, error)
             try:
@@ -260,38 +414,27 @@ class Authorizer:
         except OAuthError as error:
             await self._end_locked(target, record, error.text)
             raise
-        if isinstance(outcome, rfc8628.KeepPolling):
+        if isinstance(result, rfc8628.KeepPolling):
             await transition(
-                self.store, record, PollScheduled(outcome.pending), binding=target.binding
+                self.store, record, PollScheduled(result.pending), binding=target.binding
             )
             return None
-        return await self._granted(target, record, outcome.grant)
+        return await self._granted(target, record, result.grant)
 
-    # -- authorization code + PKCE on a loopback redirect (RFC 8252) ---------------------------
+    # -- authorization code + PKCE (RFC 6749 §4.1, 7636, 8252) ---------------------------------
 
     async def _browser(
         self, target: Target, endpoints: Endpoints, on_prompt: PromptHook, hooks: BrowserHooks
     ) -> Acquired:
-        if not endpoints.authorization:
-            raise ClientConfigError(
-                "provider {provider} has no authorization endpoint: use --flow device",
-                provider=target.provider.name,
-            )
+        _authorization_endpoint(target, endpoints)
         redirect = parse_loopback_redirect(redirect_uri_for(target.provider))
         listener = await self.listeners(redirect)
         try:
-            pending = authcode.start_browser_flow(
-                authorization_endpoint=endpoints.authorization,
-                client_id=target.provider.client_id,
-                redirect_uri=listener.redirect_uri,
-                scope=target.scope,
-                now=self.clock.now(),
-                issuer=endpoints.issuer,
-                extra_params=authorization_extra_params(target.provider),
-            )
             async with self.lock.hold(target.setting_id):
                 record = await self._load(target)
-                started = await self._start_locked(target, record, pending)
+                pending, started = await self._start_browser_locked(
+                    target, endpoints, record, listener.redirect_uri, owned=True
+                )
             wait = RedirectWait.start(
                 pending,
                 listener,
@@ -317,6 +460,28 @@ class Authorizer:
         finally:
             await listener.close()
 
+    async def _start_browser_locked(
+        self,
+        target: Target,
+        endpoints: Endpoints,
+        record: TokenRecord,
+        redirect_uri: str,
+        *,
+        owned: bool,
+    ) -> tuple[BrowserPending, WaitingForAuthorization]:
+        """A new browser flow for `redirect_uri`, recorded (owned by this process when
+        `owned`). Lock held."""
+        pending = authcode.start_browser_flow(
+            authorization_endpoint=_authorization_endpoint(target, endpoints),
+            client_id=target.provider.client_id,
+            redirect_uri=redirect_uri,
+            scope=target.scope,
+            now=self.clock.now(),
+            issuer=endpoints.issuer,
+            extra_params=authorization_extra_params(target.provider),
+        )
+        return pending, await self._start_locked(target, record, pending, owned=owned)
+
     async def _await_code(
         self,
         target: Target,
@@ -327,17 +492,59 @@ class Authorizer:
         pending = wait.pending
         try:
             code = await wait.code()
-            request = authcode.code_exchange_request(endpoints.token, target.client, pending, code)
-            response = await self.http.send(request, network=target.provider.network)
-            grant = rfc6749.parse_token_response(response, now=self.clock.now())
         except (OAuthError, RemoteProtocolError, TransportError) as error:
             await self._abandon(target, pending, error.text)
             raise
         async with self.lock.hold(target.setting_id):
             record = await load_current(self.store, target)
-            if not _is_pending(record.state, pending):
-                return _outcome(record.state, previous)
-            return await self._granted(target, record, grant)
+            if not is_pending(record.state, pending):
+                return outcome(record.state, previous)
+            return await self._redeem_locked(target, endpoints, record, pending, code)
+
+    async def _redeem_locked(
+        self,
+        target: Target,
+        endpoints: Endpoints,
+        record: TokenRecord,
+        pending: BrowserPending,
+        code: Secret,
+    ) -> Acquired:
+        """Exchange the code of the pending browser flow (the record's) and store the grant; a
+        failed exchange ends the flow. Lock held."""
+        try:
+            request = authcode.code_exchange_request(endpoints.token, target.client, pending, code)
+            response = await self.http.send(request, network=target.provider.network)
+            grant = rfc6749.parse_token_response(response, now=self.clock.now())
+        except (OAuthError, RemoteProtocolError, TransportError) as error:
+            await self._end_locked(target, record, error.text)
+            raise
+        return await self._granted(target, record, grant)
+
+    async def _refusal(
+        self,
+        setting_id: str,
+        address: str,
+        refused: authcode.NotRedirectAddressError | authcode.RedirectRefusedError | None,
+    ) -> AddressRefusedError:
+        """Why `address` does not finish the setting's flow (`refused`: what the address check
+        said; None: no browser flow is pending). Another setting's address is named as such."""
+        other = await self.setting_of_address(address)
+        if other is not None and other != setting_id:
+            return AddressRefusedError(
+                "the address belongs to the authorization of {other}, not of {setting}: finish"
+                " it there",
+                problem="other_setting",
+                other=other,
+                setting=setting_id,
+            )
+        if refused is None:
+            return AddressRefusedError(
+                "no browser authorization is pending for {setting} (its address was already"
+                " used, or it was cancelled or has ended): start it again",
+                problem="no_pending",
+                setting=setting_id,
+            )
+        return AddressRefusedError(refused.text, problem=refused.problem)
 
     # -- shared --------------------------------------------------------------------------------
 
@@ -350,10 +557,10 @@ class Authorizer:
         return saved.state
 
     async def _start_locked(
-        self, target: Target, record: TokenRecord, flow: PendingFlow
+        self, target: Target, record: TokenRecord, flow: PendingFlow, *, owned: bool
     ) -> WaitingForAuthorization:
-        """Record the flow as pending, owned by this process. Lock held."""
-        owner = self.owners.claim()
+        """Record the flow as pending, owned by this process when `owned`. Lock held."""
+        owner = self.owners.claim() if owned else None
         host, owner_id = owner if owner is not None else (None, None)
         event = AuthorizationStarted(flow, self.clock.now(), owner_host=host, owner_id=owner_id)
         saved = await transition(self.store, record, event, binding=target.binding)
@@ -364,7 +571,7 @@ class Authorizer:
         """End our flow if it is still the pending one (another may have replaced it)."""
         async with self.lock.hold(target.setting_id):
             record = await load_current(self.store, target)
-            if _is_pending(record.state, mine):
+            if is_pending(record.state, mine):
                 await self._end_locked(target, record, reason)
 
     async def _end_locked(self, target: Target, record: TokenRecord, reason: Text) -> None:
@@ -377,40 +584,10 @@ class Authorizer:
         return await load_current(self.store, target, now=self.clock.now(), owners=self.owners)
 
 
-def _is_pending(state: TokenState, mine: PendingFlow) -> bool:
-    """True while `mine` is still the flow the token waits for."""
-    if not isinstance(state, WaitingForAuthorization):
-        return False
-    flow = state.flow
-    if isinstance(flow, DevicePending) and isinstance(mine, DevicePending):
-        return flow.device_code == mine.device_code
-    if isinstance(flow, BrowserPending) and isinstance(mine, BrowserPending):
-        return flow.state == mine.state
-    return False
-
-
-def _outcome(state: TokenState, previous: Acquired | Invalid | None) -> Acquired:
-    """The result of our flow, which finished elsewhere: another process polled it to the end
-    (a grant, or a denial), a newer flow replaced it, or it was deleted. `previous` is the token
-    our flow kept in force when we last looked: finding it back means the flow ended without a
-    grant."""
-    restored = previous is not None and (
-        state == previous
-        or (
-            isinstance(state, Acquired)
-            and isinstance(previous, Acquired)
-            and state.access_token == previous.access_token
+def _authorization_endpoint(target: Target, endpoints: Endpoints) -> str:
+    if not endpoints.authorization:
+        raise ClientConfigError(
+            "provider {provider} has no authorization endpoint: use --flow device",
+            provider=target.provider.name,
         )
-    )
-    match state:
-        case Acquired() if not restored:
-            return state
-        case Acquired() | Invalid() if restored:
-            reason = Text("it ended elsewhere; the previous token is in force again")
-        case NotAcquired(note=note) if note:
-            reason = note
-        case Invalid(reason=reason):
-            pass
-        case _:
-            reason = Text("another authorization replaced it")
-    raise AuthorizationEndedError("the authorization ended: {reason}", reason=reason)
+    return endpoints.authorization

@@ -21,7 +21,7 @@ verify is always the tls step). A failed step carries what the administrator mus
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
@@ -59,8 +59,22 @@ from tokenpost.settings.model import (
 )
 from tokenpost.settings.network import trust_for
 from tokenpost.settings.validate import pop_problems, smtp_problems
-from tokenpost.text import Gettext, Text
+from tokenpost.text import N_, Gettext, Text
 from tokenpost.tokens.state import Invalid, TokenState, WaitingForAuthorization, in_force
+
+# The step ids, as the administrator reads them (msgids: translated where shown).
+STEP_LABELS: Final[Mapping[str, str]] = {
+    "settings": N_("Settings complete"),
+    "encryption": N_("Encryption policy"),
+    "connect": N_("Connect"),
+    "tls": N_("TLS"),
+    "greeting": N_("Greeting"),
+    "ehlo": N_("EHLO"),
+    "capa": N_("CAPA"),
+    "token": N_("Token"),
+    "auth": N_("Authenticate"),
+    "quit": N_("Quit"),
+}
 
 # What a connector may call the TLS step; the report always says "tls".
 _TLS_NAMES: Final = frozenset({"tls", "starttls", "stls"})

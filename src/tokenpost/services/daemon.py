@@ -53,7 +53,9 @@ class Daemon:
         log.info("service started")
         loops = [
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
-            asyncio.create_task(self._every(stop, "tokens", self.scheduler.tick)),
+            asyncio.create_task(
+                self._every(stop, "tokens", self.scheduler.tick, wake=self.scheduler.wakeup)
+            ),
             asyncio.create_task(self._every(stop, "receive", self._receive_due)),
             asyncio.create_task(self._every(stop, "health", self._health)),
         ]
@@ -68,11 +70,19 @@ class Daemon:
         log.info("service stopped")
 
     async def _every(
-        self, stop: asyncio.Event, name: str, work: Callable[[], Awaitable[float]]
+        self,
+        stop: asyncio.Event,
+        name: str,
+        work: Callable[[], Awaitable[float]],
+        *,
+        wake: asyncio.Event | None = None,
     ) -> None:
-        """Run `work` until `stop`; it returns the seconds until it wants to run again. A
-        failure of one pass is logged and the loop goes on: the service never dies of one."""
+        """Run `work` until `stop`; it returns the seconds until it wants to run again, unless
+        `wake` is set meanwhile (new work: run again at once). A failure of one pass is logged
+        and the loop goes on: the service never dies of one."""
         while not stop.is_set():
+            if wake is not None:
+                wake.clear()
             try:
                 wait = await work()
             except Exception:
@@ -82,10 +92,7 @@ class Daemon:
                     "the %s loop failed; retrying in %g s", name, self.retry_after_failure
                 )
                 wait = self.retry_after_failure
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=max(0.05, wait))
-            except TimeoutError:
-                continue
+            await _first_of(stop, wake, seconds=max(0.05, wait))
 
     async def _receive_due(self) -> float:
         next_due = await self.receiver.run_due(allow_plaintext=self.allow_plaintext)
@@ -99,6 +106,18 @@ class Daemon:
             pop = pops.get(row.setting_id)
             log_health(row, None if pop is None else self.receiver.due_at(pop))
         return self.health_interval
+
+
+async def _first_of(stop: asyncio.Event, wake: asyncio.Event | None, *, seconds: float) -> None:
+    """Wait until `stop` or `wake` is set, or `seconds` have passed."""
+    events = [stop] if wake is None else [stop, wake]
+    waiting = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiting, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for future in waiting:
+            future.cancel()
+        await asyncio.gather(*waiting, return_exceptions=True)
 
 
 def log_health(row: SettingStatus, next_check: float | None) -> None:

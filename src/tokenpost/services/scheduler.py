@@ -3,7 +3,9 @@
 One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. Everything a pass does
 goes through the same single-flight paths as the CLI, so `serve` and a concurrent `token get` or
 `send` never refresh or poll the same token at once. The next tick comes at the earliest due time
-of any setting, but at least every `max_tick` seconds so new settings and tokens are picked up.
+of any setting, but at least every `max_tick` seconds so new settings and tokens are picked up;
+a device flow started in this process (the web page's [Get Token], `Authorizer.begin`) sets
+`wakeup`, and the next tick comes at once, so its first poll is on time.
 
 A setting's state is the one the refresher holds when the store refused it, else the stored one.
 While a re-authorization is pending, the token it keeps in force is refreshed on its own schedule
@@ -13,6 +15,7 @@ is due at once, so that its end is recorded and the previous token is back in th
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 
@@ -39,12 +42,25 @@ class Scheduler:
     max_tick: float = 30.0
     min_tick: float = 0.2
 
+    @property
+    def wakeup(self) -> asyncio.Event:
+        """Set when a flow this process must poll was started: the next tick is due now."""
+        return self.authorizer.flow_started
+
     async def run(self) -> None:
         """Run until cancelled."""
         log.info("scheduler started")
         while True:
+            self.wakeup.clear()
             wait = await self.tick()
-            await self.clock.sleep(wait)
+            sleeping = asyncio.ensure_future(self.clock.sleep(wait))
+            woken = asyncio.ensure_future(self.wakeup.wait())
+            try:
+                await asyncio.wait((sleeping, woken), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiting in (sleeping, woken):
+                    waiting.cancel()
+                await asyncio.gather(sleeping, woken, return_exceptions=True)
 
     async def tick(self) -> float:
         """One pass over all settings; returns the seconds until the next one is due."""

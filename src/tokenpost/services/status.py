@@ -52,6 +52,9 @@ class SettingStatus:
     previous_state: StateId | None = None
     previous_expires_at: float | None = None
     previous_reason: Text | None = None
+    # When the token in force was obtained or last refreshed (Acquired, or the previous token of
+    # a pending re-authorization).
+    obtained_at: float | None = None
 
     @property
     def in_force(self) -> bool:
@@ -124,7 +127,11 @@ def _with_details(row: SettingStatus, state: TokenState) -> SettingStatus:
     match state:
         case Acquired():
             return replace(
-                row, expires_at=state.expires_at, reason=state.last_error, failures=state.failures
+                row,
+                expires_at=state.expires_at,
+                reason=state.last_error,
+                failures=state.failures,
+                obtained_at=state.obtained_at,
             )
         case Invalid():
             return replace(row, reason=state.reason)
@@ -155,6 +162,7 @@ def _with_previous(row: SettingStatus, previous: Acquired | Invalid | None) -> S
                 previous_expires_at=previous.expires_at,
                 previous_reason=previous.last_error,
                 failures=previous.failures,
+                obtained_at=previous.obtained_at,
             )
         case Invalid():
             return replace(row, previous_state=previous.id, previous_reason=previous.reason)

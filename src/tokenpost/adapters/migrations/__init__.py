@@ -7,7 +7,8 @@ chooses the key under the write lock and writes the key check (`crypto.Cipher.ma
 a new store. Migrations get the store's cipher (``config.attributes["cipher"]``): 0003 computes
 the row MACs (`store_mac`) of the rows already there.
 The migration scripts in versions/ are frozen snapshots and never import these tables; a test
-compares what they build with `METADATA`. Every settings and token table has a `mac` column.
+compares what they build with `METADATA`. Every settings, token, web account and API token table
+has a `mac` column.
 
 Alembic is imported only when a store is not at `store_schema.HEAD_REVISION` (a new or an older
 store): opening a current store reads its revision with plain SQL and migrates nothing.
@@ -39,6 +40,7 @@ __all__ = [
     "KeyChooser",
     "SchemaState",
     "alerts_table",
+    "api_tokens_table",
     "known_revisions",
     "meta_table",
     "migrate_to_head",
@@ -48,6 +50,7 @@ __all__ = [
     "smtp_table",
     "tokens_table",
     "upgrade_to_head",
+    "web_accounts_table",
 ]
 
 MIGRATIONS_DIR: Final = Path(__file__).parent
@@ -160,6 +163,26 @@ tokens_table: Final = sa.Table(
     sa.Column("binding", sa.Text, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
+    _mac(),
+)
+
+
+web_accounts_table: Final = sa.Table(
+    "web_accounts",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),  # argon2id, a PHC string
+    sa.Column("created_at", sa.Double, nullable=False),
+    _mac(),
+)
+api_tokens_table: Final = sa.Table(
+    "api_tokens",
+    METADATA,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(32), nullable=False),
+    sa.Column("digest", sa.String(64), nullable=False),  # SHA-256 of the token, hex
+    sa.Column("created_at", sa.Double, nullable=False),
     _mac(),
 )
 
