@@ -31,6 +31,8 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "x-csrf-token"
 
+NO_PAGE: Final = N_("There is no such page.")
+
 # Pages shown without signing in.
 PUBLIC_PAGES: Final = frozenset({"/login"})
 # Changes allowed before signing in (they still need the session's CSRF token).
