@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -124,9 +124,13 @@ def _error_pages(api: FastAPI) -> None:
     async def failed(request: Request, error: TokenpostError) -> Response:
         # The store could not be read, a record is damaged…: said in the page's language, with
         # what to do (a TokenpostError's message never holds a secret).
-        found = await visit(request)
         status = 400 if isinstance(error, UsageError) else 503
         log.warning("web: %s %s failed: %s", request.method, request.url.path, error)
+        try:
+            found = await visit(request)
+        except TokenpostError:
+            # Not even the session could be checked (the store is gone): a bare page.
+            return PlainTextResponse(show(error), status_code=status)
         return found.page("pages/error.html", status=status, message=show(error, found.lang))
 
     @api.exception_handler(RequestValidationError)
