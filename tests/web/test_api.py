@@ -55,7 +55,7 @@ SMTP = {
 POP = {
     "server": "pop.example.test", "port": 995, "security": "tls", "check_interval": 300,
     "auth": "password", "account": "fax@example.test", "password": MAIL_PASSWORD,
-    "deliver_to": "/tmp/fax",
+    "deliver_to": "/var/spool/fax",
 }  # fmt: skip
 
 
@@ -229,7 +229,8 @@ async def test_settings_read_and_write_like_the_cli(api: Api, sandbox: Sandbox) 
     kept = await admin.put(f"{API}/settings/providers/sbx", json=provider(sandbox, "device"))
     assert kept.json()["provider"]["has_client_secret"] is True  # left out: kept
     stored = await api.app.store.get_provider("sbx")
-    assert stored is not None and stored.client_secret is not None
+    assert stored is not None
+    assert stored.client_secret is not None
     assert stored.client_secret.reveal() == CLIENT_SECRET
     listed = (await viewer.get(f"{API}/settings/providers")).json()
     assert [p["name"] for p in listed["providers"]] == ["sbx"]
@@ -338,7 +339,8 @@ async def test_the_openapi_document_describes_the_api_only(api: Api) -> None:
     document = (await api.client().get("/openapi.json")).json()  # no credential needed
     assert document["info"]["title"] == "tokenpost"
     assert document["info"]["version"]
-    assert document["paths"] and all(p.startswith(f"{API}/") for p in document["paths"])
+    assert document["paths"]
+    assert all(p.startswith(f"{API}/") for p in document["paths"])
     schemas = document["components"]["schemas"]
     assert "HTTPValidationError" not in schemas  # FastAPI's own 422 is replaced
     assert set(schemas["ErrorCode"]["enum"]) == {c.value for c in ErrorCode}
