@@ -151,6 +151,13 @@ async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: P
             return from_tokenpost(error)
         case StarletteHTTPException(status_code=404):
             return ApiError(ErrorCode.NOT_FOUND, NO_ROUTE)
+        case StarletteHTTPException(status_code=status) if 400 <= status < 500:
+            # FastAPI could not read the body (not JSON, not UTF-8, too large).
+            return ApiError(
+                ErrorCode.VALIDATION_FAILED,
+                Text("the request's body could not be read: send JSON in UTF-8"),
+                field="body",
+            )
         case _:
             log.exception("the API failed on %s %s", request.method, request.url.path)
             return ApiError(
