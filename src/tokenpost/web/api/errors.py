@@ -33,6 +33,7 @@ from tokenpost.errors import (
 from tokenpost.i18n import show
 from tokenpost.services.flows import AddressRefusedError
 from tokenpost.text import Text, as_text
+from tokenpost.web import language
 from tokenpost.web.api.bearer import AUTHORIZATION
 from tokenpost.web.api.codes import STATUS, ErrorCode
 from tokenpost.web.security import Refused, SignInRequired
@@ -117,7 +118,7 @@ def from_tokenpost(error: TokenpostError) -> ApiError:
 async def answer(request: Request, error: Exception) -> Response:
     """The JSON answer for `error`, raised while serving an API route."""
     found = await _api_error(request, error)
-    lang = (await visit(request)).lang
+    lang = await _language(request)
     body: dict[str, Any] = {
         "code": found.code.value,
         "message": show(found.message, lang),
@@ -132,6 +133,15 @@ async def answer(request: Request, error: Exception) -> Response:
     return JSONResponse({"error": body}, status_code=STATUS[found.code], headers=found.headers)
 
 
+async def _language(request: Request) -> str:
+    """The request's language; from Accept-Language alone when even the session cannot be
+    checked (the store is gone)."""
+    try:
+        return (await visit(request)).lang
+    except TokenpostError:
+        return language.choose(None, request.headers.get("accept-language"))
+
+
 async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: PLR0911
     match error:
         case ApiError():
@@ -141,7 +151,7 @@ async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: P
         case Refused():
             # The page guard refused a request without an API token. Without a signed-in
             # session it had no credential at all: 401; else the session may not do it: 403.
-            has_session = (await visit(request)).signed_in
+            has_session = (await visit(request)).signed_in  # checked by the guard already
             if not has_session and AUTHORIZATION not in request.headers:
                 return unauthorized(Text("this needs credentials"))
             return ApiError(ErrorCode.FORBIDDEN, Text(error.message))
