@@ -42,8 +42,8 @@ from tokenpost.web.visit import visit
 log = logging.getLogger("tokenpost.web")
 
 SIGN_IN: Final = Text(
-    "give an API token (Authorization: Bearer tpat_…, made by 'tokenpost admin token create "
-    "NAME') or sign in on the web page"
+    "send an API token (made by 'tokenpost admin token create NAME') as a bearer token in the "
+    "Authorization header, or sign in on the web page"
 )
 
 
