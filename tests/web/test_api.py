@@ -5,6 +5,7 @@ API's error shape; and no secret of any kind in any answer."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -350,3 +351,20 @@ async def test_the_openapi_document_describes_the_api_only(api: Api) -> None:
                 ref = operation["responses"][status]["content"]["application/json"]["schema"]
                 assert ref == {"$ref": "#/components/schemas/ErrorBody"}, (method, path)
     assert set(document["components"]["securitySchemes"]) == {"apiToken", "session"}
+
+
+async def test_each_change_is_one_log_line_naming_who(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="tokenpost")
+    admin = api.admin()
+    await admin.put(f"{API}/settings/alerts", json={"recipients": ["ops@example.test"]})
+    await admin.post(f"{API}/checks/pop:x%0Aapi: forged line")
+    await api.viewer().get(f"{API}/status")  # reading is not logged
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("api: ")]
+    assert lines[0] == "api: ci-bot PUT '/api/v1/settings/alerts': 200"
+    assert lines[1].startswith("api: ci-bot POST '/api/v1/checks/pop:x")
+    assert lines[1].endswith("forged line': 422")
+    assert len(lines) == 2
+    assert not any("\n" in line for line in lines)  # a path is quoted: it never forges a line
+    assert api.admin_token not in caplog.text

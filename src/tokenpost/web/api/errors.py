@@ -169,7 +169,7 @@ async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: P
                 field="body",
             )
         case _:
-            log.exception("the API failed on %s %s", request.method, request.url.path)
+            log.exception("the API failed on %s %r", request.method, request.url.path)
             return ApiError(
                 ErrorCode.INTERNAL_ERROR, Text("tokenpost failed on this request; see its log")
             )

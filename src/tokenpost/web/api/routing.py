@@ -38,7 +38,7 @@ class ApiRoute(TokenRoute):
             if request.method not in SAFE_METHODS:
                 who = getattr(request.state, "principal", None)
                 log.info(
-                    "api: %s %s %s: %d",
+                    "api: %s %s %r: %d",
                     who.name if who is not None else "-",
                     request.method,
                     request.url.path,
