@@ -368,3 +368,24 @@ async def test_each_change_is_one_log_line_naming_who(
     assert len(lines) == 2
     assert not any("\n" in line for line in lines)  # a path is quoted: it never forges a line
     assert api.admin_token not in caplog.text
+
+
+async def test_status_has_every_key_and_value_of_token_status_json(
+    api: Api, sandbox: Sandbox
+) -> None:
+    from tokenpost.cli.token_cmds import status_json
+    from tokenpost.services.status import status
+
+    admin = api.admin()
+    prompt = (await admin.post(f"{API}/tokens/smtp/authorization")).json()["prompt"]
+    await asyncio.to_thread(sandbox.control.approve, prompt["user_code"], user=DEFAULT_USER)
+    await until_state(admin, "acquired")
+    await admin.post(f"{API}/tokens/smtp/authorization")  # pending again, the previous in force
+    shown = (await admin.get(f"{API}/status", headers={"Accept-Language": "de"})).json()
+    app = api.app
+    rows = await status(app.store, now=app.clock.now(), owners=app.authorizer.owners)
+    cli = [status_json(row, "de") for row in rows]
+    assert len(cli) == len(shown["settings"]) == 2
+    for expected, got in zip(cli, shown["settings"], strict=True):
+        assert {key: got[key] for key in expected} == expected
+    assert shown["settings"][0]["previous_label"] == "Abgerufen"
