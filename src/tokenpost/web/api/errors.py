@@ -142,6 +142,13 @@ async def _language(request: Request) -> str:
         return language.choose(None, request.headers.get("accept-language"))
 
 
+async def _signed_in(request: Request) -> bool:
+    try:
+        return (await visit(request)).signed_in  # checked by the guard already
+    except TokenpostError:
+        return False
+
+
 async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: PLR0911
     match error:
         case ApiError():
@@ -151,8 +158,7 @@ async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: P
         case Refused():
             # The page guard refused a request without an API token. Without a signed-in
             # session it had no credential at all: 401; else the session may not do it: 403.
-            has_session = (await visit(request)).signed_in  # checked by the guard already
-            if not has_session and AUTHORIZATION not in request.headers:
+            if not await _signed_in(request) and AUTHORIZATION not in request.headers:
                 return unauthorized(Text("this needs credentials"))
             return ApiError(ErrorCode.FORBIDDEN, Text(error.message))
         case RequestValidationError():
