@@ -37,7 +37,7 @@ from tokenpost.settings.model import parse_setting_id
 from tokenpost.text import N_
 from tokenpost.tokens.state import Acquired
 from tokenpost.web.rows import Row, rows
-from tokenpost.web.security import Refused
+from tokenpost.web.security import NO_PAGE, Refused
 from tokenpost.web.templating import utc_time
 from tokenpost.web.visit import Visit, VisitDep
 
@@ -47,14 +47,13 @@ router = APIRouter()
 CALLBACK_PATH: Final = "/oauth/callback"
 MAX_ADDRESS: Final = 16 * 1024
 _ADMIN_ONLY: Final = N_("Refused: only an administrator may change this.")
-_NO_PAGE: Final = N_("There is no such page.")
 
 
 def _setting(setting_id: str) -> str:
     try:
         return parse_setting_id(setting_id)
     except ValueError:
-        raise Refused(404, _NO_PAGE) from None
+        raise Refused(404, NO_PAGE) from None
 
 
 async def _row(visit: Visit, setting_id: str) -> Row:
@@ -63,7 +62,7 @@ async def _row(visit: Visit, setting_id: str) -> Row:
         raise Refused(403, _ADMIN_ONLY)
     found = await rows(visit.web, visit.lang, _setting(setting_id))
     if not found or not found[0].uses_token or found[0].damaged:
-        raise Refused(404, _NO_PAGE)
+        raise Refused(404, NO_PAGE)
     return found[0]
 
 
