@@ -23,6 +23,7 @@ PAGES = (
     "/alerts",
     "/check/smtp",
     "/tokens/smtp/delete",
+    "/mail",
 )
 CHANGES = (
     "/tokens/smtp/get",
@@ -59,7 +60,6 @@ def test_a_viewer_sees_everything_and_changes_nothing(
     expect(page.locator("tr[data-setting='pop:fax'] [data-live='label']")).to_have_text(
         "Not acquired"
     )
-    expect(page.get_by_role("link", name="Mail")).to_have_count(0)
     for path in PAGES:
         response = page.goto(path)
         assert response is not None
@@ -71,15 +71,13 @@ def test_a_viewer_sees_everything_and_changes_nothing(
             expect(main.get_by_role("link", name=name, exact=True)).to_have_count(0)
         # The only forms a viewer gets change its own session: language and logout.
         assert main.locator("form").count() == 0, path
-    expect(page.locator("main")).to_contain_text("smtp")
     page.goto("/settings/smtp")
     expect(page.locator("main")).to_contain_text("scanner@example.test")
 
     csrf = page.locator("header input[name='csrf']").first.get_attribute("value")
     assert csrf
-    for path in ("/mail", "/tokens/smtp/get"):
-        answer = context.request.get(path)
-        assert answer.status == 403, (path, answer.status)
+    page.goto("/mail")
+    expect(page.locator("main")).to_contain_text("Only an administrator sends and receives")
     for path in CHANGES:
         answer = context.request.post(path, form={"csrf": csrf, "name": "x", "to": "a@b.test"})
         assert answer.status == 403, (path, answer.status)
