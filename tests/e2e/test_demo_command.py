@@ -123,3 +123,33 @@ def test_a_web_address_off_loopback_is_refused_before_anything_starts() -> None:
     assert result.returncode == 2, result.stderr
     assert "--listen" in result.stderr, result.stderr
     assert set(Path(tempfile.gettempdir()).glob("tokenpost-demo-*")) == before
+
+
+def test_a_web_port_in_use_stops_the_demo_and_removes_what_it_made() -> None:
+    before = set(Path(tempfile.gettempdir()).glob("tokenpost-demo-*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TOKENPOST_")}
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tokenpost",
+                "--lang",
+                "en",
+                "demo",
+                "--listen",
+                f"127.0.0.1:{port}",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 1, result.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert "serve did not start; the demo stops." in result.stderr
+    assert set(Path(tempfile.gettempdir()).glob("tokenpost-demo-*")) == before

@@ -139,11 +139,13 @@ def demo(ctx: CliContext, *, listen: str, lang: str | None) -> None:
         pass
     except DemoError as error:
         if error.started:
-            message = _("tokenpost demo: {part} stopped by itself; stopping the demo. Its log:")
+            message = _("tokenpost demo: {part} stopped by itself; the demo stops too.")
         else:
-            message = _("tokenpost demo: {part} did not start. Its log:")
+            message = _("tokenpost demo: {part} did not start; the demo stops.")
         click.echo(message.format(part=error.part), err=True)
-        click.echo(_log_tail(root, error.part), err=True)
+        tail = _log_tail(root, error.part)  # serve's own lines went to standard error already
+        if tail:
+            click.echo(tail, err=True)
         _stop_quietly(running, previous)
         sys.exit(1)
     _stop_quietly(running, previous)
