@@ -9,8 +9,6 @@ from typing import Any
 import pytest
 from browser_support import CHROMIUM, DemoRun, Screenshots, chromium_args
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:

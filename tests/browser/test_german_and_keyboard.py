@@ -7,10 +7,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 from browser_support import LIVE_TIMEOUT_MS, REPO, Screenshots, log_in, tab_to
 from playwright.sync_api import expect
 
 from demo_support import DemoRun
+
+pytestmark = pytest.mark.slow
 
 
 def readme_labels() -> dict[str, tuple[str, str]]:

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from browser_support import Screenshots, log_in
 from playwright.sync_api import expect
 
 from demo_support import DemoRun
+
+pytestmark = pytest.mark.slow
 
 VIEWER_PASSWORD = "viewer-sees-all-42"
 
