@@ -46,7 +46,9 @@ def test_the_four_labels_in_german_as_in_the_readme(
         with demo_run.control() as control:
             control.config(device_interval=1)
             page.goto("/tokens/pop:fax/get")
+            shots.take(page, "get")
             page.locator("main form[action$='/get']").get_by_role("button").click()
+            shots.take(page, "prompt")
             code = page.locator("output.user-code").inner_text().strip()
             page.goto("/")
             expect(label("pop:fax")).to_have_text(labels["waiting_for_authorization"][1])
@@ -87,6 +89,7 @@ def test_the_main_flow_by_keyboard_alone(
     tab_to(page, "tr[data-setting='smtp'] a[href='/tokens/smtp/get']")
     keys.press("Enter")
     page.wait_for_url("**/tokens/smtp/get")
+    shots.take(page, "get")
     tab_to(page, "main form[action='/tokens/smtp/get'] button")
     keys.press("Space")
     expect(page.locator("output.user-code")).to_be_visible()
@@ -115,6 +118,7 @@ def test_the_main_flow_by_keyboard_alone(
     tab_to(page, "a[href='/']:not(.brand)")
     keys.press("Enter")
     page.wait_for_url(re.compile(r"/$"))
+    shots.take(page, "status-again")
     tab_to(page, "tr[data-setting='smtp'] a[href='/tokens/smtp/delete']")
     keys.press("Enter")
     page.wait_for_url("**/tokens/smtp/delete")
@@ -122,6 +126,7 @@ def test_the_main_flow_by_keyboard_alone(
     tab_to(page, "main form[action='/tokens/smtp/delete'] button")
     with page.expect_navigation():
         keys.press("Enter")
+    shots.take(page, "after-delete")
     page.goto("/")
     expect(page.locator("tr[data-setting='smtp'] [data-live='label']")).to_have_text("Not acquired")
     shots.take(page, "not-acquired")

@@ -73,7 +73,9 @@ def test_delete_with_confirmation_turns_not_acquired(
     expect(page.get_by_role("heading", level=1)).to_have_text("Delete the token of smtp?")
     shots.take(page, "delete-confirmation")
     assert demo_run.state("smtp") == "acquired"  # asking deleted nothing
-    page.get_by_role("button", name="Delete the token of smtp").click()
+    with page.expect_navigation():
+        page.get_by_role("button", name="Delete the token of smtp").click()
+    shots.take(page, "after-delete")
     page.goto("/")
     expect(page.locator("tr[data-setting='smtp'] [data-live='label']")).to_have_text("Not acquired")
     expect(

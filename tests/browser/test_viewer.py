@@ -75,11 +75,13 @@ def test_a_viewer_sees_everything_and_changes_nothing(
         # The only forms a viewer gets change its own session: language and logout.
         assert main.locator("form").count() == 0, path
     page.goto("/settings/smtp")
+    shots.take(page, "smtp-again")
     expect(page.locator("main")).to_contain_text("scanner@example.test")
 
     csrf = page.locator("header input[name='csrf']").first.get_attribute("value")
     assert csrf
     page.goto("/mail")
+    shots.take(page, "mail-again")
     expect(page.locator("main")).to_contain_text("Only an administrator sends and receives")
     for path in CHANGES:
         answer = context.request.post(path, form={"csrf": csrf, "name": "x", "to": "a@b.test"})
