@@ -153,3 +153,18 @@ def test_a_web_port_in_use_stops_the_demo_and_removes_what_it_made() -> None:
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
     assert "serve did not start; the demo stops." in result.stderr
     assert set(Path(tempfile.gettempdir()).glob("tokenpost-demo-*")) == before
+
+
+def test_a_server_that_dies_stops_the_demo_and_everything_else() -> None:
+    run = DemoRun.start()
+    try:
+        processes = run.descendants()
+        pop = json.loads((run.directory / "pop-office" / "ready.json").read_text())
+        os.kill(int(pop["pid"]), signal.SIGKILL)
+        code = run.process.wait(timeout=60)
+    finally:
+        run.stop()
+    assert code == 1
+    assert "popserver stopped by itself; the demo stops too." in "".join(run.stderr)
+    assert not run.directory.exists()
+    assert [pid for pid in processes if alive(pid)] == []

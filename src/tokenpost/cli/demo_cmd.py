@@ -207,9 +207,11 @@ def _run(ctx: CliContext, running: _Running, listen: str, _: Callable[[str], str
     hop = _MailHop(smtp_dir / "messages", maildrops)
     while True:
         hop.run_once()
-        for process in [*running.peers, running.serve]:
-            if process is not None and process.poll() is not None:
-                raise DemoError(_process_name(process), started=True)
+        if running.serve is not None and running.serve.poll() is not None:
+            raise DemoError("serve", started=True)
+        for process in running.peers:
+            if process.poll() is not None:
+                raise DemoError(_peer_name(process), started=True)
         time.sleep(HOP_INTERVAL_S)
 
 
@@ -428,11 +430,10 @@ def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
         process.stdout.close()
 
 
-def _process_name(process: subprocess.Popen[bytes]) -> str:
+def _peer_name(process: subprocess.Popen[bytes]) -> str:
+    """authserver, smtpserver or popserver: [python, -m, tokenpost_sandbox, NAME, …]."""
     args = process.args
-    if isinstance(args, list) and len(args) > 3:
-        return str(args[3])  # [python, -m, module, NAME, …]
-    return "a process"
+    return str(args[3]) if isinstance(args, list) and len(args) > 3 else "?"
 
 
 def _log_tail(root: Path, part: str, lines: int = 20) -> str:
