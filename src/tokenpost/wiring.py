@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from tokenpost.account_ports import AccountStore
+    from tokenpost.adapters.delivered import DeliveredMessage
     from tokenpost.adapters.home import Home
     from tokenpost.clock import Clock
     from tokenpost.ports import FlightLock, FlowOwners, HttpClient, Store
@@ -113,6 +114,15 @@ class App:
 
         connector = AioSmtpConnector(home_ca_file=self.home_ca_file)
         return Sender(self.store, self.refresher, self.clock, connector)
+
+    async def delivered(self, folder: str, limit: int = 20) -> list[DeliveredMessage]:
+        """The newest messages a POP setting stored in its `deliver_to` folder (name, size,
+        subject, attachment names), newest first; read off the event loop."""
+        import asyncio
+
+        from tokenpost.adapters.delivered import list_delivered
+
+        return await asyncio.to_thread(list_delivered, Path(folder), limit)
 
 
 TEST_HINT_AFTER_VARIABLE = "TOKENPOST_TEST_REDIRECT_HINT_AFTER"

@@ -54,6 +54,7 @@ _COMMANDS = {
     "send": "tokenpost.cli.send_cmd:send",
     "receive": "tokenpost.cli.receive_cmd:receive",
     "admin": "tokenpost.cli.admin_cmds:admin",
+    "demo": "tokenpost.cli.demo_cmd:demo",
 }
 
 

@@ -28,6 +28,7 @@ from tokenpost.web import (
     pages_alerts,
     pages_check,
     pages_providers,
+    pages_send,
     pages_settings,
     pages_status,
     pages_tokens,
@@ -60,6 +61,7 @@ ROUTERS: Final[tuple[APIRouter, ...]] = (
     pages_tokens.router,
     tokens.router,
     api_routes.router,
+    pages_send.router,
 )
 TOKEN_ACTIONS: Final[tuple[str, ...]] = (
     "components/token_action_get.html",
@@ -98,6 +100,7 @@ def create_app(app: App, config: WebConfig) -> FastAPI:
         dependencies=[Depends(guard)],
     )
     api.state.web = web
+    api.add_middleware(pages_send.UploadLimit)
     api.add_middleware(SecurityHeaders)
     api.mount("/static", StaticFiles(directory=STATIC), name="static")
     for router in ROUTERS:
