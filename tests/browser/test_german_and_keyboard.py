@@ -17,12 +17,10 @@ pytestmark = pytest.mark.slow
 
 
 def readme_labels() -> dict[str, tuple[str, str]]:
-    """state id → (English, German), from the README's table."""
-    rows = re.findall(
-        r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|$",
-        (REPO / "README.md").read_text(encoding="utf-8"),
-        re.MULTILINE,
-    )
+    """state id → (English, German), from the README's table (the one headed "state id")."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("| state id | English | Deutsch |", 1)[1].split("\n\n", 1)[0]
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|$", table, re.MULTILINE)
     return {state: (english.strip(), german.strip()) for state, english, german in rows}
 
 
