@@ -1,5 +1,4 @@
-"""Fixtures of the browser tests: one Chromium for the session, one `tokenpost demo` per test
-module, a fresh browser context (no cookies) per test, and its screenshots."""
+"""Fixtures of the browser tests: one Chromium and one `tokenpost demo` per test module, a fresh browser context (no cookies) per test, and its screenshots."""
 
 from __future__ import annotations
 
@@ -10,7 +9,9 @@ import pytest
 from browser_support import CHROMIUM, DemoRun, Screenshots, chromium_args
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: while Playwright's sync API is open it keeps an event loop running
+# in this thread, and the asyncio tests that pytest runs after the browser tests need none.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: run scripts/ensure-peers (apt-get install chromium)")
