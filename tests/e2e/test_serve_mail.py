@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
 
 def serve_process(cli: Cli, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tokenpost", "serve", "--log-format", "json", *options],
+        [sys.executable, "-m", "tokenpost", "serve", "--no-web", "--log-format", "json", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

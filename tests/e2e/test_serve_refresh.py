@@ -34,7 +34,7 @@ def start_serve(cli: Cli, *root_options: str) -> subprocess.Popen[str]:
     import sys
 
     return subprocess.Popen(
-        [sys.executable, "-m", "tokenpost", *root_options, "serve"],
+        [sys.executable, "-m", "tokenpost", *root_options, "serve", "--no-web"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -31,6 +31,7 @@ from tokenpost.web import (
     pages_tokens,
     tokens,
 )
+from tokenpost.web.api import routes as api_routes
 from tokenpost.web.config import WebConfig
 from tokenpost.web.headers import SecurityHeaders
 from tokenpost.web.security import Refused, SignInRequired, guard
@@ -56,6 +57,7 @@ ROUTERS: Final[tuple[APIRouter, ...]] = (
     pages_check.router,
     pages_tokens.router,
     tokens.router,
+    api_routes.router,
 )
 TOKEN_ACTIONS: Final[tuple[str, ...]] = (
     "components/token_action_get.html",

@@ -40,7 +40,8 @@ class Problems:
         found = cls()
         if isinstance(error, ValidationError):
             for problem in error.problems:
-                rule = show(problem.rule, lang)
+                # A rule is a msgid or a Text (never data): translated either way.
+                rule = show(as_rule(problem), lang)
                 if problem.field in shown:
                     found.fields.setdefault(problem.field, rule)
                 else:
@@ -48,6 +49,10 @@ class Problems:
         else:
             found.general.append(show(error, lang))
         return found
+
+
+def as_rule(problem: FieldProblem) -> Text:
+    return problem.rule if isinstance(problem.rule, Text) else Text(problem.rule)
 
 
 def text(form: FormData, name: str) -> str | None:

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from fastapi import Request
 
 from tokenpost.text import N_
+from tokenpost.web.api.bearer import presents_api_token
 from tokenpost.web.visit import VisitDep
 
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -33,7 +34,7 @@ CSRF_HEADER: Final = "x-csrf-token"
 
 # Pages shown without signing in. The OAuth callback checks the session itself: the browser
 # comes back from the provider's site without the SameSite=Strict cookie (`web.tokens`).
-PUBLIC_PAGES: Final = frozenset({"/login", "/oauth/callback"})
+PUBLIC_PAGES: Final = frozenset({"/login", "/oauth/callback", "/openapi.json"})
 # Changes allowed before signing in (they still need the session's CSRF token).
 SIGNED_OUT_CHANGES: Final = frozenset({"/login", "/language"})
 # Changes a viewer may make: only to its own session.
@@ -55,6 +56,8 @@ class SignInRequired(Exception):
 
 async def guard(request: Request, visit: VisitDep) -> None:
     """The app-wide dependency; see the module's docstring."""
+    if presents_api_token(request):
+        return  # a JSON API route, which checks the API token itself (web.api.credentials)
     route = request.scope.get("route")
     path = getattr(route, "path", request.url.path)
     if request.method in SAFE_METHODS:

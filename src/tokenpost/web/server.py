@@ -40,11 +40,12 @@ class Listen:
 
     @classmethod
     def parse(cls, text: str) -> Listen:
-        """``HOST:PORT``, ``[IPv6]:PORT``. Raises UsageError naming the form."""
+        """``HOST:PORT``, ``[IPv6]:PORT`` (port 0: any free port). Raises UsageError naming the
+        form."""
         host, sep, port = text.rpartition(":")
         if host.startswith("[") and host.endswith("]"):
             host = host[1:-1]
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        if not sep or not host or not port.isdigit() or int(port) > 65535:
             raise UsageError(
                 "--listen {value!r}: give HOST:PORT, e.g. 127.0.0.1:8025 or [::1]:8025",
                 value=text,
