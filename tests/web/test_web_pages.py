@@ -20,6 +20,7 @@ from web_support import (
 
 from tokenpost.tokens.state import StateId
 from tokenpost.web.config import WebConfig
+from tokenpost.web.templating import iso_time
 
 
 async def test_status_shows_every_setting(site: Served, admin: WebPage) -> None:
@@ -125,3 +126,20 @@ async def test_https_with_a_certificate(tmp_path: Path) -> None:
             assert "max-age=" in response.headers["strict-transport-security"]
         finally:
             await page.aclose()
+
+
+async def test_the_next_pop_check_from_the_running_daemon(tmp_path: Path) -> None:
+    from fakes import FakeClock
+
+    clock = FakeClock()
+    config = WebConfig(next_check=lambda pop: clock.now() + pop.check_interval)
+    async with served(tmp_path / "home", config, clock=clock) as site:
+        await define_settings(site.app)
+        page = site.client()
+        try:
+            await page.sign_in(ADMIN, ADMIN_PASSWORD)
+            text = (await page.get("/")).text
+        finally:
+            await page.aclose()
+    when = iso_time(clock.now() + 300)
+    assert f'<td><time datetime="{when}">' in text  # pop:fax checks every 300 s

@@ -53,6 +53,7 @@ _COMMANDS = {
     "check": "tokenpost.cli.check_cmd:check",
     "send": "tokenpost.cli.send_cmd:send",
     "receive": "tokenpost.cli.receive_cmd:receive",
+    "admin": "tokenpost.cli.admin_cmds:admin",
 }
 
 

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Final
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from tokenpost.errors import TokenpostError, UsageError
+from tokenpost.i18n import show
 from tokenpost.text import N_
 from tokenpost.web import (
     auth,
@@ -34,7 +36,7 @@ from tokenpost.web import (
 from tokenpost.web.api import routes as api_routes
 from tokenpost.web.config import WebConfig
 from tokenpost.web.headers import SecurityHeaders
-from tokenpost.web.security import Refused, SignInRequired, guard
+from tokenpost.web.security import NO_PAGE, Refused, SignInRequired, guard
 from tokenpost.web.sessions import Sessions
 from tokenpost.web.state import WebState
 from tokenpost.web.templating import build_environment
@@ -120,10 +122,23 @@ def _error_pages(api: FastAPI) -> None:
     @api.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 404:
-            return await error_page(request, 404, N_("There is no such page."))
+            return await error_page(request, 404, NO_PAGE)
         if error.status_code == 405:
             return await error_page(request, 405, N_("This page does not take that request."))
         return HTMLResponse(status_code=error.status_code)
+
+    @api.exception_handler(TokenpostError)
+    async def failed(request: Request, error: TokenpostError) -> Response:
+        # The store could not be read, a record is damaged…: said in the page's language, with
+        # what to do (a TokenpostError's message never holds a secret).
+        status = 400 if isinstance(error, UsageError) else 503
+        log.warning("web: %s %s failed: %s", request.method, request.url.path, error)
+        try:
+            found = await visit(request)
+        except TokenpostError:
+            # Not even the session could be checked (the store is gone): a bare page.
+            return PlainTextResponse(show(error), status_code=status)
+        return found.page("pages/error.html", status=status, message=show(error, found.lang))
 
     @api.exception_handler(RequestValidationError)
     async def bad_request(request: Request, _error: RequestValidationError) -> Response:

@@ -11,14 +11,11 @@ from fastapi.responses import Response
 
 from tokenpost.services.check import STEP_LABELS
 from tokenpost.settings.model import parse_setting_id
-from tokenpost.text import N_
-from tokenpost.web.security import Refused
+from tokenpost.web.security import NO_PAGE, Refused
 from tokenpost.web.visit import Visit, VisitDep
 
 log = logging.getLogger("tokenpost.web")
 router = APIRouter()
-
-NO_PAGE = N_("There is no such page.")
 
 
 def _setting(setting_id: str) -> str:

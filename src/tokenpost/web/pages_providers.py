@@ -14,10 +14,9 @@ from starlette.datastructures import FormData
 from tokenpost.errors import DamagedRecordError, TokenpostError
 from tokenpost.i18n import show
 from tokenpost.settings.model import Flow, Preset, Provider
-from tokenpost.text import N_
 from tokenpost.web import forms
 from tokenpost.web.pages_settings import announce_saved
-from tokenpost.web.security import Refused
+from tokenpost.web.security import NO_PAGE, Refused
 from tokenpost.web.visit import Visit, VisitDep
 
 log = logging.getLogger("tokenpost.web")
@@ -28,7 +27,6 @@ FIELDS: Final = (
     "authorization_endpoint", "token_endpoint", "device_authorization_endpoint",
     "revocation_endpoint", "scope", "smtp_scope", "pop_scope", "ca_file", "redirect_uri", "proxy",
 )  # fmt: skip
-NO_PAGE: Final = N_("There is no such page.")
 
 
 def provider_values(p: Provider) -> dict[str, str]:

@@ -20,10 +20,9 @@ from starlette.datastructures import FormData
 from tokenpost.errors import DamagedRecordError, TokenpostError
 from tokenpost.i18n import show
 from tokenpost.settings.model import AuthMethod, PopSetting, Security, SmtpSetting
-from tokenpost.text import N_
 from tokenpost.web import forms
 from tokenpost.web.rows import rows
-from tokenpost.web.security import Refused
+from tokenpost.web.security import NO_PAGE, Refused
 from tokenpost.web.visit import Visit, VisitDep
 
 if TYPE_CHECKING:
@@ -40,7 +39,6 @@ POP_FIELDS: Final = (
     "name", "server", "port", "security", "check_interval", "auth", "provider", "account",
     "password", "deliver_to", "ca_file", "leave_on_server", "command",
 )  # fmt: skip
-NO_PAGE: Final = N_("There is no such page.")
 
 
 def setting_values(setting: SmtpSetting | PopSetting | None) -> dict[str, str]:

@@ -13,7 +13,7 @@ from tokenpost.errors import TokenpostError
 from tokenpost.i18n import show
 from tokenpost.settings.model import parse_setting_id
 from tokenpost.web.rows import rows
-from tokenpost.web.security import Refused
+from tokenpost.web.security import NO_PAGE, Refused
 from tokenpost.web.visit import VisitDep
 
 log = logging.getLogger("tokenpost.web")
@@ -24,14 +24,14 @@ def _setting(setting_id: str) -> str:
     try:
         return parse_setting_id(setting_id)
     except ValueError:
-        raise Refused(404, "There is no such page.") from None
+        raise Refused(404, NO_PAGE) from None
 
 
 @router.get("/tokens/{setting_id}/delete")
 async def confirm_delete(setting_id: str, visit: VisitDep) -> Response:
     found = await rows(visit.web, visit.lang, _setting(setting_id))
     if not found:
-        raise Refused(404, "There is no such page.")
+        raise Refused(404, NO_PAGE)
     return visit.page("pages/token_delete.html", row=found[0], now=visit.now)
 
 

@@ -32,6 +32,8 @@ SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_FIELD: Final = "csrf"
 CSRF_HEADER: Final = "x-csrf-token"
 
+NO_PAGE: Final = N_("There is no such page.")
+
 # Pages shown without signing in. The OAuth callback checks the session itself: the browser
 # comes back from the provider's site without the SameSite=Strict cookie (`web.tokens`).
 PUBLIC_PAGES: Final = frozenset({"/login", "/oauth/callback", "/openapi.json"})

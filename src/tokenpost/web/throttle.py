@@ -107,7 +107,7 @@ class LoginThrottle:
             self._forget_old(counter, now)
             if not counter.failures and counter.locked_until <= now:
                 del self._counters[key]
-        while len(self._counters) >= self.max_keys:
+        while len(self._counters) > max(0, self.max_keys - 2):  # room for this failure's two
             # Bounded memory under a flood of names or addresses: the oldest unlocked key goes.
             oldest = next(
                 (k for k, c in self._counters.items() if c.locked_until <= now),
