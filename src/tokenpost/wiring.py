@@ -145,8 +145,13 @@ async def open_app(
     *,
     clock: Clock | None = None,
     on_event: EventHook | None = None,
+    writing: bool = True,
 ) -> AsyncIterator[App]:
     """Open the home, its store and an HTTP client; close them on exit.
+
+    On the console only the home's owner may change something (`adapters.home`): the home of
+    another user is refused, unless `writing` is False (a command that only lists or shows),
+    and then only while its store needs no creation or upgrade.
 
     Events go to the app's `Alerter` (one log line each, hook command, alert mail) and to
     `on_event` if given; on exit the events still queued are handled before anything closes,
@@ -159,6 +164,7 @@ async def open_app(
 
     Raises:
         UsageError: TOKENPOST_CA_FILE does not name a usable CA file.
+        ForeignHomeError: the home belongs to another user (only its owner changes anything).
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
     """
     from tokenpost.adapters.flow_owners import FileFlowOwners
@@ -171,8 +177,10 @@ async def open_app(
 
     ca_file = home_ca_file(environ)
     proxies = ProxyEnvironment.from_environ(environ)
-    opened = open_home(home, environ)
+    opened = open_home(home, environ, writing=writing)
     store_url = environ.get("TOKENPOST_STORE_URL") or None
+    if opened.foreign_owner is not None and store_url is None:
+        await _refuse_unless_current(opened, opened.foreign_owner)
     store = await open_store(opened, url=store_url)
     try:
         async with HttpxClient(home_ca_file=ca_file, proxies=proxies) as http:
@@ -205,6 +213,18 @@ async def open_app(
                 owners.close()
     finally:
         await store.close()
+
+
+async def _refuse_unless_current(home: Home, owner: int) -> None:
+    """Another user's SQLite store is only read as it is: one that opening would create or
+    upgrade is left to its owner (ForeignHomeError)."""
+    from tokenpost.adapters.home import foreign_home
+    from tokenpost.adapters.sqlite_reader import open_sqlite_reader
+
+    reader = open_sqlite_reader(home)
+    if reader is None:
+        raise foreign_home(home.path, owner)
+    await reader.close()
 
 
 def _alert_language(environ: Mapping[str, str]) -> str:
@@ -310,7 +330,7 @@ def flow_owners(home: Path | None, environ: Mapping[str, str]) -> FlowOwners:
     from tokenpost.adapters.flow_owners import FileFlowOwners
     from tokenpost.adapters.home import open_home
 
-    return FileFlowOwners(open_home(home, environ).lock_dir)
+    return FileFlowOwners(open_home(home, environ, writing=False).lock_dir)
 
 
 def open_fast_reader(home: Path | None, environ: Mapping[str, str]) -> Store | None:
@@ -321,7 +341,7 @@ def open_fast_reader(home: Path | None, environ: Mapping[str, str]) -> Store | N
     from tokenpost.adapters.home import open_home
     from tokenpost.adapters.sqlite_reader import open_sqlite_reader
 
-    return open_sqlite_reader(open_home(home, environ))
+    return open_sqlite_reader(open_home(home, environ, writing=False))
 
 
 @asynccontextmanager
@@ -330,20 +350,26 @@ async def open_reader(home: Path | None, environ: Mapping[str, str]) -> AsyncIte
 
     The default SQLite store at the current schema is read with `SqliteReader` (stdlib sqlite3,
     read-only: no SQLAlchemy, no Alembic, no write); its write methods raise UsageError. Any
-    other store (TOKENPOST_STORE_URL, a new or an older schema) is opened in full.
+    other store (TOKENPOST_STORE_URL, a new or an older schema) is opened in full. Another
+    user's home is read where the system allows (`adapters.home`), but a SQLite store in it
+    that would have to be created or upgraded is left to its owner.
 
     Raises:
+        ForeignHomeError: another user's home whose SQLite store is new or older.
         HomeError, KeyFileError, StoreCorruptError: the home or store cannot be used.
     """
-    from tokenpost.adapters.home import open_home
+    from tokenpost.adapters.home import foreign_home, open_home
 
-    opened = open_home(home, environ)
+    opened = open_home(home, environ, writing=False)
     url = environ.get("TOKENPOST_STORE_URL") or None
     store: Store | None = None
     if url is None:
         from tokenpost.adapters.sqlite_reader import open_sqlite_reader
 
         store = open_sqlite_reader(opened)
+        if store is None and opened.foreign_owner is not None:
+            # Opening it in full would create or upgrade the store: a change, for its owner.
+            raise foreign_home(opened.path, opened.foreign_owner)
     if store is None:
         from tokenpost.adapters.sql_store import open_store
 

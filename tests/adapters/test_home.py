@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenpost.adapters.home import Home, default_home_path, open_home
+from tokenpost.adapters.home import ForeignHomeError, Home, default_home_path, open_home
 from tokenpost.errors import HomeError
 
 
@@ -116,14 +116,60 @@ def test_a_file_is_not_a_home(tmp_path: Path) -> None:
     assert str(target) in str(caught.value)
 
 
-@pytest.mark.skipif(os.getuid() != 0, reason="only root can give a directory to another user")
-def test_home_owned_by_another_user_is_refused(tmp_path: Path) -> None:
+ROOT_ONLY = pytest.mark.skipif(
+    os.geteuid() != 0, reason="only root can give a directory to another user"
+)
+
+
+@ROOT_ONLY
+def test_a_home_owned_by_another_user_is_refused_for_writing(tmp_path: Path) -> None:
     target = tmp_path / "h"
     target.mkdir(mode=0o700)
-    os.chown(target, 12345, -1)
-    with pytest.raises(HomeError, match="owned by uid 12345") as caught:
+    os.chown(target, 65534, -1)
+    with pytest.raises(ForeignHomeError) as caught:
         open_home(target, {})
-    assert str(target) in str(caught.value)
+    message = str(caught.value)
+    assert f"the home {target} belongs to nobody (uid 65534), not to you (root, uid 0)" in message
+    assert "sudo -u nobody tokenpost" in message
+    assert caught.value.exit_code == 2
+    assert not (target / "locks").exists()  # nothing made in it
+
+
+@ROOT_ONLY
+def test_a_home_owned_by_another_user_is_read_as_it_is(tmp_path: Path) -> None:
+    target = tmp_path / "h"
+    target.mkdir(mode=0o700)
+    os.chown(target, 65534, -1)
+    home = open_home(target, {}, writing=False)
+    assert home.foreign_owner == 65534
+    assert home.path == target
+    assert not (target / "locks").exists()
+    target.chmod(0o750)
+    with pytest.raises(HomeError, match="chmod 700"):
+        open_home(target, {}, writing=False)
+
+
+@ROOT_ONLY
+def test_an_owner_without_a_name_is_named_by_uid(tmp_path: Path) -> None:
+    target = tmp_path / "h"
+    target.mkdir(mode=0o700)
+    os.chown(target, 54321, -1)
+    with pytest.raises(ForeignHomeError, match=r"belongs to #54321 \(uid 54321\)"):
+        open_home(target, {})
+
+
+def test_ones_own_home_is_not_foreign(tmp_path: Path) -> None:
+    assert open_home(tmp_path / "h", {}, writing=False).foreign_owner is None
+    assert open_home(tmp_path / "h", {}).foreign_owner is None
+
+
+@ROOT_ONLY
+def test_a_lock_dir_of_another_user_is_refused(tmp_path: Path) -> None:
+    home = open_home(tmp_path / "h", {})
+    os.chown(home.lock_dir, 12345, -1)
+    with pytest.raises(HomeError, match="owned by uid 12345") as caught:
+        open_home(tmp_path / "h", {})
+    assert str(home.lock_dir) in str(caught.value)
 
 
 def test_home_that_cannot_be_created_is_reported(tmp_path: Path) -> None:

@@ -125,6 +125,16 @@ async def test_an_unknown_name_is_verified_against_the_dummy_hash(
     assert dummy.startswith("$argon2id$")
 
 
+async def test_a_password_no_account_can_have_is_not_looked_up(
+    accounts: Accounts, hasher: RecordingHasher
+) -> None:
+    await accounts.add("alice", Role.ADMIN, PASSWORD)
+    assert await accounts.authenticate("alice", Secret("x" * 100_000)) is None
+    assert await accounts.authenticate("alice", Secret("")) is None
+    assert len(hasher.verified) == 2
+    assert hasher.verified[0] == hasher.verified[1]  # the dummy hash, both times
+
+
 async def test_names_and_passwords_must_follow_the_rules(accounts: Accounts) -> None:
     with pytest.raises(ValidationError) as caught:
         await accounts.add("two words", Role.ADMIN, Secret("short"))

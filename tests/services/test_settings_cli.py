@@ -49,7 +49,7 @@ class FakeCli(CliContext):
 
     app: Any = None
 
-    def run(self, work: Callable[[Any], Awaitable[T]]) -> T:
+    def run(self, work: Callable[[Any], Awaitable[T]], *, writes: bool = True) -> T:
         async def body() -> T:
             return await work(self.app)
 

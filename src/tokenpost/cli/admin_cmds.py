@@ -78,7 +78,7 @@ def admin_list(ctx: CliContext, as_json: bool) -> None:
     async def work(app: App) -> tuple[list[Account], list[DamagedRecord]]:
         return await app.accounts.list(), await app.accounts.damaged()
 
-    accounts, damaged = ctx.run(work)
+    accounts, damaged = ctx.run(work, writes=False)
     if as_json:
         echo_json({"accounts": [_entry(a) for a in accounts]})
     else:
@@ -138,7 +138,7 @@ def token_list(ctx: CliContext, as_json: bool) -> None:
     async def work(app: App) -> tuple[list[ApiTokenInfo], list[DamagedRecord]]:
         return await app.accounts.list_api_tokens(), await app.accounts.damaged()
 
-    tokens, damaged = ctx.run(work)
+    tokens, damaged = ctx.run(work, writes=False)
     if as_json:
         echo_json({"api_tokens": [_entry(t) for t in tokens]})
     else:

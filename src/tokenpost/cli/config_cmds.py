@@ -50,7 +50,7 @@ def config_export(ctx: CliContext, include_secrets: bool, output: Path | None) -
     async def work(app: App) -> tuple[ConfigDocument, list[DamagedRecord]]:
         return await app.settings.export(), await app.settings.damaged()
 
-    doc, damaged = ctx.run(work)
+    doc, damaged = ctx.run(work, writes=False)
     text = export_toml(doc, include_secrets=include_secrets, gettext=_)
     if output is None:
         click.echo(text, nl=False)

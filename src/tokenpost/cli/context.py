@@ -34,15 +34,18 @@ class CliContext:
     def gettext(self, message: str) -> str:
         return self.translations.gettext(message)
 
-    def run(self, work: Callable[[App], Awaitable[T]]) -> T:
-        """Open the app (home, store, HTTP), run `work`, close everything."""
+    def run(self, work: Callable[[App], Awaitable[T]], *, writes: bool = True) -> T:
+        """Open the app (home, store, HTTP), run `work`, close everything.
+
+        A command that changes something is refused on another user's home (`adapters.home`);
+        `writes=False` is for commands that only list or show, which may read such a home."""
         from tokenpost.logs import configure_logging
         from tokenpost.wiring import open_app
 
         configure_logging(debug=self.debug)
 
         async def body() -> T:
-            async with open_app(self.home, os.environ) as app:
+            async with open_app(self.home, os.environ, writing=writes) as app:
                 return await work(app)
 
         import asyncio

@@ -107,7 +107,7 @@ def provider_list(ctx: CliContext, as_json: bool) -> None:
     async def work(app: App) -> tuple[list[Provider], list[DamagedRecord]]:
         return await app.store.list_providers(), await app.settings.damaged()
 
-    providers, damaged = ctx.run(work)
+    providers, damaged = ctx.run(work, writes=False)
     providers = sorted(providers, key=lambda p: p.name)
     if as_json:
         echo_json({"providers": [_provider_json(p) for p in providers]})

@@ -146,7 +146,7 @@ def smtp_show(ctx: CliContext, as_json: bool) -> None:
     """Show the SMTP setting (without its password)."""
     from tokenpost.errors import NotFoundError
 
-    current = ctx.run(lambda app: app.store.get_smtp())
+    current = ctx.run(lambda app: app.store.get_smtp(), writes=False)
     if current is None:
         raise NotFoundError("no SMTP setting: run 'tokenpost smtp set'")
     data = _setting_json(current)
@@ -256,7 +256,7 @@ def pop_list(ctx: CliContext, as_json: bool) -> None:
     async def work(app: App) -> tuple[list[PopSetting], list[DamagedRecord]]:
         return await app.store.list_pop(), await app.settings.damaged()
 
-    settings, damaged = ctx.run(work)
+    settings, damaged = ctx.run(work, writes=False)
     settings = sorted(settings, key=lambda p: p.name)
     if as_json:
         echo_json({"pop": [_setting_json(p) for p in settings]})

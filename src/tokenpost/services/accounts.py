@@ -34,6 +34,8 @@ from tokenpost.accounts import (
     check_account,
     check_password,
     check_token_name,
+    is_valid_name,
+    password_problems,
 )
 from tokenpost.clock import Clock
 from tokenpost.errors import DamagedRecordError, NotFoundError, StoreError
@@ -46,6 +48,7 @@ API_TOKEN_PREFIX: Final = "tpat_"  # noqa: S105 - a prefix, not a secret
 API_TOKEN_BYTES: Final = 32
 FIRST_ADMIN: Final = "admin"
 _FIRST_PASSWORD_BYTES: Final = 18  # 24 URL-safe characters: well within the password rules
+_PLACEHOLDER: Final = Secret("x" * 16)  # verified against the dummy hash: the cost, not a match
 
 
 def token_digest(token: Secret) -> str:
@@ -108,16 +111,19 @@ class Accounts:
     async def authenticate(self, name: str, password: Secret) -> Principal | None:
         """The principal when `password` is the account's, else None.
 
-        An unknown, invalid or damaged name costs one verification too (against a dummy hash).
+        An unknown, invalid or damaged name, or a password no account can have (it breaks the
+        rules: too long, say), costs one verification too, against a dummy hash.
         """
         dummy = await self._dummy()
         record = None
-        try:
-            record = await self.store.get_account(name)
-        except DamagedRecordError as error:
-            log.warning("sign-in as %s refused: %s", name, error)
+        if is_valid_name(name) and not password_problems(password):
+            # No stored password breaks the rules: one that does is not looked up at all.
+            try:
+                record = await self.store.get_account(name)
+            except DamagedRecordError as error:
+                log.warning("sign-in as %s refused: %s", name, error)
         if record is None:
-            await self.hasher.verify(dummy, password)
+            await self.hasher.verify(dummy, _PLACEHOLDER)
             return None
         if not await self.hasher.verify(record.password_hash, password):
             return None
@@ -127,7 +133,8 @@ class Accounts:
 
     async def ensure_first_admin(self) -> Secret | None:
         """With no account at all, add the administrator ``admin`` with a random password and
-        return that password (to show once); else None."""
+        return that password (to show once); else None. A damaged account row counts as an
+        account: it is the administrator's to repair, not a reason to add another."""
         if await self.store.list_accounts() or await self.store.damaged_accounts():
             return None
         password = Secret(secrets.token_urlsafe(_FIRST_PASSWORD_BYTES))

@@ -33,6 +33,7 @@ from tokenpost.errors import (
 from tokenpost.i18n import show
 from tokenpost.services.flows import AddressRefusedError
 from tokenpost.text import Text, as_text
+from tokenpost.web import language
 from tokenpost.web.api.bearer import AUTHORIZATION
 from tokenpost.web.api.codes import STATUS, ErrorCode
 from tokenpost.web.security import Refused, SignInRequired
@@ -41,8 +42,8 @@ from tokenpost.web.visit import visit
 log = logging.getLogger("tokenpost.web")
 
 SIGN_IN: Final = Text(
-    "give an API token (Authorization: Bearer tpat_…, made by 'tokenpost admin token create "
-    "NAME') or sign in on the web page"
+    "send an API token (made by 'tokenpost admin token create NAME') as a bearer token in the "
+    "Authorization header, or sign in on the web page"
 )
 
 
@@ -117,7 +118,7 @@ def from_tokenpost(error: TokenpostError) -> ApiError:
 async def answer(request: Request, error: Exception) -> Response:
     """The JSON answer for `error`, raised while serving an API route."""
     found = await _api_error(request, error)
-    lang = (await visit(request)).lang
+    lang = await _language(request)
     body: dict[str, Any] = {
         "code": found.code.value,
         "message": show(found.message, lang),
@@ -132,6 +133,22 @@ async def answer(request: Request, error: Exception) -> Response:
     return JSONResponse({"error": body}, status_code=STATUS[found.code], headers=found.headers)
 
 
+async def _language(request: Request) -> str:
+    """The request's language; from Accept-Language alone when even the session cannot be
+    checked (the store is gone)."""
+    try:
+        return (await visit(request)).lang
+    except TokenpostError:
+        return language.choose(None, request.headers.get("accept-language"))
+
+
+async def _signed_in(request: Request) -> bool:
+    try:
+        return (await visit(request)).signed_in  # checked by the guard already
+    except TokenpostError:
+        return False
+
+
 async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: PLR0911
     match error:
         case ApiError():
@@ -141,8 +158,7 @@ async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: P
         case Refused():
             # The page guard refused a request without an API token. Without a signed-in
             # session it had no credential at all: 401; else the session may not do it: 403.
-            has_session = (await visit(request)).signed_in
-            if not has_session and AUTHORIZATION not in request.headers:
+            if not await _signed_in(request) and AUTHORIZATION not in request.headers:
                 return unauthorized(Text("this needs credentials"))
             return ApiError(ErrorCode.FORBIDDEN, Text(error.message))
         case RequestValidationError():
@@ -151,8 +167,15 @@ async def _api_error(request: Request, error: Exception) -> ApiError:  # noqa: P
             return from_tokenpost(error)
         case StarletteHTTPException(status_code=404):
             return ApiError(ErrorCode.NOT_FOUND, NO_ROUTE)
+        case StarletteHTTPException(status_code=status) if 400 <= status < 500:
+            # FastAPI could not read the body (not JSON, not UTF-8, too large).
+            return ApiError(
+                ErrorCode.VALIDATION_FAILED,
+                Text("the request's body could not be read: send JSON in UTF-8"),
+                field="body",
+            )
         case _:
-            log.exception("the API failed on %s %s", request.method, request.url.path)
+            log.exception("the API failed on %s %r", request.method, request.url.path)
             return ApiError(
                 ErrorCode.INTERNAL_ERROR, Text("tokenpost failed on this request; see its log")
             )

@@ -38,7 +38,7 @@ class ApiRoute(TokenRoute):
             if request.method not in SAFE_METHODS:
                 who = getattr(request.state, "principal", None)
                 log.info(
-                    "api: %s %s %s: %d",
+                    "api: %s %s %r: %d",
                     who.name if who is not None else "-",
                     request.method,
                     request.url.path,
@@ -59,8 +59,9 @@ def _error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# Every route may answer these (credentials, roles, the request's shape, tokenpost itself).
-COMMON_ERRORS: Final = _error_responses(401, 403, 422, 500, 503)
+# Every route may answer these (credentials, roles, a path naming nothing, the request's shape,
+# tokenpost itself).
+COMMON_ERRORS: Final = _error_responses(401, 403, 404, 422, 500, 503)
 
 
 def api_router() -> APIRouter:

@@ -17,6 +17,7 @@ Nothing here answers or logs a token, an authorization code, a state or a PKCE v
 
 from __future__ import annotations
 
+from tokenpost.errors import UsageError
 from tokenpost.i18n import show, state_label
 from tokenpost.isotime import iso_utc
 from tokenpost.services.authorize import BrowserPrompt, DevicePrompt, Prompt
@@ -58,8 +59,12 @@ async def _authorization(
     row = await one_row(visit, setting_id)
     status = setting_status(row, who)
     state = row.status.state
-    if state is None:  # not OAuth 2.0: the services refuse before this
-        raise AssertionError(setting_id)
+    if state is None:  # no longer OAuth 2.0 (changed meanwhile): as the services say it
+        raise UsageError(
+            "{setting} uses authentication '{auth}', not oauth2: it has no token",
+            setting=setting_id,
+            auth=str(row.status.auth),
+        )
     shown = prompt_out(prompt, visit.now) if prompt is not None and who.is_admin else None
     return models.Authorization(
         setting=setting_id,
