@@ -1,4 +1,5 @@
-"""Fixtures of the browser tests: one Chromium and one `tokenpost demo` per test module, a fresh browser context (no cookies) per test, and its screenshots."""
+"""Fixtures of the browser tests: one Chromium and one `tokenpost demo` per test module, a fresh
+browser context (no cookies) per test, and its screenshots."""
 
 from __future__ import annotations
 
