@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -184,7 +185,7 @@ def _run(ctx: CliContext, running: _Running, listen: str, _: Callable[[str], str
         _("  Provider's sign-in:  {user} / {demo_password} (for [Get Token]; also on that page)"),
         _("  Mail to {fax} arrives at POP setting fax, mail to {office} at POP setting office."),
         _(
-            "  The command line:    TOKENPOST_HOME={home} TOKENPOST_CA_FILE={ca} tokenpost "
+            "  The command line:    TOKENPOST_HOME={home} TOKENPOST_CA_FILE={ca} {program} "
             "token status"
         ),
     ]
@@ -199,6 +200,7 @@ def _run(ctx: CliContext, running: _Running, listen: str, _: Callable[[str], str
         "office": recipient_of("office"),
         "home": home,
         "ca": ca_file,
+        "program": _program(),
     }
     for line in lines:
         click.echo(line.format(**values))
@@ -465,3 +467,10 @@ def _stop_quietly(running: _Running, previous: Mapping[int, _Handler]) -> None:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _program() -> str:
+    """This program as a command that works as written: its absolute path (a checkout's
+    `scripts/tokenpost` runs `.venv/bin/tokenpost`, which is not on the PATH)."""
+    path = Path(sys.argv[0])
+    return shlex.quote(str(path.resolve())) if path.is_file() else "tokenpost"
