@@ -96,6 +96,15 @@ async def status(
         except DamagedRecordError:
             return [_damaged(d) for d in await store.damaged_records() if d.record_id == setting_id]
         return [await _one_row(store, setting, now, owners)]
+    rows, _ = await status_and_settings(store, now=now, owners=owners)
+    return rows
+
+
+async def status_and_settings(
+    store: Store, *, now: float | None = None, owners: FlowOwners = UNTRACKED_OWNERS
+) -> tuple[list[SettingStatus], list[MailSetting]]:
+    """`status` of every setting, with the intact settings it was read from (`all_settings`),
+    for callers that show more of them than their token."""
     settings = await all_settings(store)
     damaged = await store.damaged_records()
     reads = _Reads(
@@ -111,7 +120,7 @@ async def status(
     rows += [
         _damaged(d) for d in damaged if d.record_id == SMTP_ID or d.record_id.startswith(POP_PREFIX)
     ]
-    return sorted(rows, key=lambda r: (r.setting_id != SMTP_ID, r.setting_id))
+    return sorted(rows, key=lambda r: (r.setting_id != SMTP_ID, r.setting_id)), settings
 
 
 PROVIDER_PREFIX: Final = "provider:"  # how `damaged_records` names a provider's record
