@@ -86,6 +86,10 @@ class MemoryStore:
         await asyncio.sleep(0)
         return self.tokens.get(setting_id) or TokenRecord(setting_id, NotAcquired(), "", 0, 0.0)
 
+    async def load_tokens(self) -> list[TokenRecord]:
+        await asyncio.sleep(0)
+        return [self.tokens[k] for k in sorted(self.tokens)]
+
     async def save_token(
         self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
     ) -> TokenRecord:

@@ -94,6 +94,11 @@ class TokenStore(Protocol):
         """The stored token; a setting never written reads as NotAcquired at version 0."""
         ...
 
+    async def load_tokens(self) -> list[TokenRecord]:
+        """Every stored token, in one read, as `load_token` reads each (a damaged one as
+        Invalid); a setting never written has none. For the status of every setting."""
+        ...
+
     async def save_token(
         self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
     ) -> TokenRecord:

@@ -294,6 +294,16 @@ async def test_a_damaged_token_reads_as_invalid_and_is_overwritten(
     assert (await store.load_token("pop:c")).state == TOKENS["pop:c"]
 
 
+async def test_all_tokens_read_at_once_as_each_one_alone(store: SqlStore, backend: Backend) -> None:
+    await fill(store)
+    backend.execute("UPDATE tokens SET secrets = ? WHERE setting_id = 'pop:a'", (b"y" * 40,))
+    backend.execute("UPDATE tokens SET binding = 'b-other' WHERE setting_id = 'smtp'")
+    records = await store.load_tokens()
+    assert [r.setting_id for r in records] == ["pop:a", "pop:c", "smtp"]
+    assert records == [await store.load_token(r.setting_id) for r in records]
+    assert [type(r.state) for r in records] == [Invalid, Acquired, Invalid]
+
+
 @SQLITE_ONLY
 async def test_a_token_whose_version_is_not_a_number_is_overwritten(
     store: SqlStore, backend: Backend
@@ -331,6 +341,7 @@ async def test_the_fast_reader_gives_the_same_answers(store: SqlStore, backend: 
     assert reader is not None
     try:
         full, fast = await everything(store), await everything(reader)
+        assert await reader.load_tokens() == await store.load_tokens()
     finally:
         await reader.close()
     assert fast == full

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 from service_world import TOKEN_URL, provider, smtp_setting
@@ -23,6 +25,7 @@ from tokenpost.adapters.home import open_home
 from tokenpost.adapters.sql_store import SqlStore, open_store
 from tokenpost.adapters.sqlite_reader import open_sqlite_reader
 from tokenpost.oauth.http import HttpRequest, HttpResponse
+from tokenpost.ports import Store
 from tokenpost.secret import Secret
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.deletion import Deleter
@@ -141,6 +144,60 @@ async def test_status_lists_every_setting_with_the_damaged_ones_invalid(
     assert "provider 'as2'" in str(scan.reason)
     assert "'tokenpost provider add as2'" in str(scan.reason)
     assert "PW-print" not in repr(rows)
+
+
+async def test_every_settings_status_reads_as_each_ones_alone(
+    store: SqlStore, backend: Backend
+) -> None:
+    # All settings are read at once, each one alone through its own reads: same rows, damage
+    # included (a damaged token, POP setting and provider; a provider that is gone).
+    await fill(store)
+    damage(backend)
+    backend.execute("UPDATE pop SET provider = NULL WHERE name = 'zeta'")
+    rows = await status(store, now=CLOCK_START)
+    alone = [
+        one for r in rows for one in await status(store, now=CLOCK_START, setting_id=r.setting_id)
+    ]
+    assert rows == alone
+    assert {r.setting_id: r.state for r in rows} == {
+        "smtp": StateId.ACQUIRED,
+        "pop:fax": StateId.INVALID,
+        "pop:print": StateId.INVALID,
+        "pop:scan": StateId.INVALID,
+        "pop:zeta": StateId.INVALID,  # changed outside tokenpost: its row no longer authenticates
+    }
+
+
+class CountingStore:
+    """Our store port, counting the calls made to it."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+@SQLITE_ONLY
+async def test_the_status_of_many_settings_costs_as_few_reads_as_of_one(store: SqlStore) -> None:
+    await fill(store)
+    few = CountingStore(store)
+    assert len(await status(cast(Store, few), now=CLOCK_START)) == 5
+    for n in range(40):
+        await store.put_pop(pop(f"many{n:02d}"))
+    many = CountingStore(store)
+    assert len(await status(cast(Store, many), now=CLOCK_START)) == 45
+    assert many.calls == few.calls
+    assert sum(many.calls.values()) <= 6
+    assert "load_token" not in many.calls
+    assert "get_provider" not in many.calls
 
 
 @SQLITE_ONLY

@@ -235,6 +235,12 @@ class SqlStore:
         rows = await self._select(query)
         return records.token_record(self._cipher, setting_id, rows[0] if rows else None)
 
+    async def load_tokens(self) -> list[TokenRecord]:
+        """Every stored token in one query, each read as `load_token` reads it."""
+        query = sa.select(tokens_table).order_by(tokens_table.c.setting_id)
+        rows = await self._select(query)
+        return [records.token_record(self._cipher, str(row["setting_id"]), row) for row in rows]
+
     async def save_token(
         self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
     ) -> TokenRecord:

@@ -163,6 +163,11 @@ class SqliteReader:
         rows = self._select("SELECT * FROM tokens WHERE setting_id = ?", setting_id)
         return records.token_record(self._cipher, setting_id, rows[0] if rows else None)
 
+    async def load_tokens(self) -> list[TokenRecord]:
+        """Every stored token in one query, each read as `load_token` reads it."""
+        rows = self._select("SELECT * FROM tokens ORDER BY setting_id")
+        return [records.token_record(self._cipher, str(row["setting_id"]), row) for row in rows]
+
     # --- writes: refused --------------------------------------------------------------------------
 
     async def put_provider(self, provider: Provider) -> None:

@@ -13,12 +13,21 @@ damaged record never hides the others (issue 8, item 3).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Final
 
 from tokenpost.errors import DamagedRecordError, TokenpostError
 from tokenpost.oauth.pending import DevicePending
-from tokenpost.ports import UNTRACKED_OWNERS, DamagedRecord, FlowOwners, Store
-from tokenpost.services.targets import all_settings, load_current, load_setting, target_of
-from tokenpost.settings.model import POP_PREFIX, SMTP_ID, AuthMethod, MailSetting
+from tokenpost.ports import UNTRACKED_OWNERS, DamagedRecord, FlowOwners, Store, TokenRecord
+from tokenpost.services.targets import (
+    Target,
+    all_settings,
+    current_record,
+    load_current,
+    load_setting,
+    resolve_target,
+    target_of,
+)
+from tokenpost.settings.model import POP_PREFIX, SMTP_ID, AuthMethod, MailSetting, Provider
 from tokenpost.text import Text, as_text
 from tokenpost.tokens.state import (
     Acquired,
@@ -75,22 +84,69 @@ async def status(
 
     Given `now`, a pending flow that has ended reads as ended (`targets.current_record`).
 
+    Every setting's status costs the same few store reads however many settings there are:
+    the settings, the providers, the damaged records and the tokens, each read once.
+
     Raises:
         NotFoundError: `setting_id` names no setting.
     """
     if setting_id is not None:
         try:
-            settings = [await load_setting(store, setting_id)]
+            setting = await load_setting(store, setting_id)
         except DamagedRecordError:
             return [_damaged(d) for d in await store.damaged_records() if d.record_id == setting_id]
-        return [await _row(store, s, now, owners) for s in settings]
-    rows = [await _row(store, s, now, owners) for s in await all_settings(store)]
+        return [await _one_row(store, setting, now, owners)]
+    rows, _ = await status_and_settings(store, now=now, owners=owners)
+    return rows
+
+
+async def status_and_settings(
+    store: Store, *, now: float | None = None, owners: FlowOwners = UNTRACKED_OWNERS
+) -> tuple[list[SettingStatus], list[MailSetting]]:
+    """`status` of every setting, with the intact settings it was read from (`all_settings`),
+    for callers that show more of them than their token."""
+    settings = await all_settings(store)
+    damaged = await store.damaged_records()
+    reads = _Reads(
+        providers={p.name: p for p in await store.list_providers()},
+        broken_providers={
+            d.record_id.removeprefix(PROVIDER_PREFIX): d.reason
+            for d in damaged
+            if d.record_id.startswith(PROVIDER_PREFIX)
+        },
+        tokens={r.setting_id: r for r in await store.load_tokens()},
+    )
+    rows = [_row(s, reads, now, owners) for s in settings]
     rows += [
-        _damaged(d)
-        for d in await store.damaged_records()
-        if d.record_id == SMTP_ID or d.record_id.startswith(POP_PREFIX)
+        _damaged(d) for d in damaged if d.record_id == SMTP_ID or d.record_id.startswith(POP_PREFIX)
     ]
-    return sorted(rows, key=lambda r: (r.setting_id != SMTP_ID, r.setting_id))
+    return sorted(rows, key=lambda r: (r.setting_id != SMTP_ID, r.setting_id)), settings
+
+
+PROVIDER_PREFIX: Final = "provider:"  # how `damaged_records` names a provider's record
+
+
+@dataclass(frozen=True, slots=True)
+class _Reads:
+    """What the status of every setting is computed from, read once."""
+
+    providers: dict[str, Provider]
+    broken_providers: dict[str, Text]  # damaged provider records: name -> the store's reason
+    tokens: dict[str, TokenRecord]
+
+    def target(self, setting: MailSetting) -> Target:
+        """As `targets.target_of` reads it from the store, with the same errors."""
+        reason = self.broken_providers.get(setting.provider or "")
+        if reason is not None:
+            raise DamagedRecordError(reason)
+        return resolve_target(setting, self.providers.get(setting.provider or ""))
+
+    def token(self, setting_id: str) -> TokenRecord:
+        """As `load_token` reads it: a setting never written as Not acquired at version 0."""
+        found = self.tokens.get(setting_id)
+        if found is None:
+            return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
+        return found
 
 
 def _damaged(record: DamagedRecord) -> SettingStatus:
@@ -105,20 +161,43 @@ def _damaged(record: DamagedRecord) -> SettingStatus:
     )
 
 
-async def _row(
-    store: Store, setting: MailSetting, now: float | None, owners: FlowOwners
-) -> SettingStatus:
-    row = SettingStatus(
+def _bare(setting: MailSetting) -> SettingStatus:
+    return SettingStatus(
         setting.setting_id, setting.auth, setting.account, setting.provider, state=None
     )
+
+
+def _unresolved(row: SettingStatus, error: TokenpostError) -> SettingStatus:
+    """The row of an OAuth 2.0 setting whose provider cannot be resolved."""
+    if isinstance(error, DamagedRecordError):  # the provider's record
+        return replace(row, state=StateId.INVALID, reason=as_text(error))
+    return replace(row, state=StateId.NOT_ACQUIRED, reason=as_text(error))
+
+
+def _row(
+    setting: MailSetting, reads: _Reads, now: float | None, owners: FlowOwners
+) -> SettingStatus:
+    row = _bare(setting)
+    if setting.auth is not AuthMethod.OAUTH2:
+        return row
+    try:
+        target = reads.target(setting)
+    except TokenpostError as error:
+        return _unresolved(row, error)
+    record = current_record(reads.token(setting.setting_id), target, now=now, owners=owners)
+    return _with_details(replace(row, state=record.state.id), record.state)
+
+
+async def _one_row(
+    store: Store, setting: MailSetting, now: float | None, owners: FlowOwners
+) -> SettingStatus:
+    row = _bare(setting)
     if setting.auth is not AuthMethod.OAUTH2:
         return row
     try:
         target = await target_of(store, setting)
-    except DamagedRecordError as error:  # the provider's record
-        return replace(row, state=StateId.INVALID, reason=as_text(error))
     except TokenpostError as error:
-        return replace(row, state=StateId.NOT_ACQUIRED, reason=as_text(error))
+        return _unresolved(row, error)
     state = (await load_current(store, target, now=now, owners=owners)).state
     return _with_details(replace(row, state=state.id), state)
 

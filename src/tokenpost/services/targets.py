@@ -104,13 +104,22 @@ async def load_target(store: SettingsStore, setting_id: str) -> Target:
 
 
 async def target_of(store: SettingsStore, setting: MailSetting) -> Target:
+    """The setting with its provider read from the store. Raises as `resolve_target`, and
+    DamagedRecordError when the provider's record is damaged."""
     if setting.auth is not AuthMethod.OAUTH2 or not setting.provider:
-        raise UsageError(
-            "{setting} uses authentication '{auth}', not oauth2: it has no token",
-            setting=setting.setting_id,
-            auth=str(setting.auth),
-        )
-    provider = await store.get_provider(setting.provider)
+        raise _no_token(setting)
+    return resolve_target(setting, await store.get_provider(setting.provider))
+
+
+def resolve_target(setting: MailSetting, provider: Provider | None) -> Target:
+    """The setting with `provider`, the record its `provider` names (None: there is none).
+
+    Raises:
+        UsageError: the setting does not use OAuth 2.0.
+        NotFoundError: its provider is gone.
+    """
+    if setting.auth is not AuthMethod.OAUTH2 or not setting.provider:
+        raise _no_token(setting)
     if provider is None:
         raise NotFoundError(
             "{setting}: provider {provider!r} does not exist",
@@ -121,6 +130,14 @@ async def target_of(store: SettingsStore, setting: MailSetting) -> Target:
     flow = effective_flow(provider)
     binding = binding_of(provider, setting, scope=scope)
     return Target(setting, provider, flow, scope, binding)
+
+
+def _no_token(setting: MailSetting) -> UsageError:
+    return UsageError(
+        "{setting} uses authentication '{auth}', not oauth2: it has no token",
+        setting=setting.setting_id,
+        auth=str(setting.auth),
+    )
 
 
 def current_record(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tokenpost.i18n import show, state_label
-from tokenpost.services.status import SettingStatus, status
+from tokenpost.services.status import SettingStatus, status, status_and_settings
 from tokenpost.settings.model import POP_PREFIX, PopSetting
 from tokenpost.web.state import WebState
 
@@ -47,10 +47,13 @@ class Row:
 async def rows(web: WebState, lang: str, setting_id: str | None = None) -> list[Row]:
     """Every setting's row (SMTP first), or `setting_id`'s only."""
     app = web.app
-    found = await status(
-        app.store, now=app.clock.now(), owners=app.authorizer.owners, setting_id=setting_id
-    )
-    pops = {p.setting_id: p for p in await app.store.list_pop()}
+    now, owners = app.clock.now(), app.authorizer.owners
+    if setting_id is None:
+        found, settings = await status_and_settings(app.store, now=now, owners=owners)
+        pops = {s.setting_id: s for s in settings if isinstance(s, PopSetting)}
+    else:
+        found = await status(app.store, now=now, owners=owners, setting_id=setting_id)
+        pops = {p.setting_id: p for p in await app.store.list_pop()}
     return [_row(s, lang, _next_check(web, pops.get(s.setting_id))) for s in found]
 
 

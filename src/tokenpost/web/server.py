@@ -168,5 +168,9 @@ def _bind(listen: Listen) -> socket.socket:
             port=listen.port,
             reason=error.strerror or str(error),
         ) from None
+    # socket.create_server leaves the protocol 0, so asyncio does not set TCP_NODELAY on the
+    # connections it accepts: every keep-alive answer would wait for the client's delayed ACK.
+    # Set on the listening socket, the option is inherited by the accepted ones (Linux, BSD).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setblocking(False)
     return sock

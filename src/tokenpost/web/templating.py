@@ -55,6 +55,9 @@ def iso_time(when: float | None) -> str:
 def build_environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
+        # The templates ship in the package: no stat of the file at every include (the status
+        # table includes a row template per setting).
+        auto_reload=False,
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         extensions=["jinja2.ext.i18n"],
