@@ -61,6 +61,6 @@ async def alerts_save(request: Request, visit: VisitDep) -> Response:
     except TokenpostError as error:
         problems = forms.Problems.of(error, visit.lang, FIELDS)
         return _page(visit, forms.values(form, {"csrf"}), problems, status=400)
-    log.info("web: %s saved the alert settings", visit.session.account if visit.session else None)
+    log.info("web: %s saved the alert settings", visit.account)
     visit.notice(visit.gettext("Alert settings saved."))
     return visit.redirect("/alerts")

@@ -174,8 +174,7 @@ async def _save(
             status=400,
             damaged=damaged,
         )
-    account = visit.session.account if visit.session else None
-    log.info("web: %s saved provider %s", account, name)
+    log.info("web: %s saved provider %s", visit.account, name)
     announce_saved(visit, visit.gettext("Provider {name} saved.").format(name=name), discarded)
     return visit.redirect(f"/providers/{name}")
 
@@ -193,7 +192,6 @@ async def provider_remove(name: str, visit: VisitDep) -> Response:
     except TokenpostError as error:
         visit.notice(show(error, visit.lang))
         return visit.redirect(f"/providers/{name}")
-    account = visit.session.account if visit.session else None
-    log.info("web: %s removed provider %s", account, name)
+    log.info("web: %s removed provider %s", visit.account, name)
     visit.notice(visit.gettext("Provider {name} removed.").format(name=name))
     return visit.redirect("/providers")

@@ -151,7 +151,7 @@ async def smtp_save(request: Request, visit: VisitDep) -> Response:
         return await _smtp_form(
             visit, values=values, current=current, damaged=damaged, problems=problems, status=400
         )
-    log.info("web: %s saved the SMTP setting", visit.session.account if visit.session else None)
+    log.info("web: %s saved the SMTP setting", visit.account)
     announce_saved(visit, visit.gettext("SMTP setting saved."), discarded)
     return visit.redirect("/settings/smtp")
 
@@ -286,8 +286,7 @@ async def _pop_save(
             status=400,
             damaged=damaged,
         )
-    account = visit.session.account if visit.session else None
-    log.info("web: %s saved POP setting %s", account, name)
+    log.info("web: %s saved POP setting %s", visit.account, name)
     announce_saved(visit, visit.gettext("POP setting {name} saved.").format(name=name), discarded)
     return visit.redirect(f"/settings/pop/{name}")
 
@@ -305,7 +304,6 @@ async def pop_remove(name: str, visit: VisitDep) -> Response:
     except TokenpostError as error:
         visit.notice(show(error, visit.lang))
         return visit.redirect("/settings/pop")
-    account = visit.session.account if visit.session else None
-    log.info("web: %s removed POP setting %s", account, name)
+    log.info("web: %s removed POP setting %s", visit.account, name)
     announce_saved(visit, visit.gettext("POP setting {name} removed.").format(name=name), discarded)
     return visit.redirect("/settings/pop")

@@ -43,8 +43,7 @@ async def delete(setting_id: str, visit: VisitDep) -> Response:
     except TokenpostError as error:
         visit.notice(show(error, visit.lang))
         return visit.redirect("/")
-    account = visit.session.account if visit.session is not None else None
-    log.info("web: %s deleted the token of %s", account, setting)
+    log.info("web: %s deleted the token of %s", visit.account, setting)
     message = visit.gettext("The token of {setting} was deleted ({detail}).")
     visit.notice(message.format(setting=setting, detail=show(result.detail, visit.lang)))
     return visit.redirect("/")

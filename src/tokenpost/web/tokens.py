@@ -119,7 +119,7 @@ async def get_token(setting_id: str, visit: VisitDep) -> Response:
         return visit.redirect(f"/tokens/{setting}/get")
     if isinstance(result, Acquired):
         return _acquired(visit, setting, result)
-    log.info("web: %s started an authorization of %s", _who(visit), setting)
+    log.info("web: %s started an authorization of %s", visit.account, setting)
     return visit.redirect(f"/tokens/{setting}/get")
 
 
@@ -148,7 +148,7 @@ async def cancel(setting_id: str, visit: VisitDep) -> Response:
     row = await _row(visit, setting_id)
     setting = row.setting_id
     await visit.web.app.authorizer.cancel(setting)
-    log.info("web: %s cancelled the authorization of %s", _who(visit), setting)
+    log.info("web: %s cancelled the authorization of %s", visit.account, setting)
     notice = visit.gettext("Authorization cancelled.")
     [now] = await rows(visit.web, visit.lang, setting)
     if now.status.in_force and now.status.expires_at is not None:
@@ -200,11 +200,7 @@ def _load_again_from_here(visit: Visit, address: str) -> Response:
 
 
 def _acquired(visit: Visit, setting: str, token: Acquired) -> Response:
-    log.info("web: %s obtained a token for %s", _who(visit), setting)
+    log.info("web: %s obtained a token for %s", visit.account, setting)
     message = visit.gettext("The token of {setting} was acquired (valid until {expires}).")
     visit.notice(message.format(setting=setting, expires=utc_time(token.expires_at)))
     return visit.redirect("/")
-
-
-def _who(visit: Visit) -> str | None:
-    return visit.session.account if visit.session is not None else None

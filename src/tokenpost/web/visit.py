@@ -35,6 +35,11 @@ class Visit:
         return self.web.app.clock.now()
 
     @property
+    def account(self) -> str | None:
+        """The name of the account this visit acts for, or None."""
+        return self.session.account if self.session is not None else None
+
+    @property
     def signed_in(self) -> bool:
         return self.session is not None and self.session.signed_in
 
@@ -67,7 +72,7 @@ class Visit:
         session = self.session
         base = {
             "visit": self,
-            "account": session.account if session is not None else None,
+            "account": self.account,
             "is_admin": self.is_admin,
             "csrf": session.csrf if session is not None else "",
             "notices": session.take_notices() if session is not None else [],
