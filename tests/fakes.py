@@ -39,6 +39,13 @@ class MemoryStore:
     tokens: dict[str, TokenRecord] = field(default_factory=dict)
     alerts: AlertSettings = field(default_factory=AlertSettings)
     writes: int = 0
+    revisions_read: int = 0
+
+    async def revision(self) -> int:
+        """A new number at every call: tests change the fields above directly, so no reader may
+        keep what it read from this store."""
+        self.revisions_read += 1
+        return self.revisions_read
 
     async def list_providers(self) -> list[Provider]:
         return list(self.providers.values())

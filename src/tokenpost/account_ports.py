@@ -37,6 +37,11 @@ class ApiTokenRecord:
 class AccountStore(Protocol):
     """Web accounts and API tokens. Listings hold the intact rows only, by name."""
 
+    async def revision(self) -> int:
+        """As `ports.Store.revision`: it changes with every committed change of an account or
+        API token too."""
+        ...
+
     async def list_accounts(self) -> list[Account]: ...
 
     async def get_account(self, name: str) -> AccountRecord | None:

@@ -107,6 +107,13 @@ class TokenStore(Protocol):
 
 
 class Store(SettingsStore, TokenStore, Protocol):
+    async def revision(self) -> int:
+        """A number that changes with every committed change of a record (settings, tokens, web
+        accounts, API tokens), whoever makes it; reads never change it. What is read after
+        taking it is at least as new as it, so a reader that kept what it read may keep it
+        while this is unchanged."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -37,6 +37,7 @@ from tokenpost.errors import (
 )
 from tokenpost.secret import Secret
 from tokenpost.settings.model import (
+    AlertSettings,
     AuthMethod,
     PopSetting,
     Preset,
@@ -521,6 +522,7 @@ def test_migrations_ship_inside_the_package() -> None:
         "0003_row_macs.py",
         "0004_provider_redirect_and_proxy.py",
         "0005_web_accounts_and_api_tokens.py",
+        "0006_revision.py",
     ]
 
 
@@ -570,3 +572,64 @@ async def test_new_store_in_a_missing_directory_creates_no_key(home: Home) -> No
     with pytest.raises(StoreError, match="cannot create the database file"):
         await open_store(home, url=url)
     assert not home.key_path.exists()
+
+
+# --- the revision: every committed change of a setting or token counts, whoever makes it --------
+
+
+async def test_every_write_changes_the_revision_and_reads_do_not(store: SqlStore) -> None:
+    seen = [await store.revision()]
+
+    async def changed() -> None:
+        now = await store.revision()
+        assert now not in seen, "a write left the revision as it was"
+        seen.append(now)
+
+    await store.put_provider(full_provider())
+    await changed()
+    await store.put_smtp(full_smtp())
+    await changed()
+    await store.put_pop(full_pop("fax"))
+    await changed()
+    await store.put_alerts(AlertSettings(recipients=("ops@example.com",)))
+    await changed()
+    record = await store.save_token("smtp", acquired("a"), binding="b", expected_version=0)
+    await changed()
+    await store.save_token("smtp", acquired("b"), binding="b", expected_version=record.version)
+    await changed()
+    await store.delete_pop("fax")
+    await changed()
+    for read in (
+        store.list_providers(), store.get_smtp(), store.list_pop(), store.get_alerts(),
+        store.load_tokens(), store.load_token("smtp"), store.damaged_records(),
+    ):  # fmt: skip
+        await read
+    assert await store.revision() == seen[-1]
+
+
+async def test_a_refused_write_leaves_the_revision(store: SqlStore) -> None:
+    await store.put_provider(full_provider())
+    await store.put_smtp(full_smtp())
+    await store.save_token("smtp", acquired("a"), binding="b", expected_version=0)
+    before = await store.revision()
+    with pytest.raises(ConflictError):
+        await store.save_token("smtp", acquired("b"), binding="b", expected_version=0)
+    with pytest.raises(UsageError):
+        await store.delete_provider("prov")  # still used
+    assert await store.revision() == before
+
+
+async def test_a_change_made_outside_tokenpost_changes_the_revision(
+    store: SqlStore, backend: Backend
+) -> None:
+    await store.put_provider(full_provider())
+    before = await store.revision()
+    backend.execute("UPDATE providers SET client_id = 'changed by hand'")
+    assert await store.revision() != before
+
+
+async def test_another_instance_sees_the_revision_change(store: SqlStore, backend: Backend) -> None:
+    async with await open_store(backend.home, url=backend.url) as other:
+        before = await other.revision()
+        await store.put_provider(full_provider())
+        assert await other.revision() != before

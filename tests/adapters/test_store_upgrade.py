@@ -3,7 +3,8 @@ POP options and the alert settings are stored, and a store at 0001 is migrated w
 and the new fields at their defaults. Schema 0003: a store at 0002 gets a MAC for every row and
 reads as before; from then on a row changed behind tokenpost's back is refused. Schema 0004: a
 provider's redirect URI and proxy, NULL for the providers already there, whose MACs stay valid.
-Schema 0005: the web account and API token tables, empty; the rows already there are untouched."""
+Schema 0005: the web account and API token tables, empty; the rows already there are untouched.
+Schema 0006: the revision counter, counting from then on; the rows already there are untouched."""
 
 from __future__ import annotations
 
@@ -290,4 +291,20 @@ async def test_a_0004_store_gets_empty_account_tables_and_keeps_its_rows(db: Db)
         assert await store.list_api_tokens() == []
         await store.add_account(Account("alice", Role.ADMIN, 1.0), "$argon2id$v=19$x")
         assert [a.name for a in await store.list_accounts()] == ["alice"]
+    assert db.run("SELECT version_num FROM alembic_version") == [(HEAD_REVISION,)]
+
+
+async def test_a_0005_store_gets_a_revision_that_counts_and_keeps_its_rows(db: Db) -> None:
+    async with await db.open() as store:
+        await store.put_provider(PROVIDER)
+        await store.put_smtp(SMTP)
+        await store.save_token("smtp", TOKEN, binding="b-smtp", expected_version=0)
+    db.downgrade("0005")
+    assert "revision" not in db.tables()
+    async with await db.open() as store:
+        assert await store.damaged_records() == []
+        assert (await store.load_token("smtp")).state == TOKEN
+        before = await store.revision()
+        await store.put_pop(FAX)
+        assert await store.revision() != before
     assert db.run("SELECT version_num FROM alembic_version") == [(HEAD_REVISION,)]

@@ -30,7 +30,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -50,6 +50,7 @@ from tokenpost.adapters.migrations import (
     pop_table,
     providers_table,
     read_schema_state,
+    revision_table,
     smtp_table,
     tokens_table,
 )
@@ -64,6 +65,7 @@ from tokenpost.adapters.sql_engine import (
     sqlite_url,
 )
 from tokenpost.adapters.sql_keys import StoreKeys
+from tokenpost.adapters.sqlite_revision import SqliteRevision
 from tokenpost.adapters.store_mac import sealed
 from tokenpost.adapters.store_schema import check_setting_id
 from tokenpost.errors import ConflictError, NotFoundError, UsageError
@@ -110,18 +112,27 @@ async def open_store(home: Home, *, url: str | None = None) -> SqlStore:
     except BaseException:
         await engine.dispose()
         raise
-    return SqlStore(engine, cipher, where=where)
+    revision = None if sqlite_path is None else SqliteRevision(sqlite_path, where=where)
+    return SqlStore(engine, cipher, where=where, revision=revision)
 
 
 class SqlStore:
     """`ports.Store` and `account_ports.AccountStore` on SQLAlchemy Core (async). Build it with
     `open_store`."""
 
-    def __init__(self, engine: AsyncEngine, cipher: Cipher, *, where: str) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        cipher: Cipher,
+        *,
+        where: str,
+        revision: SqliteRevision | None = None,
+    ) -> None:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._cipher = cipher
         self._where = where
+        self._sqlite_revision = revision  # a SQLite file's fast reader of the revision
 
     async def __aenter__(self) -> SqlStore:
         return self
@@ -130,7 +141,16 @@ class SqlStore:
         await self.close()
 
     async def close(self) -> None:
+        if self._sqlite_revision is not None:
+            self._sqlite_revision.close()
         await self._engine.dispose()
+
+    async def revision(self) -> int:
+        """The count of committed changes of the store's records (0006's triggers)."""
+        if self._sqlite_revision is not None:
+            return self._sqlite_revision.read()
+        async with self._read() as conn:
+            return int((await conn.execute(_REVISION)).scalar_one())
 
     async def damaged_records(self) -> list[DamagedRecord]:
         """The settings records that do not authenticate or cannot be decoded: the SMTP
@@ -368,6 +388,8 @@ class SqlStore:
             async with self._writer.begin() as conn:
                 yield conn
 
+
+_REVISION: Final = sa.select(revision_table.c.n).where(revision_table.c.id == 1)
 
 _SETTINGS_TABLES: tuple[tuple[records.Kind[Any], sa.Table, Sequence[sa.Column[Any]]], ...] = (
     (records.SMTP, smtp_table, ()),

@@ -18,9 +18,7 @@ each); `damaged_records` reads each settings table once.
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from tokenpost.adapters import store_records as records
@@ -31,7 +29,7 @@ from tokenpost.adapters.store_schema import (
     HEAD_REVISION,
     KEY_CHECK,
     check_setting_id,
-    driver_error,
+    sqlite_errors,
     wrong_key,
 )
 from tokenpost.errors import UsageError
@@ -68,7 +66,7 @@ def open_sqlite_reader(home: Home) -> SqliteReader | None:
     if not path.is_file():
         return None
     where = str(path)
-    with _mapped_errors(where):
+    with sqlite_errors(where):
         conn = sqlite3.connect(
             path.absolute().as_uri() + "?mode=ro",
             uri=True,
@@ -100,7 +98,7 @@ def _checked_cipher(conn: sqlite3.Connection, home: Home, where: str) -> Cipher 
 
 def _current_key_check(conn: sqlite3.Connection, where: str) -> bytes | None:
     """The key check of a store at `HEAD_REVISION`; None for any other store."""
-    with _mapped_errors(where):
+    with sqlite_errors(where):
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if not {"alembic_version", "meta"} <= tables:
             return None
@@ -126,6 +124,9 @@ class SqliteReader:
         self._conn.close()
 
     # --- reads: the same queries and answers as SqlStore ----------------------------------------
+
+    async def revision(self) -> int:
+        return int(self._select("SELECT n FROM revision WHERE id = 1")[0]["n"])
 
     async def damaged_records(self) -> list[DamagedRecord]:
         """The settings records that do not authenticate or cannot be decoded."""
@@ -204,19 +205,10 @@ class SqliteReader:
 
     def _select(self, query: str, *params: object) -> list[_Row]:
         """Rows as column-name mappings, the shape the codec reads."""
-        with _mapped_errors(self._where):
+        with sqlite_errors(self._where):
             cursor = self._conn.execute(query, params)
             names = [column[0] for column in cursor.description]
             return [dict(zip(names, values, strict=True)) for values in cursor.fetchall()]
-
-
-@contextlib.contextmanager
-def _mapped_errors(where: str) -> Iterator[None]:
-    """sqlite3 errors as `sql_store` maps them (same classes, same messages)."""
-    try:
-        yield
-    except sqlite3.Error as exc:
-        raise driver_error(where, str(exc), type(exc).__name__) from exc
 
 
 if TYPE_CHECKING:

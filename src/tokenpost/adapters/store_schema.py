@@ -8,6 +8,9 @@ errors.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Final
 
@@ -16,7 +19,7 @@ from tokenpost.settings.model import parse_setting_id
 
 # The newest migration in migrations/versions/ (a test compares it with Alembic's head). A store
 # at this revision needs no migration, so opening it needs no Alembic.
-HEAD_REVISION: Final = "0005"
+HEAD_REVISION: Final = "0006"
 KEY_CHECK: Final = "key_check"  # the meta row holding the key check
 
 
@@ -84,3 +87,13 @@ def driver_error(where: str, text: str, kind: str) -> StoreError:
             seconds=format(BUSY_TIMEOUT_S, "g"),
         )
     return StoreError("the store {store} failed: {detail}", store=where, detail=detail)
+
+
+@contextlib.contextmanager
+def sqlite_errors(where: str) -> Iterator[None]:
+    """The standard library's sqlite3 errors as `sql_store` maps its driver's (same classes,
+    same messages), for the readers that use sqlite3 directly."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise driver_error(where, str(exc), type(exc).__name__) from exc

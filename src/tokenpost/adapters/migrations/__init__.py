@@ -8,7 +8,8 @@ a new store. Migrations get the store's cipher (``config.attributes["cipher"]``)
 the row MACs (`store_mac`) of the rows already there.
 The migration scripts in versions/ are frozen snapshots and never import these tables; a test
 compares what they build with `METADATA`. Every settings, token, web account and API token table
-has a `mac` column.
+has a `mac` column. The one row of `revision` counts the committed changes of those tables
+(database triggers, 0006), for readers that keep what they read (`Store.revision`).
 
 Alembic is imported only when a store is not at `store_schema.HEAD_REVISION` (a new or an older
 store): opening a current store reads its revision with plain SQL and migrates nothing.
@@ -47,6 +48,7 @@ __all__ = [
     "pop_table",
     "providers_table",
     "read_schema_state",
+    "revision_table",
     "smtp_table",
     "tokens_table",
     "upgrade_to_head",
@@ -166,6 +168,16 @@ tokens_table: Final = sa.Table(
     _mac(),
 )
 
+# Counted up by triggers at every committed change of the other tables but `meta` (0006): a
+# hint for caches, so it carries no MAC (a forged count can only make a reader read again, or
+# show what it read before a change made outside tokenpost).
+revision_table: Final = sa.Table(
+    "revision",
+    METADATA,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("n", sa.BigInteger, nullable=False),
+    sa.CheckConstraint("id = 1", name="one_row"),
+)
 
 web_accounts_table: Final = sa.Table(
     "web_accounts",
