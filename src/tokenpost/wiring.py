@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tokenpost.services.scheduler import Scheduler
     from tokenpost.services.send import Sender
     from tokenpost.services.settings import SettingsService
+    from tokenpost.services.status_cache import StatusCache
 
 
 @dataclass
@@ -61,6 +62,13 @@ class App:
         from tokenpost.services.accounts import Accounts
 
         return Accounts(self.account_store, Argon2Hasher(), self.clock)
+
+    @functools.cached_property
+    def status_cache(self) -> StatusCache:
+        """Every setting's status, read again only when the store changed: one per App."""
+        from tokenpost.services.status_cache import StatusCache
+
+        return StatusCache(self.store, self.authorizer.owners)
 
     def checker(self, lang: str = "en") -> Checker:
         """The connection test over the same connectors sending and receiving use."""

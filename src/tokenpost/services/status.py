@@ -105,6 +105,34 @@ async def status_and_settings(
 ) -> tuple[list[SettingStatus], list[MailSetting]]:
     """`status` of every setting, with the intact settings it was read from (`all_settings`),
     for callers that show more of them than their token."""
+    overview = await read_overview(store)
+    return overview.at(now, owners), overview.settings
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """Every setting's status as read from the store, before any pending authorization was
+    judged against a clock: `rows` (sorted as `status` sorts them) show a Waiting state as it
+    is stored; `at` judges them (`targets.flow_ended`). Nothing else in a status changes without
+    a write to the store, so an Overview stays true while the store is unchanged."""
+
+    settings: list[MailSetting]
+    rows: list[SettingStatus]
+    waiting: dict[int, MailSetting]  # index in `rows` -> the setting of a Waiting row
+    reads: _Reads
+
+    def at(self, now: float | None, owners: FlowOwners) -> list[SettingStatus]:
+        """The rows as `status` reads them at `now` (None: pending flows are not judged)."""
+        if now is None or not self.waiting:
+            return self.rows
+        rows = list(self.rows)
+        for index, setting in self.waiting.items():
+            rows[index] = _row(setting, self.reads, now, owners)
+        return rows
+
+
+async def read_overview(store: Store) -> Overview:
+    """Every setting's `Overview`, from one read of each kind of record."""
     settings = await all_settings(store)
     damaged = await store.damaged_records()
     reads = _Reads(
@@ -116,11 +144,21 @@ async def status_and_settings(
         },
         tokens={r.setting_id: r for r in await store.load_tokens()},
     )
-    rows = [_row(s, reads, now, owners) for s in settings]
-    rows += [
-        _damaged(d) for d in damaged if d.record_id == SMTP_ID or d.record_id.startswith(POP_PREFIX)
+    found: list[tuple[SettingStatus, MailSetting | None]] = [
+        (_row(s, reads, None, UNTRACKED_OWNERS), s) for s in settings
     ]
-    return sorted(rows, key=lambda r: (r.setting_id != SMTP_ID, r.setting_id)), settings
+    found += [
+        (_damaged(d), None)
+        for d in damaged
+        if d.record_id == SMTP_ID or d.record_id.startswith(POP_PREFIX)
+    ]
+    found.sort(key=lambda pair: (pair[0].setting_id != SMTP_ID, pair[0].setting_id))
+    waiting = {
+        index: setting
+        for index, (row, setting) in enumerate(found)
+        if setting is not None and row.state is StateId.WAITING_FOR_AUTHORIZATION
+    }
+    return Overview(settings, [row for row, _ in found], waiting, reads)
 
 
 PROVIDER_PREFIX: Final = "provider:"  # how `damaged_records` names a provider's record
