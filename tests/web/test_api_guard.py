@@ -20,6 +20,7 @@ from web_support import VIEWER, acquired, define_settings, give_token
 from tokenpost.web.app import create_app
 from tokenpost.web.config import WebConfig
 from tokenpost.web.sessions import COOKIE
+from tokenpost.wiring import open_app
 
 PREFIX = "/api/v1"
 SAMPLES = {"setting_id": "pop:nosuch", "name": "nosuch", "path": "nosuch"}
@@ -86,6 +87,14 @@ async def test_a_revoked_token_is_unauthorized(api: Api) -> None:
     await api.app.accounts.revoke_api_token("ci-bot")
     for method, path in routes(api):
         refused(await call(client, method, path), 401, "unauthorized")
+
+
+async def test_a_token_revoked_by_another_process_is_unauthorized(api: Api) -> None:
+    client = api.admin()
+    assert (await client.get(f"{PREFIX}/status")).status_code == 200
+    async with open_app(api.app.home, {}) as other:  # `tokenpost admin token revoke ci-bot`
+        await other.accounts.revoke_api_token("ci-bot")
+    refused(await client.get(f"{PREFIX}/status"), 401, "unauthorized")
 
 
 async def test_a_viewer_reads_and_changes_nothing(api: Api) -> None:

@@ -9,6 +9,7 @@ from fakes import FakeClock
 from tokenpost.accounts import Role
 from tokenpost.secret import Secret
 from tokenpost.web.sessions import COOKIE
+from tokenpost.wiring import open_app
 
 
 async def test_a_page_without_a_session_leads_to_the_login(anonymous: WebPage) -> None:
@@ -71,6 +72,15 @@ async def test_removing_an_account_ends_its_sessions(site: Served, viewer: WebPa
     assert (await viewer.get("/")).status_code == 303
     # Added again with the same name and password: still not the session's account.
     await site.app.accounts.add(VIEWER, Role.VIEWER, Secret("viewer password 0123"))
+    assert (await viewer.get("/")).status_code == 303
+
+
+async def test_an_account_removed_by_another_process_is_signed_out(
+    site: Served, viewer: WebPage
+) -> None:
+    assert (await viewer.get("/")).status_code == 200
+    async with open_app(site.app.home, {}) as other:  # `tokenpost admin remove viewer`
+        await other.accounts.remove(VIEWER)
     assert (await viewer.get("/")).status_code == 303
 
 

@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Final
 
-from tokenpost.account_ports import AccountStore, ApiTokenRecord, PasswordHasher
+from tokenpost.account_ports import AccountRecord, AccountStore, ApiTokenRecord, PasswordHasher
 from tokenpost.accounts import (
     Account,
     ApiTokenInfo,
@@ -41,6 +41,7 @@ from tokenpost.clock import Clock
 from tokenpost.errors import DamagedRecordError, NotFoundError, StoreError
 from tokenpost.ports import DamagedRecord
 from tokenpost.secret import Secret
+from tokenpost.services.revision_memo import RevisionMemo
 
 log = logging.getLogger("tokenpost.accounts")
 
@@ -64,8 +65,19 @@ class Accounts:
     hasher: PasswordHasher
     clock: Clock
     _dummy_hash: str | None = field(default=None, init=False, repr=False)
+    # What every web request reads (its API token, its session's account), kept until the
+    # store changes (a revoked token or a removed account is refused at the next request).
+    _kept: RevisionMemo = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._kept = RevisionMemo(self.store.revision)
 
     # --- accounts -------------------------------------------------------------------------------
+
+    async def record(self, name: str) -> AccountRecord | None:
+        """The stored account `name` (None: there is none), as of the store's last change.
+        Raises DamagedRecordError for a damaged row."""
+        return await self._kept.get(("account", name), lambda: self.store.get_account(name))
 
     async def add(self, name: str, role: Role, password: Secret) -> Account:
         """Add an account.
@@ -174,7 +186,7 @@ class Accounts:
         constant time."""
         presented = token_digest(token)
         found: ApiTokenRecord | None = None
-        for record in await self.store.list_api_tokens():
+        for record in await self._kept.get("api_tokens", self.store.list_api_tokens):
             if hmac.compare_digest(presented, record.digest) and found is None:
                 found = record
         if found is None or not token.reveal().startswith(API_TOKEN_PREFIX):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 async def credential_stamp(app: App, name: str) -> str | None:
     """The stamp of account `name`, or None when it is gone or damaged."""
     try:
-        record = await app.account_store.get_account(name)
+        record = await app.accounts.record(name)
     except DamagedRecordError:
         return None
     if record is None:
