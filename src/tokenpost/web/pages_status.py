@@ -3,10 +3,12 @@ refresh, reason and next POP check; and the same as JSON for the page's live upd
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import JSONResponse, Response
+import json
 
-from tokenpost.web.rows import rows
+from fastapi import APIRouter
+from fastapi.responses import Response
+
+from tokenpost.web.rows import Row, all_rows, rows
 from tokenpost.web.templating import iso_time
 from tokenpost.web.visit import VisitDep
 
@@ -21,9 +23,15 @@ async def status_page(visit: VisitDep) -> Response:
 
 @router.get("/live/status")
 async def live_status(visit: VisitDep) -> Response:
-    """What live.js updates in place: each setting's label, reason and expiry."""
-    found = await rows(visit.web, visit.lang)
-    return JSONResponse(
+    """What live.js updates in place: each setting's label, reason and expiry (kept under the
+    rows' key: every open page asks for it every few seconds)."""
+    key, found = await all_rows(visit.web, visit.lang)
+    body = visit.web.kept_json.get(("live", key), lambda: _live(found))
+    return Response(body, media_type="application/json")
+
+
+def _live(found: list[Row]) -> bytes:
+    return json.dumps(
         {
             "settings": [
                 {
@@ -36,5 +44,6 @@ async def live_status(visit: VisitDep) -> Response:
                 }
                 for r in found
             ]
-        }
-    )
+        },
+        separators=(",", ":"),
+    ).encode()

@@ -8,10 +8,12 @@ from typing import TYPE_CHECKING
 import jinja2
 
 from tokenpost.web.config import WebConfig
+from tokenpost.web.memo import Memo
 from tokenpost.web.sessions import Sessions
 from tokenpost.web.throttle import LoginThrottle
 
 if TYPE_CHECKING:
+    from tokenpost.web.rows import Row
     from tokenpost.wiring import App
 
 
@@ -27,3 +29,7 @@ class WebState:
     throttle: LoginThrottle
     env: jinja2.Environment
     token_actions: list[str] = field(default_factory=list)
+    # What requests derive from the status of every setting (`rows.all_rows`, the API's status),
+    # kept under the key it was made from: two languages, two roles, the last few changes.
+    kept_rows: Memo[list[Row]] = field(default_factory=lambda: Memo(16))
+    kept_json: Memo[bytes] = field(default_factory=lambda: Memo(16))

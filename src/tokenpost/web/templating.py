@@ -20,6 +20,7 @@ from typing import Any, Final
 import jinja2
 
 from tokenpost.i18n import state_label, translator
+from tokenpost.web import row_html
 
 TEMPLATES: Final = Path(__file__).parent / "templates"
 
@@ -69,6 +70,7 @@ def build_environment() -> jinja2.Environment:
     env.filters["utc"] = utc_time
     env.filters["iso"] = iso_time
     env.globals["state_label"] = lambda state: state_label(state, _lang.get())
+    row_html.install(env)
     return env
 
 

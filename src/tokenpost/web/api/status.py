@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path
+from fastapi.responses import Response
 
 from tokenpost.accounts import Principal
 from tokenpost.errors import NotFoundError
@@ -19,7 +20,7 @@ from tokenpost.web.api import models
 from tokenpost.web.api.credentials import PrincipalDep
 from tokenpost.web.api.models import SETTING_ID_PATTERN
 from tokenpost.web.api.routing import api_router, error_responses
-from tokenpost.web.rows import Row, rows
+from tokenpost.web.rows import Row, all_rows, rows
 from tokenpost.web.visit import Visit, VisitDep
 
 router = api_router()
@@ -70,10 +71,18 @@ async def one_row(visit: Visit, setting_id: str) -> Row:
     return found[0]
 
 
-@router.get("/status", summary="Every setting's token")
-async def all_settings(visit: VisitDep, who: PrincipalDep) -> models.StatusList:
-    found = await rows(visit.web, visit.lang)
-    return models.StatusList(settings=[setting_status(r, who) for r in found])
+@router.get("/status", summary="Every setting's token", response_model=models.StatusList)
+async def all_settings(visit: VisitDep, who: PrincipalDep) -> Response:
+    """The body is kept under the rows' key and the role (`rows.all_rows`): encoded again only
+    when a status changed."""
+    key, found = await all_rows(visit.web, visit.lang)
+
+    def encode() -> bytes:
+        listed = models.StatusList(settings=[setting_status(r, who) for r in found])
+        return listed.model_dump_json().encode()
+
+    body = visit.web.kept_json.get((key, who.is_admin), encode)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/status/{setting_id}", summary="One setting's token", responses=error_responses(404))
