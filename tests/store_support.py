@@ -1,10 +1,12 @@
 """The store's test backends: a SQLite file in a temporary home, and PostgreSQL at 127.0.0.1:5432
-(user postgres, trust auth) in a database made for the test session; and raw SQL on them, to
-inspect or damage what the store wrote (the fixtures are in tests/adapters/conftest.py)."""
+(user postgres, trust auth) in a database made for the test session; raw SQL on them, to
+inspect or damage what the store wrote (the fixtures are in tests/adapters/conftest.py); and a
+store wrapper counting the calls made to it."""
 
 from __future__ import annotations
 
 import sqlite3
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,3 +66,20 @@ def reseal(backend: Backend, table: str, key: str, value: object) -> None:
     row = backend.row(table, key, value)
     mac = row_mac(load_key(backend.home.key_path, create=False), table, row)
     backend.execute(f"UPDATE {table} SET {MAC_COLUMN} = ? WHERE {key} = ?", (mac, value))  # noqa: S608 - test tables
+
+
+class CountingStore:
+    """Our store port around a real store, counting the calls made to it."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.calls: Counter[str] = Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._store, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls[name] += 1
+            return await method(*args, **kwargs)
+
+        return counted

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import pytest
 from service_world import TOKEN_URL, provider, smtp_setting
 
 from fakes import FakeClock, MemoryLock, ScriptedHttp, json_response
 from pg_support import fresh_database, store_url
-from store_support import Backend
+from store_support import Backend, CountingStore
 from tokenpost.adapters.home import open_home
 from tokenpost.adapters.sql_store import SqlStore, open_store
 from tokenpost.adapters.sqlite_reader import open_sqlite_reader
@@ -166,23 +165,6 @@ async def test_every_settings_status_reads_as_each_ones_alone(
         "pop:scan": StateId.INVALID,
         "pop:zeta": StateId.INVALID,  # changed outside tokenpost: its row no longer authenticates
     }
-
-
-class CountingStore:
-    """Our store port, counting the calls made to it."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-        self.calls: Counter[str] = Counter()
-
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self._store, name)
-
-        async def counted(*args: Any, **kwargs: Any) -> Any:
-            self.calls[name] += 1
-            return await method(*args, **kwargs)
-
-        return counted
 
 
 @SQLITE_ONLY

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from tokenpost.errors import DamagedRecordError, NotFoundError, TokenpostError, UsageError
 from tokenpost.ports import DamagedRecord, FlightLock, HostChecks, Store, TokenRecord
 from tokenpost.services.settings_checks import NoHostChecks, SettingsChecks
-from tokenpost.services.targets import Target, target_of, transition
+from tokenpost.services.targets import Target, resolve_target, transition
 from tokenpost.settings.document import ConfigDocument, Removals, removed_by
 from tokenpost.settings.model import (
     POP_PREFIX,
@@ -88,43 +88,47 @@ class SettingsService:
         return SettingsChecks(self.host, self.resolver)
 
     async def put_provider(self, provider: Provider) -> tuple[DiscardedToken, ...]:
-        """Check, store (a damaged record too) and reconcile; returns the tokens discarded.
+        """Check, store (a damaged record too) and reconcile the settings that use it; returns
+        the tokens discarded.
 
         Raises:
             ValidationError: every problem at once (rules, host checks, offered scopes).
         """
         await self._checks.provider(provider)
-        before = await self._targets()
+        users = [s for s in await self._settings() if s.provider == provider.name]
+        before = await self._targets(users)
         await self.store.put_provider(provider)
-        return await self._revoke(await self.reconcile(), before)
+        return await self._revoke(await self._reconcile(users), before)
 
     async def remove_provider(self, name: str) -> None:
         """Refused by the store while a setting uses it; a damaged record is removed too."""
         await self.store.delete_provider(name)
 
     async def put_smtp(self, setting: SmtpSetting) -> tuple[DiscardedToken, ...]:
-        """Like `put_provider`, for the SMTP setting."""
+        """Like `put_provider`, for the SMTP setting: only its own token is reconciled."""
         await self._check_mail(setting)
-        before = await self._targets()
+        before = await self._targets(_listed(await _intact(self.store.get_smtp())))
         await self.store.put_smtp(setting)
-        return await self._revoke(await self.reconcile(), before)
+        return await self._revoke(await self._reconcile([setting]), before)
 
     async def put_pop(self, setting: PopSetting) -> tuple[DiscardedToken, ...]:
-        """Like `put_provider`, for a POP setting."""
+        """Like `put_provider`, for a POP setting: only its own token is reconciled, so adding
+        one costs the same however many there are."""
         await self._check_mail(setting)
-        before = await self._targets()
+        before = await self._targets(_listed(await _intact(self.store.get_pop(setting.name))))
         await self.store.put_pop(setting)
-        return await self._revoke(await self.reconcile(), before)
+        return await self._revoke(await self._reconcile([setting]), before)
 
     async def remove_pop(self, name: str) -> tuple[DiscardedToken, ...]:
         """Remove the POP setting (a damaged one too) and revoke its token."""
         try:
-            exists = await self.store.get_pop(name) is not None
+            old = await self.store.get_pop(name)
+            exists = old is not None
         except DamagedRecordError:
-            exists = True
+            old, exists = None, True
         if not exists:
             raise NotFoundError("no POP setting {name!r}", name=name)
-        before = await self._targets()
+        before = await self._targets(_listed(old))
         return await self._revoke([await self._delete_pop(name)], before)
 
     async def put_alerts(self, alerts: AlertSettings) -> None:
@@ -166,7 +170,7 @@ class SettingsService:
                 "tokens), or add them to the file",
                 items=removals.as_texts(),
             )
-        before = await self._targets()
+        before = await self._targets(await self._settings())
         discarded = await self.apply_document(doc)
         return ImportResult(removals, await self._revoke(discarded, before))
 
@@ -190,20 +194,23 @@ class SettingsService:
     async def reconcile(self) -> list[TokenRecord]:
         """Discard tokens whose binding no longer matches their setting; returns them as they
         were before."""
+        return await self._reconcile(await self._settings())
+
+    async def _reconcile(self, settings: Sequence[MailSetting]) -> list[TokenRecord]:
+        """`reconcile` for `settings` only (each provider read once)."""
+        providers = _Providers(self.store)
         discarded = []
-        for setting in await self._settings():
-            record = await self._reconcile_one(setting)
+        for setting in settings:
+            record = await self._reconcile_one(setting, await providers.binding(setting))
             if record is not None:
                 discarded.append(record)
         return discarded
 
-    async def _reconcile_one(self, setting: MailSetting) -> TokenRecord | None:
-        try:
-            binding = (await target_of(self.store, setting)).binding
-        except DamagedRecordError:
-            return None  # its provider is unreadable: leave the token to the check on each use
-        except TokenpostError:
-            binding = NO_BINDING  # no longer OAuth 2.0, or its provider is gone: no token stays
+    async def _reconcile_one(self, setting: MailSetting, binding: str | None) -> TokenRecord | None:
+        """Discard the setting's token unless it has `binding` (None: its provider is
+        unreadable, so the token is left to the check on each use)."""
+        if binding is None:
+            return None
         async with self.lock.hold(setting.setting_id):
             record = await self.store.load_token(setting.setting_id)
             if isinstance(record.state, NotAcquired) or record.binding == binding:
@@ -225,15 +232,14 @@ class SettingsService:
         pops = sorted(await self.store.list_pop(), key=lambda p: p.name)
         return [smtp, *pops] if smtp is not None else list(pops)
 
-    async def _targets(self) -> dict[str, Target]:
+    async def _targets(self, settings: Sequence[MailSetting]) -> dict[str, Target]:
         """What each OAuth 2.0 setting's token is for, now (captured before a change)."""
+        providers = _Providers(self.store)
         found: dict[str, Target] = {}
-        for setting in await self._settings():
-            if setting.auth is AuthMethod.OAUTH2:
-                try:
-                    found[setting.setting_id] = await target_of(self.store, setting)
-                except TokenpostError:
-                    continue  # its provider is gone or damaged: nothing to revoke with
+        for setting in settings:
+            target = await providers.target(setting)
+            if target is not None:
+                found[setting.setting_id] = target
         return found
 
     async def _revoke(
@@ -258,13 +264,56 @@ class SettingsService:
         return tuple(results)
 
     async def _check_mail(self, setting: SmtpSetting | PopSetting) -> None:
-        providers = {p.name: p for p in await self.store.list_providers()}
-        damaged = [
-            d.record_id.removeprefix("provider:")
-            for d in await self.store.damaged_records()
-            if d.record_id.startswith("provider:")
-        ]
+        """The rules, with the one provider the setting names (read alone)."""
+        providers: dict[str, Provider] = {}
+        damaged: list[str] = []
+        if setting.provider:
+            try:
+                found = await self.store.get_provider(setting.provider)
+            except DamagedRecordError:
+                damaged.append(setting.provider)
+            else:
+                if found is not None:
+                    providers[found.name] = found
         await self._checks.mail(setting, providers, damaged)
+
+
+class _Providers:
+    """The providers one change reads, each once, with the targets they resolve."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._read: dict[str, Provider | None] = {}
+
+    async def _get(self, name: str) -> Provider | None:
+        """Raises DamagedRecordError for a damaged record (not kept: rare, and read again)."""
+        if name not in self._read:
+            self._read[name] = await self._store.get_provider(name)
+        return self._read[name]
+
+    async def target(self, setting: MailSetting) -> Target | None:
+        """The setting's target, or None when it has none (no OAuth 2.0, its provider gone or
+        damaged): nothing to revoke with."""
+        if setting.auth is not AuthMethod.OAUTH2 or not setting.provider:
+            return None
+        try:
+            return resolve_target(setting, await self._get(setting.provider))
+        except TokenpostError:
+            return None
+
+    async def binding(self, setting: MailSetting) -> str | None:
+        """The binding the setting's token must have now: `NO_BINDING` when no token may stay
+        (no longer OAuth 2.0, or its provider is gone); None when its provider is damaged."""
+        if setting.auth is not AuthMethod.OAUTH2 or not setting.provider:
+            return NO_BINDING
+        try:
+            provider = await self._get(setting.provider)
+        except DamagedRecordError:
+            return None
+        try:
+            return resolve_target(setting, provider).binding
+        except TokenpostError:
+            return NO_BINDING
 
 
 def _holds_token(state: TokenState) -> bool:
@@ -273,6 +322,10 @@ def _holds_token(state: TokenState) -> bool:
         # The token still serving mail while a new one is awaited.
         return isinstance(state.previous, Acquired)
     return isinstance(state, Acquired)
+
+
+def _listed(setting: MailSetting | None) -> list[MailSetting]:
+    return [] if setting is None else [setting]
 
 
 async def _intact(read: Awaitable[_T]) -> _T | None:
