@@ -231,7 +231,8 @@ async def test_a_settings_change_keeps_the_tokens_of_a_damaged_providers_setting
     await fill(store)
     damage(backend)
     settings = SettingsService(store, MemoryLock())
-    await settings.put_pop(pop("new"))  # reconciles every setting's token
+    await settings.put_pop(pop("new"))
+    await settings.reconcile()  # every setting's token, as an import does
     await store.put_provider(provider(name="as2"))  # `provider add as2` with its options
     scan = (await store.load_token("pop:scan")).state
     assert isinstance(scan, Acquired)

@@ -1,11 +1,15 @@
 """The background work of `tokenpost serve`: refresh ahead of expiry, poll pending device flows.
 
-One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. Everything a pass does
-goes through the same single-flight paths as the CLI, so `serve` and a concurrent `token get` or
-`send` never refresh or poll the same token at once. The next tick comes at the earliest due time
-of any setting, but at least every `max_tick` seconds so new settings and tokens are picked up;
-a device flow started in this process (the web page's [Get Token], `Authorizer.begin`) sets
-`wakeup`, and the next tick comes at once, so its first poll is on time.
+One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. A pass reads the settings,
+the providers and the tokens once each, however many settings there are, and serves the due ones
+concurrently: at most `concurrency` at once, and at most `per_provider` of one provider, so a
+slow or dead provider holds up only its own settings (each request has the HTTP port's timeout).
+Everything a pass does goes through the same single-flight paths as the CLI, so `serve` and a
+concurrent `token get` or `send` never refresh or poll the same token at once. The next tick
+comes at the earliest due time of any setting, but at least every `max_tick` seconds so new
+settings and tokens are picked up; a device flow started in this process (the web page's
+[Get Token], `Authorizer.begin`) sets `wakeup`, and the next tick comes at once, so its first
+poll is on time.
 
 A setting's state is the one the refresher holds when the store refused it, else the stored one.
 While a re-authorization is pending, the token it keeps in force is refreshed on its own schedule
@@ -25,7 +29,15 @@ from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.services.authorize import Authorizer
 from tokenpost.services.refresh import Refresher
-from tokenpost.services.targets import flow_ended, load_current, oauth_settings, target_of
+from tokenpost.services.targets import (
+    current_record,
+    flow_ended,
+    load_current,
+    never_written,
+    oauth_settings,
+    resolve_target,
+    target_of,
+)
 from tokenpost.settings.model import MailSetting
 from tokenpost.tokens.policy import refresh_due_at
 from tokenpost.tokens.state import TokenState, WaitingForAuthorization, in_force
@@ -41,6 +53,8 @@ class Scheduler:
     authorizer: Authorizer
     max_tick: float = 30.0
     min_tick: float = 0.2
+    concurrency: int = 32  # due settings served at once, in all
+    per_provider: int = 8  # and of one provider
 
     @property
     def wakeup(self) -> asyncio.Event:
@@ -66,21 +80,66 @@ class Scheduler:
         """One pass over all settings; returns the seconds until the next one is due."""
         now = self.clock.now()
         next_due = now + self.max_tick
-        for setting in await oauth_settings(self.store):
+        due: list[MailSetting] = []
+        for setting, state in await self._states():
+            when = self._due_at(setting, state, now)
+            if when is None:
+                continue
+            if when <= now:
+                due.append(setting)
+            else:
+                next_due = min(next_due, when)
+        for when in await self._serve_all(due):
+            if when is not None:
+                next_due = min(next_due, when)
+        return max(self.min_tick, next_due - self.clock.now())
+
+    async def _states(self) -> list[tuple[MailSetting, TokenState]]:
+        """Every OAuth 2.0 setting with its state (`_state`), from one read of each kind of
+        record. A setting whose provider is gone or damaged is logged and left out."""
+        settings = await oauth_settings(self.store)
+        providers = {p.name: p for p in await self.store.list_providers()}
+        tokens = {r.setting_id: r for r in await self.store.load_tokens()}
+        found: list[tuple[MailSetting, TokenState]] = []
+        for setting in settings:
+            held = self.refresher.held_state(setting.setting_id)
+            if held is not None:
+                found.append((setting, held))
+                continue
+            provider = providers.get(setting.provider or "")
             try:
-                due = await self._serve_one(setting)
+                # Not listed: gone or damaged; reading it alone tells which.
+                target = (
+                    resolve_target(setting, provider)
+                    if provider is not None
+                    else await target_of(self.store, setting)
+                )
             except TokenpostError as error:
                 log.warning("%s: %s", setting.setting_id, error)
                 continue
-            if due is not None:
-                next_due = min(next_due, due)
-        return max(self.min_tick, next_due - self.clock.now())
+            record = tokens.get(setting.setting_id) or never_written(setting.setting_id)
+            found.append((setting, current_record(record, target).state))
+        return found
+
+    async def _serve_all(self, due: list[MailSetting]) -> list[float | None]:
+        """Serve the due settings concurrently within the bounds; each one's next due time."""
+        overall = asyncio.Semaphore(self.concurrency)
+        by_provider: dict[str, asyncio.Semaphore] = {}
+
+        async def serve(setting: MailSetting) -> float | None:
+            name = setting.provider or ""
+            own = by_provider.setdefault(name, asyncio.Semaphore(self.per_provider))
+            async with own, overall:
+                try:
+                    return await self._serve_one(setting)
+                except TokenpostError as error:
+                    log.warning("%s: %s", setting.setting_id, error)
+                    return None
+
+        return list(await asyncio.gather(*(serve(s) for s in due)))
 
     async def _serve_one(self, setting: MailSetting) -> float | None:
         """Do what the setting is due for; return when it is next due (None: nothing pending)."""
-        due = await self._next_due(setting)
-        if due is None or due > self.clock.now():
-            return due
         setting_id = setting.setting_id
         state = await self._state(setting)
         if in_force(state) is not None:
@@ -102,9 +161,11 @@ class Scheduler:
         return (await load_current(self.store, target)).state
 
     async def _next_due(self, setting: MailSetting) -> float | None:
-        """When the setting's token next needs work: a refresh, a poll, or an expiry."""
-        state = await self._state(setting)
-        now = self.clock.now()
+        """When the setting's token next needs work, read again after serving it."""
+        return self._due_at(setting, await self._state(setting), self.clock.now())
+
+    def _due_at(self, setting: MailSetting, state: TokenState, now: float) -> float | None:
+        """When a setting in `state` next needs work: a refresh, a poll, or an expiry."""
         dues: list[float] = []
         token = in_force(state)
         if token is not None:

@@ -24,6 +24,7 @@ from tokenpost.services.targets import (
     current_record,
     load_current,
     load_setting,
+    never_written,
     resolve_target,
     target_of,
 )
@@ -181,10 +182,7 @@ class _Reads:
 
     def token(self, setting_id: str) -> TokenRecord:
         """As `load_token` reads it: a setting never written as Not acquired at version 0."""
-        found = self.tokens.get(setting_id)
-        if found is None:
-            return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
-        return found
+        return self.tokens.get(setting_id) or never_written(setting_id)
 
 
 def _damaged(record: DamagedRecord) -> SettingStatus:

@@ -140,6 +140,11 @@ def _no_token(setting: MailSetting) -> UsageError:
     )
 
 
+def never_written(setting_id: str) -> TokenRecord:
+    """The record of a setting whose token was never written, as `load_token` reads it."""
+    return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
+
+
 def current_record(
     record: TokenRecord,
     target: Target,

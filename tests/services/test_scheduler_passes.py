@@ -1,0 +1,129 @@
+"""The scheduler's pass (issue 10, items 2 and 3): it reads the settings, providers and tokens once
+each whatever their number, and serves the due settings concurrently within its bounds, so a
+provider that does not answer holds up only its own settings; every due token is refreshed
+exactly once. The HTTP port is our own fake; the provider that stalls is one of its routes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import cast
+
+from service_world import TOKEN_URL, World, provider, smtp_setting
+
+from fakes import MemoryStore, ScriptedHttp, json_response
+from store_support import CountingStore
+from tokenpost.oauth.http import HttpRequest, HttpResponse
+from tokenpost.ports import Network, Store
+from tokenpost.secret import Secret
+from tokenpost.services.scheduler import Scheduler
+from tokenpost.services.targets import load_target
+from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost.tokens.state import Acquired
+
+SLOW_URL = "https://slow.example/token"
+
+
+def pop(name: str, provider_name: str) -> PopSetting:
+    return PopSetting(
+        name, "pop.example", 995, Security.TLS, 300, AuthMethod.OAUTH2, f"/var/spool/{name}",
+        provider=provider_name, account=f"{name}@example.com",
+    )  # fmt: skip
+
+
+async def with_tokens(world: World, names: dict[str, str], *, expires_in: float) -> None:
+    """The providers `as` and `slow`, the SMTP setting and a POP setting per name (on the
+    provider given), each with a token expiring in `expires_in` seconds."""
+    await world.store.put_provider(provider())
+    await world.store.put_provider(provider(name="slow", token_endpoint=SLOW_URL))
+    await world.store.put_smtp(smtp_setting())
+    for name, provider_name in names.items():
+        await world.store.put_pop(pop(name, provider_name))
+    now = world.clock.now()
+    for setting_id in ["smtp", *(f"pop:{name}" for name in names)]:
+        target = await load_target(world.store, setting_id)
+        state = Acquired(Secret(f"AT-{setting_id}"), now + expires_in, now - 60, Secret("RT"))
+        await world.store.save_token(setting_id, state, binding=target.binding, expected_version=0)
+
+
+def granted(request: HttpRequest) -> HttpResponse:
+    body = {"access_token": "AT-new", "token_type": "Bearer", "expires_in": 3600}
+    return json_response(200, body)
+
+
+@dataclasses.dataclass
+class StallingHttp(ScriptedHttp):
+    """The slow provider's requests wait until `release` is set; `waiting` counts them."""
+
+    release: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    waiting: int = 0
+    most_waiting: int = 0
+
+    async def send(
+        self, request: HttpRequest, *, network: Network, timeout: float = 30.0
+    ) -> HttpResponse:
+        if request.url == SLOW_URL:
+            self.waiting += 1
+            self.most_waiting = max(self.most_waiting, self.waiting)
+            await self.release.wait()
+            self.waiting -= 1
+        return await super().send(request, network=network, timeout=timeout)
+
+
+async def test_a_provider_that_does_not_answer_holds_up_only_its_own_settings() -> None:
+    http = StallingHttp()
+    http.routes = {TOKEN_URL: granted, SLOW_URL: granted}
+    world = World()
+    world.http = http
+    world.refresher.http = http
+    names = {f"fast{n}": "as" for n in range(10)} | {f"slow{n}": "slow" for n in range(10)}
+    await with_tokens(world, names, expires_in=30)  # all due now
+    scheduler = Scheduler(world.store, world.clock, world.refresher, world.authorizer)
+    scheduler.per_provider = 3
+    fast = ["smtp", *(f"pop:fast{n}" for n in range(10))]
+
+    async def refreshed() -> list[str]:
+        found = [(sid, (await world.store.load_token(sid)).state) for sid in fast]
+        return [sid for sid, s in found if cast(Acquired, s).access_token == Secret("AT-new")]
+
+    passing = asyncio.create_task(scheduler.tick())
+    for _ in range(1000):
+        if len(await refreshed()) == len(fast):
+            break
+        await asyncio.sleep(0)
+    assert await refreshed() == fast  # smtp and fast0..fast9, while slow's are stuck
+    assert http.waiting == 3
+    assert not passing.done()
+    http.release.set()
+    await passing
+    assert http.most_waiting == 3  # never more of one provider at once
+    assert http.count(SLOW_URL) == 10  # each due token refreshed exactly once
+    assert http.count(TOKEN_URL) == 11
+
+
+async def test_a_pass_reads_the_store_the_same_few_times_for_3_or_30_settings() -> None:
+    calls = []
+    for count in (3, 30):
+        world = World()
+        names = {f"box{n:02d}": "as" for n in range(count)}
+        await with_tokens(world, names, expires_in=3000)  # none due
+        counting = CountingStore(world.store)
+        store = cast(Store, counting)
+        scheduler = Scheduler(store, world.clock, world.refresher, world.authorizer)
+        await scheduler.tick()
+        calls.append(counting.calls)
+    assert calls[0] == calls[1]
+    assert sum(calls[1].values()) <= 5
+
+
+async def test_a_pass_over_many_due_tokens_refreshes_each_once() -> None:
+    world = World(MemoryStore())
+    world.http.routes[TOKEN_URL] = granted
+    await with_tokens(world, {f"box{n:02d}": "as" for n in range(40)}, expires_in=30)
+    scheduler = Scheduler(world.store, world.clock, world.refresher, world.authorizer)
+    wait = await scheduler.tick()
+    assert world.http.count(TOKEN_URL) == 41
+    assert 0 < wait <= scheduler.max_tick
+    await scheduler.tick()
+    assert world.http.count(TOKEN_URL) == 41  # nothing is due again
