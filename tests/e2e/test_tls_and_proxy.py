@@ -73,7 +73,7 @@ def test_a_tokenpost_ca_file_without_a_ca_is_refused_naming_the_variable(
     trustme.CA().issue_cert("mail.example.test").cert_chain_pems[0].write_to_path(str(leaf))
     cli.extra_env["TOKENPOST_CA_FILE"] = str(leaf)
 
-    result = cli.run("--lang", lang, "provider", "list")
+    result = cli.run("--lang", lang, "admin", "list")  # any command that opens the app
 
     assert result.returncode == 2
     assert result.stdout == ""

@@ -4,7 +4,7 @@ real store reports damage through the same port), run in-process with click's ru
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, TypeVar
@@ -54,6 +54,9 @@ class FakeCli(CliContext):
             return await work(self.app)
 
         return asyncio.run(body())
+
+    def read(self, work: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
+        return asyncio.run(work(self.app.store))
 
 
 @pytest.fixture

@@ -21,9 +21,8 @@ from tokenpost.cli.translated import group
 from tokenpost.errors import UsageError
 
 if TYPE_CHECKING:
-    from tokenpost.ports import DamagedRecord
+    from tokenpost.ports import DamagedRecord, Store
     from tokenpost.settings.document import ConfigDocument
-    from tokenpost.wiring import App
 
 
 @group()
@@ -47,10 +46,12 @@ def config_export(ctx: CliContext, include_secrets: bool, output: Path | None) -
 
     _ = ctx.gettext
 
-    async def work(app: App) -> tuple[ConfigDocument, list[DamagedRecord]]:
-        return await app.settings.export(), await app.settings.damaged()
+    async def work(store: Store) -> tuple[ConfigDocument, list[DamagedRecord]]:
+        from tokenpost.services.settings import export_document
 
-    doc, damaged = ctx.run(work, writes=False)
+        return await export_document(store), await store.damaged_records()
+
+    doc, damaged = ctx.read(work)
     text = export_toml(doc, include_secrets=include_secrets, gettext=_)
     if output is None:
         click.echo(text, nl=False)

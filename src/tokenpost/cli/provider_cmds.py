@@ -23,8 +23,7 @@ from tokenpost.cli.translated import group
 from tokenpost.settings.model import Flow, Preset, Provider
 
 if TYPE_CHECKING:
-    from tokenpost.ports import DamagedRecord
-    from tokenpost.wiring import App
+    from tokenpost.ports import DamagedRecord, Store
 
 
 def _scopes(text: str | None) -> tuple[str, ...] | None:
@@ -104,10 +103,10 @@ def provider_add(ctx: CliContext, name: str, **options: Any) -> None:
 def provider_list(ctx: CliContext, as_json: bool) -> None:
     """List providers, with the flow each uses."""
 
-    async def work(app: App) -> tuple[list[Provider], list[DamagedRecord]]:
-        return await app.store.list_providers(), await app.settings.damaged()
+    async def work(store: Store) -> tuple[list[Provider], list[DamagedRecord]]:
+        return await store.list_providers(), await store.damaged_records()
 
-    providers, damaged = ctx.run(work, writes=False)
+    providers, damaged = ctx.read(work)
     providers = sorted(providers, key=lambda p: p.name)
     if as_json:
         echo_json({"providers": [_provider_json(p) for p in providers]})

@@ -34,7 +34,7 @@ from tokenpost.settings.model import (
 )
 
 if TYPE_CHECKING:
-    from tokenpost.ports import DamagedRecord
+    from tokenpost.ports import DamagedRecord, Store
     from tokenpost.services.settings import DiscardedToken
     from tokenpost.wiring import App
 
@@ -146,7 +146,7 @@ def smtp_show(ctx: CliContext, as_json: bool) -> None:
     """Show the SMTP setting (without its password)."""
     from tokenpost.errors import NotFoundError
 
-    current = ctx.run(lambda app: app.store.get_smtp(), writes=False)
+    current = ctx.read(lambda store: store.get_smtp())
     if current is None:
         raise NotFoundError("no SMTP setting: run 'tokenpost smtp set'")
     data = _setting_json(current)
@@ -253,10 +253,10 @@ def _merge_pop(
 def pop_list(ctx: CliContext, as_json: bool) -> None:
     """List POP settings."""
 
-    async def work(app: App) -> tuple[list[PopSetting], list[DamagedRecord]]:
-        return await app.store.list_pop(), await app.settings.damaged()
+    async def work(store: Store) -> tuple[list[PopSetting], list[DamagedRecord]]:
+        return await store.list_pop(), await store.damaged_records()
 
-    settings, damaged = ctx.run(work, writes=False)
+    settings, damaged = ctx.read(work)
     settings = sorted(settings, key=lambda p: p.name)
     if as_json:
         echo_json({"pop": [_setting_json(p) for p in settings]})

@@ -138,12 +138,7 @@ class SettingsService:
 
     async def export(self) -> ConfigDocument:
         """The intact settings (`damaged` names the others)."""
-        return ConfigDocument(
-            tuple(sorted(await self.store.list_providers(), key=lambda p: p.name)),
-            await _intact(self.store.get_smtp()),
-            tuple(sorted(await self.store.list_pop(), key=lambda p: p.name)),
-            await _intact(self.store.get_alerts()),
-        )
+        return await export_document(self.store)
 
     async def damaged(self) -> list[DamagedRecord]:
         return await self.store.damaged_records()
@@ -322,6 +317,16 @@ def _holds_token(state: TokenState) -> bool:
         # The token still serving mail while a new one is awaited.
         return isinstance(state.previous, Acquired)
     return isinstance(state, Acquired)
+
+
+async def export_document(store: Store) -> ConfigDocument:
+    """The intact settings of `store` (its `damaged_records` names the others); reads only."""
+    return ConfigDocument(
+        tuple(sorted(await store.list_providers(), key=lambda p: p.name)),
+        await _intact(store.get_smtp()),
+        tuple(sorted(await store.list_pop(), key=lambda p: p.name)),
+        await _intact(store.get_alerts()),
+    )
 
 
 def _listed(setting: MailSetting | None) -> list[MailSetting]:
