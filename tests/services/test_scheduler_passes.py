@@ -1,19 +1,24 @@
 """The scheduler's pass (issue 10, items 2 and 3): it reads the settings, providers and tokens once
-each whatever their number, and serves the due settings concurrently within its bounds, so a
-provider that does not answer holds up only its own settings; every due token is refreshed
-exactly once. The HTTP port is our own fake; the provider that stalls is one of its routes.
+each whatever their number, and only when the store's revision changed; it serves the due
+settings concurrently within its bounds, so a provider that does not answer holds up only its
+own settings; every due token is refreshed exactly once; a state held because the store refused
+it is judged by itself. The HTTP port is our own fake; the provider that stalls is one of its
+routes. Real SQLite where the revision matters.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+from pathlib import Path
 from typing import cast
 
 from service_world import TOKEN_URL, World, provider, smtp_setting
 
-from fakes import MemoryStore, ScriptedHttp, json_response
+from fakes import MemoryStore, RefusingStore, ScriptedHttp, json_response
 from store_support import CountingStore
+from tokenpost.adapters.home import open_home
+from tokenpost.adapters.sql_store import open_store
 from tokenpost.oauth.http import HttpRequest, HttpResponse
 from tokenpost.ports import Network, Store
 from tokenpost.secret import Secret
@@ -127,3 +132,53 @@ async def test_a_pass_over_many_due_tokens_refreshes_each_once() -> None:
     assert 0 < wait <= scheduler.max_tick
     await scheduler.tick()
     assert world.http.count(TOKEN_URL) == 41  # nothing is due again
+
+
+async def test_a_pass_on_an_unchanged_store_reads_only_its_revision(tmp_path: Path) -> None:
+    async with await open_store(open_home(tmp_path / "home", {})) as sql:
+        world = World(cast(MemoryStore, sql))
+        world.http.routes[TOKEN_URL] = granted
+        await with_tokens(world, {f"box{n:02d}": "as" for n in range(5)}, expires_in=3000)
+        counting = CountingStore(sql)
+        store = cast(Store, counting)
+        scheduler = Scheduler(store, world.clock, world.refresher, world.authorizer)
+        first = await scheduler.tick()
+        counting.calls.clear()
+        assert await scheduler.tick() == first
+        assert counting.calls == {"revision": 1}
+        # Another process makes a token due: the next pass reads the store and refreshes it.
+        async with await open_store(open_home(tmp_path / "home", {})) as other:
+            record = await other.load_token("pop:box03")
+            soon = dataclasses.replace(cast(Acquired, record.state), expires_at=world.clock.now())
+            await other.save_token(
+                "pop:box03", soon, binding=record.binding, expected_version=record.version
+            )
+        await scheduler.tick()
+        assert world.http.count(TOKEN_URL) == 1
+        refreshed = cast(Acquired, (await sql.load_token("pop:box03")).state)
+        assert refreshed.access_token == Secret("AT-new")
+
+
+class SteadyStore(RefusingStore):
+    """A store whose revision changes only with a token written (nothing else changes here)."""
+
+    async def revision(self) -> int:
+        return self.writes
+
+
+async def test_a_held_state_is_judged_by_itself_not_by_the_stale_stored_one() -> None:
+    world = World(SteadyStore())
+    world.http.routes[TOKEN_URL] = granted
+    await with_tokens(world, {"fax": "as"}, expires_in=30)  # both due
+    store = cast(SteadyStore, world.store)
+    store.refusing = True  # the disk is full: the new grants are held
+    counting = CountingStore(store)
+    scheduler = Scheduler(cast(Store, counting), world.clock, world.refresher, world.authorizer)
+    await scheduler.tick()
+    assert world.http.count(TOKEN_URL) == 2
+    assert sorted(world.refresher.held_ids()) == ["pop:fax", "smtp"]
+    counting.calls.clear()
+    wait = await scheduler.tick()  # the stored tokens still look due; the held ones are not
+    assert counting.calls == {"revision": 1}
+    assert world.http.count(TOKEN_URL) == 2
+    assert wait == scheduler.max_tick

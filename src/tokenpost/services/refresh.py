@@ -185,6 +185,10 @@ class Refresher:
         held = self._holdings.get(setting_id)
         return None if held is None else held.state
 
+    def held_ids(self) -> list[str]:
+        """The settings whose state this process holds (`held_state`)."""
+        return self._holdings.held_ids()
+
     async def write_held(self) -> None:
         """Try now to write every held state (the writer tasks also retry on their own)."""
         await self._holdings.write_all()

@@ -1,9 +1,13 @@
 """The background work of `tokenpost serve`: refresh ahead of expiry, poll pending device flows.
 
-One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. A pass reads the settings,
-the providers and the tokens once each, however many settings there are, and serves the due ones
-concurrently: at most `concurrency` at once, and at most `per_provider` of one provider, so a
-slow or dead provider holds up only its own settings (each request has the HTTP port's timeout).
+One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. The due times come from
+a plan: the settings, providers and tokens read once each, however many settings there are, with
+each setting's due time sorted; the plan is read again only when the store's revision changed
+(`Store.revision`), so a pass with nothing due costs the same at any size. A pending flow may end
+without a write, and a state held because the store refused it is not in the store: those are
+judged at every pass. The due settings are served concurrently: at most `concurrency` at once,
+and at most `per_provider` of one provider, so a slow or dead provider holds up only its own
+settings (each request has the HTTP port's timeout).
 Everything a pass does goes through the same single-flight paths as the CLI, so `serve` and a
 concurrent `token get` or `send` never refresh or poll the same token at once. The next tick
 comes at the earliest due time of any setting, but at least every `max_tick` seconds so new
@@ -21,7 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from tokenpost.clock import Clock
 from tokenpost.errors import TokenpostError
@@ -55,6 +60,7 @@ class Scheduler:
     min_tick: float = 0.2
     concurrency: int = 32  # due settings served at once, in all
     per_provider: int = 8  # and of one provider
+    _plan: _Plan | None = field(default=None, init=False, repr=False)
 
     @property
     def wakeup(self) -> asyncio.Event:
@@ -79,33 +85,56 @@ class Scheduler:
     async def tick(self) -> float:
         """One pass over all settings; returns the seconds until the next one is due."""
         now = self.clock.now()
+        plan = await self._current_plan()
+        held = set(self.refresher.held_ids())
         next_due = now + self.max_tick
         due: list[MailSetting] = []
-        for setting, state in await self._states():
-            when = self._due_at(setting, state, now)
-            if when is None:
+        for when, setting in plan.fixed:  # soonest first: stops at the first not yet due
+            if setting.setting_id in held:
                 continue
-            if when <= now:
+            if when > now:
+                next_due = min(next_due, when)
+                break
+            due.append(setting)
+        for setting, state in self._judged_each_pass(plan, held):
+            judged = self._due_at(setting, state, now)
+            if judged is not None and judged <= now:
                 due.append(setting)
-            else:
-                next_due = min(next_due, when)
-        for when in await self._serve_all(due):
-            if when is not None:
-                next_due = min(next_due, when)
+            elif judged is not None:
+                next_due = min(next_due, judged)
+        for after in await self._serve_all(due):
+            if after is not None:
+                next_due = min(next_due, after)
         return max(self.min_tick, next_due - self.clock.now())
 
-    async def _states(self) -> list[tuple[MailSetting, TokenState]]:
-        """Every OAuth 2.0 setting with its state (`_state`), from one read of each kind of
-        record. A setting whose provider is gone or damaged is logged and left out."""
+    async def _current_plan(self) -> _Plan:
+        """The plan of the store as it is now: read again only when its revision changed."""
+        revision = await self.store.revision()
+        if self._plan is None or self._plan.revision != revision:
+            self._plan = _Plan.of(revision, await self._stored_states(), self._fixed_due)
+        return self._plan
+
+    def _judged_each_pass(
+        self, plan: _Plan, held: set[str]
+    ) -> list[tuple[MailSetting, TokenState]]:
+        """The settings whose due time may change without a write: a pending flow (it may
+        end), and a state this process holds (the store has not got it)."""
+        found = [(s, state) for s, state in plan.waiting if s.setting_id not in held]
+        for setting_id in held:
+            setting, state = plan.settings.get(setting_id), self.refresher.held_state(setting_id)
+            if setting is not None and state is not None:
+                found.append((setting, state))
+        return found
+
+    async def _stored_states(self) -> list[tuple[MailSetting, TokenState]]:
+        """Every OAuth 2.0 setting with its stored state (read through its binding only), from
+        one read of each kind of record. A setting whose provider is gone or damaged is logged
+        and left out."""
         settings = await oauth_settings(self.store)
         providers = {p.name: p for p in await self.store.list_providers()}
         tokens = {r.setting_id: r for r in await self.store.load_tokens()}
         found: list[tuple[MailSetting, TokenState]] = []
         for setting in settings:
-            held = self.refresher.held_state(setting.setting_id)
-            if held is not None:
-                found.append((setting, held))
-                continue
             provider = providers.get(setting.provider or "")
             try:
                 # Not listed: gone or damaged; reading it alone tells which.
@@ -120,6 +149,11 @@ class Scheduler:
             record = tokens.get(setting.setting_id) or never_written(setting.setting_id)
             found.append((setting, current_record(record, target).state))
         return found
+
+    def _fixed_due(self, state: TokenState) -> float | None:
+        """The due time of a stored state that is not waiting: its refresh (None: none)."""
+        token = in_force(state)
+        return None if token is None else refresh_due_at(token, self.refresher.margin)
 
     async def _serve_all(self, due: list[MailSetting]) -> list[float | None]:
         """Serve the due settings concurrently within the bounds; each one's next due time."""
@@ -180,3 +214,34 @@ class Scheduler:
             else:
                 dues.append(flow.expires_at)
         return min(dues) if dues else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The due times the store's `revision` implies: `fixed` (soonest first) for the settings
+    whose stored state alone fixes them; the `waiting` ones are judged at each pass."""
+
+    revision: int
+    settings: dict[str, MailSetting]
+    fixed: list[tuple[float, MailSetting]]
+    waiting: list[tuple[MailSetting, TokenState]]
+
+    @classmethod
+    def of(
+        cls,
+        revision: int,
+        states: list[tuple[MailSetting, TokenState]],
+        fixed_due: Callable[[TokenState], float | None],
+    ) -> _Plan:
+        fixed: list[tuple[float, MailSetting]] = []
+        judged: list[tuple[MailSetting, TokenState]] = []
+        for setting, state in states:
+            if isinstance(state, WaitingForAuthorization):
+                judged.append((setting, state))
+                continue
+            when = fixed_due(state)
+            if when is not None:
+                fixed.append((when, setting))
+        fixed.sort(key=lambda pair: pair[0])
+        settings = {setting.setting_id: setting for setting, _ in states}
+        return cls(revision, settings, fixed, judged)
