@@ -363,6 +363,16 @@ async def test_an_unusable_folder_fails_before_connecting(rw: ReceiveWorld) -> N
     assert len(rw.server.messages) == 1
 
 
+async def test_a_setting_without_a_usable_token_makes_no_connection(rw: ReceiveWorld) -> None:
+    await rw.put(name="scan", deliver_to=str(rw.folder.parent / "scan"))  # never got a token
+    rw.server.add("uid-1", mail(1))
+    report = (await rw.receiver.receive("scan")).settings[0]
+    assert report.error is not None
+    assert "token get" in str(report.error)  # says what to do
+    assert rw.server.connections == 0
+    assert len(rw.server.messages) == 1
+
+
 async def test_the_summary_and_the_reason_in_german(rw: ReceiveWorld) -> None:
     from tokenpost.cli.receive_cmd import summary_line
     from tokenpost.i18n import translator

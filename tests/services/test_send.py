@@ -243,6 +243,15 @@ async def test_a_revoked_grant_makes_the_token_invalid_after_one_refresh(stack: 
     assert stack.peer.messages() == []
 
 
+async def test_without_a_usable_token_no_connection_is_made(stack: Stack) -> None:
+    await stack.app.deleter.delete("smtp")  # Not acquired
+    before = stack.peer.stats()["connections"]
+    with pytest.raises(TokenUnavailableError, match="token get"):
+        await stack.sender.send(DRAFT)
+    assert stack.peer.stats()["connections"] == before
+    assert stack.peer.messages() == []
+
+
 async def test_a_policy_refusal_keeps_the_token_and_says_what_to_change(stack: Stack) -> None:
     stack.peer.set_knobs(style="microsoft", policy={DEFAULT_USER: "mailbox"})
     stack.clock.offset = 120  # even a stale token is not refreshed for a policy refusal

@@ -173,6 +173,10 @@ class Receiver:
                 report.commands_owed = tally.owed
 
     async def _session(self, setting: PopSetting, drop: MailDrop, report: SettingReport) -> None:
+        if setting.auth is AuthMethod.OAUTH2:
+            # No usable token: no connection (TokenUnavailableError says what to do); what is
+            # owed locally (the commands of stored messages) still runs.
+            await self.refresher.access_token(setting.setting_id)
         session = await self.connector.connect(setting, timeout=self.timeout)
         try:
             await authenticate_pop(session, setting, self.refresher, self.clock)

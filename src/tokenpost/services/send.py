@@ -163,6 +163,9 @@ class Outbox:
             return self._session
         await self.close()
         sender = self._sender
+        if self._setting.auth is AuthMethod.OAUTH2:
+            # No usable token: no connection (TokenUnavailableError says what to do).
+            await sender.refresher.access_token(SMTP_ID)
         session = await sender.connector.connect(self._setting, on_step=self._on_step)
         try:
             await authenticate_smtp(
