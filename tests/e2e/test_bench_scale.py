@@ -14,7 +14,10 @@ import pytest
 pytestmark = pytest.mark.slow
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "scale.py"
-ROW = r" +{size} \| +\d+ ms \(\d+\.\d+x\) \| +\d+ ms \| +\d+ ms \(\d+\.\d+x\) \| +\d+\.\d ms"
+ROW = (
+    r" +{size} \| +\d+ ms \(\d+\.\d+x\) \| +\d+ ms \| +\d+ ms \(\d+\.\d+x\)"
+    r" \| +\d+\.\d ms, +\d+\.\d ms"
+)
 
 
 def test_the_scale_benchmark_runs_and_prints_every_figure() -> None:

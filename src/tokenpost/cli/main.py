@@ -10,6 +10,7 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,44 +18,103 @@ import click
 
 from tokenpost import __version__
 from tokenpost.cli.context import CliContext
-from tokenpost.cli.translated import TranslatedGroup
+from tokenpost.cli.translated import TranslatedCommand, TranslatedGroup
 from tokenpost.errors import TokenpostError, ValidationError
 
 
-class LazyGroup(TranslatedGroup):
-    """Imports a command's module only when that command runs (or help lists it): start-up
-    time is part of the contract (bench/startup.py)."""
+@dataclass(frozen=True, slots=True)
+class Lazy:
+    """A command imported only when it runs: "module:attribute", and its help (the same text as
+    the command's docstring, checked by a test), so that the command list needs no import."""
 
-    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+    target: str
+    help: str
+
+
+class LazyGroup(TranslatedGroup):
+    """Imports a command's module only when that command runs; `--help` lists the commands
+    from their `Lazy` help alone: start-up time is part of the contract (bench/startup.py)."""
+
+    def __init__(self, *args: Any, lazy: dict[str, Lazy], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._lazy = lazy  # command name -> "module:attribute"
+        self._lazy = lazy
+        self._listing = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *self._lazy})
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
+
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        if cmd_name not in self._lazy:
+        lazy = self._lazy.get(cmd_name)
+        if lazy is None:
             return super().get_command(ctx, cmd_name)
-        module_name, attribute = self._lazy[cmd_name].split(":")
+        if self._listing:  # a line of the command list: its help is all it needs
+            return TranslatedCommand(cmd_name, help=lazy.help)
+        module_name, attribute = lazy.target.split(":")
         command = getattr(importlib.import_module(module_name), attribute)
         assert isinstance(command, click.Command)  # noqa: S101 - a programming error otherwise
         return command
 
 
 _COMMANDS = {
-    "provider": "tokenpost.cli.provider_cmds:provider",
-    "smtp": "tokenpost.cli.settings_cmds:smtp",
-    "pop": "tokenpost.cli.settings_cmds:pop",
-    "config": "tokenpost.cli.config_cmds:config",
-    "alerts": "tokenpost.cli.alerts_cmd:alerts",
-    "token": "tokenpost.cli.token_cmds:token",
-    "serve": "tokenpost.cli.serve_cmd:serve",
-    "setup": "tokenpost.cli.setup_cmd:setup",
-    "check": "tokenpost.cli.check_cmd:check",
-    "send": "tokenpost.cli.send_cmd:send",
-    "receive": "tokenpost.cli.receive_cmd:receive",
-    "admin": "tokenpost.cli.admin_cmds:admin",
-    "demo": "tokenpost.cli.demo_cmd:demo",
+    "provider": Lazy(
+        "tokenpost.cli.provider_cmds:provider",
+        "Where tokens come from: microsoft, google, or any OAuth 2.0 provider.",
+    ),
+    "smtp": Lazy(
+        "tokenpost.cli.settings_cmds:smtp",
+        "The one SMTP setting; its token serves every function that sends mail.",
+    ),
+    "pop": Lazy(
+        "tokenpost.cli.settings_cmds:pop",
+        "POP settings (Internet fax receive, e-mail print…); each has its own token.",
+    ),
+    "config": Lazy("tokenpost.cli.config_cmds:config", "Settings as TOML, for version control."),
+    "alerts": Lazy(
+        "tokenpost.cli.alerts_cmd:alerts",
+        "Who hears about token and receive trouble: alert mail recipients and a hook command.",
+    ),
+    "token": Lazy(
+        "tokenpost.cli.token_cmds:token",
+        "Obtain, show, refresh and delete the tokens of OAuth 2.0 settings.",
+    ),
+    "serve": Lazy(
+        "tokenpost.cli.serve_cmd:serve",
+        "Keep tokens fresh, finish pending device authorizations, receive on each POP setting's"
+        "\n    schedule and send alerts, and serve the web page, until stopped (SIGTERM, Ctrl-C).",
+    ),
+    "setup": Lazy(
+        "tokenpost.cli.setup_cmd:setup",
+        "Guided set-up of the SMTP setting with OAuth 2.0, then obtain its token.",
+    ),
+    "check": Lazy(
+        "tokenpost.cli.check_cmd:check",
+        "Connection test for SETTING: connect, TLS, greeting, token, authenticate, quit.",
+    ),
+    "send": Lazy(
+        "tokenpost.cli.send_cmd:send",
+        "Send FILEs as attachments (and a text) from the SMTP setting's sender address.",
+    ),
+    "receive": Lazy(
+        "tokenpost.cli.receive_cmd:receive",
+        "Fetch new mail now for the POP setting NAME (fax or pop:fax), or for every POP setting.",
+    ),
+    "admin": Lazy(
+        "tokenpost.cli.admin_cmds:admin",
+        "Web accounts and API tokens: who may use the web page and the JSON API. An administrator"
+        "\n    may do everything, a viewer only looks.",
+    ),
+    "demo": Lazy(
+        "tokenpost.cli.demo_cmd:demo",
+        "Try tokenpost on this machine, offline: a sandbox provider, SMTP and POP3 servers and the"
+        "\n    web page in a throw-away directory. Ctrl-C stops it and removes everything it made.",
+    ),
 }
 
 
