@@ -221,7 +221,7 @@ async def test_serve_wakes_for_a_flow_begun_in_its_process(device: Stack) -> Non
     """`serve`'s token loop sleeps until its next due time (here its 30 s maximum); a flow
     begun meanwhile is polled on time, not 30 s later."""
     app = device.app
-    daemon = Daemon(app.store, app.clock, app.scheduler(), app.receiver(), app.alerter)
+    daemon = Daemon(app.status_cache, app.clock, app.scheduler(), app.receiver(), app.alerter)
     stop = asyncio.Event()
     running = asyncio.create_task(daemon.run(stop))
     try:

@@ -12,11 +12,12 @@ from typing import Any
 
 import pytest
 
-from fakes import FakeClock, MemoryStore
+from fakes import FakeClock, FakeOwners, MemoryStore
 from tokenpost.i18n import translator
 from tokenpost.logs import JsonLinesFormatter, RedactingFilter, TranslatingFilter
 from tokenpost.services.daemon import Daemon, log_health
 from tokenpost.services.status import SettingStatus
+from tokenpost.services.status_cache import StatusCache
 from tokenpost.settings.model import AuthMethod
 from tokenpost.text import Gettext
 from tokenpost.tokens.state import StateId
@@ -65,7 +66,7 @@ class IdleAlerter:
 
 def daemon_of(scheduler: object, receiver: object, alerter: object, grace: float) -> Daemon:
     return Daemon(
-        MemoryStore(),
+        StatusCache(MemoryStore(), FakeOwners()),
         FakeClock(),
         scheduler,  # type: ignore[arg-type]
         receiver,  # type: ignore[arg-type]

@@ -97,7 +97,7 @@ def serve(
             log.info("serving home %s", app.home)
             receiver = app.receiver()
             daemon = Daemon(
-                app.store,
+                app.status_cache,
                 app.clock,
                 app.scheduler(),
                 receiver,

@@ -19,11 +19,12 @@ from typing import Final
 from tokenpost.clock import Clock
 from tokenpost.i18n import state_label
 from tokenpost.isotime import iso_utc
-from tokenpost.ports import Store
 from tokenpost.services.alerts import Alerter
 from tokenpost.services.receive import Receiver
 from tokenpost.services.scheduler import Scheduler
-from tokenpost.services.status import SettingStatus, status
+from tokenpost.services.status import SettingStatus
+from tokenpost.services.status_cache import StatusCache
+from tokenpost.settings.model import PopSetting
 from tokenpost.text import Text, as_text
 
 log = logging.getLogger("tokenpost.serve")
@@ -38,7 +39,7 @@ DEFAULT_GRACE_S: Final = 20.0
 
 @dataclass
 class Daemon:
-    store: Store
+    status: StatusCache  # the health pass's reads: the store is read again only after a change
     clock: Clock
     scheduler: Scheduler
     receiver: Receiver
@@ -101,8 +102,9 @@ class Daemon:
         return min(RECEIVE_RESCAN_S, max(0.0, next_due - self.clock.now()))
 
     async def _health(self) -> float:
-        pops = {p.setting_id: p for p in await self.store.list_pop()}
-        for row in await status(self.store):
+        snapshot = await self.status.snapshot(self.clock.now())
+        pops = {s.setting_id: s for s in snapshot.settings if isinstance(s, PopSetting)}
+        for row in snapshot.rows:
             pop = pops.get(row.setting_id)
             log_health(row, None if pop is None else self.receiver.due_at(pop))
         return self.health_interval
