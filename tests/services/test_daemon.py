@@ -30,7 +30,7 @@ class FlakyScheduler:
         self.passes = 0
         self.wakeup = asyncio.Event()
 
-    async def tick(self) -> float:
+    async def tick(self, stop: asyncio.Event | None = None) -> float:
         self.passes += 1
         if self.passes == 1:
             raise RuntimeError("a broken pass")
@@ -44,7 +44,9 @@ class SlowReceiver:
         self.started = asyncio.Event()
         self.finished = False
 
-    async def run_due(self, *, allow_plaintext: bool = False) -> float | None:
+    async def run_due(
+        self, *, allow_plaintext: bool = False, stop: asyncio.Event | None = None
+    ) -> float | None:
         self.started.set()
         await asyncio.sleep(0.2)
         self.finished = True

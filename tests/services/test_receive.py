@@ -11,6 +11,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -371,6 +372,22 @@ async def test_a_setting_without_a_usable_token_makes_no_connection(rw: ReceiveW
     assert "token get" in str(report.error)  # says what to do
     assert rw.server.connections == 0
     assert len(rw.server.messages) == 1
+
+
+async def test_once_stopping_no_other_setting_starts(rw: ReceiveWorld) -> None:
+    for name in ("scan", "print"):
+        await rw.put(name=name, deliver_to=str(rw.folder.parent / name))
+        await rw.token(name=name)
+    stop = asyncio.Event()
+    connect = rw.connector.connect
+
+    async def stopping(setting: PopSetting, **options: Any) -> Any:
+        stop.set()  # SIGTERM arrives while the first setting runs
+        return await connect(setting, **options)
+
+    rw.connector.connect = stopping  # type: ignore[method-assign]
+    await rw.receiver.run_due(stop=stop)
+    assert rw.server.connections == 1  # the run in flight finished; no other started
 
 
 async def test_the_summary_and_the_reason_in_german(rw: ReceiveWorld) -> None:

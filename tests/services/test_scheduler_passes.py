@@ -182,3 +182,19 @@ async def test_a_held_state_is_judged_by_itself_not_by_the_stale_stored_one() ->
     assert counting.calls == {"revision": 1}
     assert world.http.count(TOKEN_URL) == 2
     assert wait == scheduler.max_tick
+
+
+async def test_once_stopping_no_other_setting_is_served() -> None:
+    world = World()
+    stop = asyncio.Event()
+
+    def stopping(request: HttpRequest) -> HttpResponse:
+        stop.set()  # SIGTERM arrives while the first refresh is in flight
+        return granted(request)
+
+    world.http.routes[TOKEN_URL] = stopping
+    await with_tokens(world, {f"box{n}": "as" for n in range(5)}, expires_in=30)  # 6 due
+    scheduler = Scheduler(world.store, world.clock, world.refresher, world.authorizer)
+    scheduler.concurrency = 1
+    await scheduler.tick(stop)
+    assert world.http.count(TOKEN_URL) == 1

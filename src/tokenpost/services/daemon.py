@@ -55,9 +55,11 @@ class Daemon:
         loops = [
             asyncio.create_task(self.alerter.run(stop), name="alerts"),
             asyncio.create_task(
-                self._every(stop, "tokens", self.scheduler.tick, wake=self.scheduler.wakeup)
+                self._every(
+                    stop, "tokens", lambda: self.scheduler.tick(stop), wake=self.scheduler.wakeup
+                )
             ),
-            asyncio.create_task(self._every(stop, "receive", self._receive_due)),
+            asyncio.create_task(self._every(stop, "receive", lambda: self._receive_due(stop))),
             asyncio.create_task(self._every(stop, "health", self._health)),
         ]
         try:
@@ -95,8 +97,8 @@ class Daemon:
                 wait = self.retry_after_failure
             await _first_of(stop, wake, seconds=max(0.05, wait))
 
-    async def _receive_due(self) -> float:
-        next_due = await self.receiver.run_due(allow_plaintext=self.allow_plaintext)
+    async def _receive_due(self, stop: asyncio.Event) -> float:
+        next_due = await self.receiver.run_due(allow_plaintext=self.allow_plaintext, stop=stop)
         if next_due is None:
             return RECEIVE_RESCAN_S
         return min(RECEIVE_RESCAN_S, max(0.0, next_due - self.clock.now()))

@@ -118,11 +118,16 @@ class Receiver:
         last = self._last_run.get(setting.setting_id)
         return self.clock.now() if last is None else last + setting.check_interval
 
-    async def run_due(self, *, allow_plaintext: bool = False) -> float | None:
+    async def run_due(
+        self, *, allow_plaintext: bool = False, stop: asyncio.Event | None = None
+    ) -> float | None:
         """For the scheduler: run every POP setting that is due; returns when the next one is
-        due (None: there are no POP settings)."""
+        due (None: there are no POP settings). Once `stop` is set no other setting starts: only
+        the run in flight is finished, so a stop keeps its grace at any number of settings."""
         next_due: float | None = None
         for setting in await self.store.list_pop():
+            if stop is not None and stop.is_set():
+                break
             if self.due_at(setting) <= self.clock.now():
                 await self.receive_setting(setting, allow_plaintext=allow_plaintext)
             due = self.due_at(setting)

@@ -82,8 +82,9 @@ class Scheduler:
                     waiting.cancel()
                 await asyncio.gather(sleeping, woken, return_exceptions=True)
 
-    async def tick(self) -> float:
-        """One pass over all settings; returns the seconds until the next one is due."""
+    async def tick(self, stop: asyncio.Event | None = None) -> float:
+        """One pass over all settings; returns the seconds until the next one is due. Once
+        `stop` is set no other setting is served: only those in flight are finished."""
         now = self.clock.now()
         plan = await self._current_plan()
         held = set(self.refresher.held_ids())
@@ -102,7 +103,7 @@ class Scheduler:
                 due.append(setting)
             elif judged is not None:
                 next_due = min(next_due, judged)
-        for after in await self._serve_all(due):
+        for after in await self._serve_all(due, stop):
             if after is not None:
                 next_due = min(next_due, after)
         return max(self.min_tick, next_due - self.clock.now())
@@ -155,8 +156,11 @@ class Scheduler:
         token = in_force(state)
         return None if token is None else refresh_due_at(token, self.refresher.margin)
 
-    async def _serve_all(self, due: list[MailSetting]) -> list[float | None]:
-        """Serve the due settings concurrently within the bounds; each one's next due time."""
+    async def _serve_all(
+        self, due: list[MailSetting], stop: asyncio.Event | None
+    ) -> list[float | None]:
+        """Serve the due settings concurrently within the bounds, none once `stop` is set; each
+        one's next due time."""
         overall = asyncio.Semaphore(self.concurrency)
         by_provider: dict[str, asyncio.Semaphore] = {}
 
@@ -164,6 +168,8 @@ class Scheduler:
             name = setting.provider or ""
             own = by_provider.setdefault(name, asyncio.Semaphore(self.per_provider))
             async with own, overall:
+                if stop is not None and stop.is_set():
+                    return None
                 try:
                     return await self._serve_one(setting)
                 except TokenpostError as error:
