@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
 from service_world import TOKEN_URL, provider, smtp_setting
 
 from fakes import FakeClock, MemoryLock, ScriptedHttp, json_response
-from pg_support import fresh_database, store_url
 from store_support import Backend, CountingStore
-from tokenpost.adapters.home import open_home
 from tokenpost.adapters.sql_store import SqlStore, open_store
 from tokenpost.adapters.sqlite_reader import open_sqlite_reader
 from tokenpost.oauth.http import HttpRequest, HttpResponse
@@ -87,24 +84,6 @@ def damage(backend: Backend) -> None:
     backend.execute("UPDATE providers SET client_id = 'attacker' WHERE name = 'as2'")
     backend.execute("INSERT INTO alerts (id, recipients, refresh_failing_after,"
                     " receive_failing_after) VALUES (1, '[]', 60, 60)")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    with fresh_database("tokenpost_damaged") as name:
-        yield name
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    home = open_home(tmp_path / "home", {})
-    if request.param == "sqlite":
-        return Backend("sqlite", home, None)
-    database: str = request.getfixturevalue("pg_database")
-    reset = Backend("postgres", home, None, database)
-    reset.execute("DROP SCHEMA public CASCADE")
-    reset.execute("CREATE SCHEMA public")
-    return Backend("postgres", home, store_url(database), database)
 
 
 @pytest.fixture

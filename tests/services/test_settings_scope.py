@@ -47,12 +47,19 @@ def pop(name: str, **changes: Any) -> PopSetting:
     return dataclasses.replace(base, **changes)
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
-    async with await open_store(open_home(tmp_path / "home", {})) as opened:
+@asynccontextmanager
+async def two_providers(home: Path) -> AsyncIterator[SqlStore]:
+    """A new store with the providers `as` and `other` and the SMTP setting."""
+    async with await open_store(open_home(home, {})) as opened:
         await opened.put_provider(provider())
         await opened.put_provider(provider(name="other", client_id="client-2"))
         await opened.put_smtp(smtp_setting())
+        yield opened
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SqlStore]:
+    async with two_providers(tmp_path / "home") as opened:
         yield opened
 
 
@@ -75,10 +82,7 @@ async def change_counts(store: SqlStore, count: int, change: str) -> tuple[Count
 async def test_a_change_costs_the_same_with_2_or_40_settings(tmp_path: Path, change: str) -> None:
     found = []
     for count in (2, 40):
-        async with await open_store(open_home(tmp_path / f"home{count}", {})) as store:
-            await store.put_provider(provider())
-            await store.put_provider(provider(name="other", client_id="client-2"))
-            await store.put_smtp(smtp_setting())
+        async with two_providers(tmp_path / f"home{count}") as store:
             found.append(await change_counts(store, count, change))
     (few_calls, few_held), (many_calls, many_held) = found
     assert many_calls == few_calls

@@ -7,17 +7,14 @@ ended at once. What it returns always equals `status` read afresh.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import cast
 
 import pytest
 from service_world import provider, smtp_setting
 
 from fakes import FakeOwners
-from pg_support import fresh_database, store_url
 from store_support import Backend, CountingStore
-from tokenpost.adapters.home import open_home
 from tokenpost.adapters.sql_store import SqlStore, open_store
 from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
@@ -46,24 +43,6 @@ def pop(name: str) -> PopSetting:
 
 def acquired(tag: str) -> Acquired:
     return Acquired(Secret(f"AT-{tag}"), NOW + 3600, NOW - 60, Secret(f"RT-{tag}"))
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
-    home = open_home(tmp_path / "home", {})
-    if request.param == "sqlite":
-        return Backend("sqlite", home, None)
-    database: str = request.getfixturevalue("pg_database")
-    reset = Backend("postgres", home, None, database)
-    reset.execute("DROP SCHEMA public CASCADE")
-    reset.execute("CREATE SCHEMA public")
-    return Backend("postgres", home, store_url(database), database)
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    with fresh_database("tokenpost_status_cache") as name:
-        yield name
 
 
 @pytest.fixture

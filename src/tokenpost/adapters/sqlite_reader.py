@@ -28,6 +28,7 @@ from tokenpost.adapters.store_schema import (
     BUSY_TIMEOUT_S,
     HEAD_REVISION,
     KEY_CHECK,
+    REVISION_QUERY,
     check_setting_id,
     sqlite_errors,
     wrong_key,
@@ -126,7 +127,7 @@ class SqliteReader:
     # --- reads: the same queries and answers as SqlStore ----------------------------------------
 
     async def revision(self) -> int:
-        return int(self._select("SELECT n FROM revision WHERE id = 1")[0]["n"])
+        return int(self._select(REVISION_QUERY)[0]["n"])
 
     async def damaged_records(self) -> list[DamagedRecord]:
         """The settings records that do not authenticate or cannot be decoded."""

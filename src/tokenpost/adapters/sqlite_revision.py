@@ -12,9 +12,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from tokenpost.adapters.store_schema import BUSY_TIMEOUT_S, sqlite_errors
-
-_QUERY = "SELECT n FROM revision WHERE id = 1"
+from tokenpost.adapters.store_schema import BUSY_TIMEOUT_S, REVISION_QUERY, sqlite_errors
 
 
 class SqliteRevision:
@@ -35,7 +33,7 @@ class SqliteRevision:
                     isolation_level=None,  # autocommit: each read sees the latest commit
                     check_same_thread=False,
                 )
-            row = self._conn.execute(_QUERY).fetchone()
+            row = self._conn.execute(REVISION_QUERY).fetchone()
         return int(row[0])
 
     def close(self) -> None:

@@ -21,6 +21,8 @@ from tokenpost.settings.model import parse_setting_id
 # at this revision needs no migration, so opening it needs no Alembic.
 HEAD_REVISION: Final = "0006"
 KEY_CHECK: Final = "key_check"  # the meta row holding the key check
+# The store's revision (0006), as the readers on the standard library's sqlite3 read it.
+REVISION_QUERY: Final = "SELECT n FROM revision WHERE id = 1"
 
 
 def wrong_key(key_path: Path, where: str) -> KeyFileError:
