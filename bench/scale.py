@@ -24,11 +24,12 @@ import argparse
 import asyncio
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from startup import timed  # bench/startup.py: a command's wall time, its exit checked
 
 from tokenpost.secret import Secret
 from tokenpost.services.targets import load_target
@@ -44,7 +45,6 @@ from tokenpost.tokens.state import Acquired
 from tokenpost.wiring import open_app
 
 TOKENPOST = Path(sys.executable).with_name("tokenpost")
-ANSWERS = (0, 3)  # `token status` exits 3 when a token is not acquired
 
 
 async def build(home: Path, size: int) -> None:
@@ -74,18 +74,9 @@ async def build(home: Path, size: int) -> None:
             await store.save_token(setting_id, token, binding=target.binding, expected_version=0)
 
 
-def wall(command: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, check=False, stdout=subprocess.DEVNULL)
-    elapsed = time.perf_counter() - start
-    if done.returncode not in ANSWERS:
-        raise SystemExit(f"{' '.join(command)}: exit {done.returncode}")
-    return elapsed
-
-
 def pop_add(home: Path, env: dict[str, str], run: int) -> float:
     name = f"added{run:03d}"
-    return wall(
+    return timed(
         [str(TOKENPOST), "pop", "add", name, "--server", "outlook.office365.com", "--port",
          "995", "--security", "tls", "--check-interval", "300", "--auth", "oauth2",
          "--provider", "m365", "--account", f"{name}@contoso.example", "--deliver-to",
@@ -123,8 +114,8 @@ def measure(size: int, runs: int, work: Path) -> dict[str, float]:
     status = [str(TOKENPOST), "token", "status", "--json"]
     listing = [str(TOKENPOST), "pop", "list"]
     return {
-        "status": statistics.median(wall(status, env) for _ in range(runs)),
-        "list": statistics.median(wall(listing, env) for _ in range(runs)),
+        "status": statistics.median(timed(status, env) for _ in range(runs)),
+        "list": statistics.median(timed(listing, env) for _ in range(runs)),
         **dict(zip(("first_pass", "pass"), asyncio.run(pass_cpu(home, runs)), strict=True)),
         "add": statistics.median(pop_add(home, env, run) for run in range(runs)),
     }
