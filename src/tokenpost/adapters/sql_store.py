@@ -131,6 +131,7 @@ class SqlStore:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._cipher = cipher
+        self._records = records.RowReader(cipher)  # remembers what each row read to
         self._where = where
         self._sqlite_revision = revision  # a SQLite file's fast reader of the revision
 
@@ -159,14 +160,14 @@ class SqlStore:
         async with self._read() as conn:
             for kind, table, order in _SETTINGS_TABLES:
                 rows = await _rows(conn, sa.select(table).order_by(*order))
-                found += records.damaged(kind, self._cipher, rows)
+                found += self._records.damaged(kind, rows)
         return found
 
     # --- providers ------------------------------------------------------------------------------
 
     async def list_providers(self) -> list[Provider]:
         query = sa.select(providers_table).order_by(providers_table.c.name)
-        return records.intact(records.PROVIDERS, self._cipher, await self._select(query))
+        return self._records.intact(records.PROVIDERS, await self._select(query))
 
     async def get_provider(self, name: str) -> Provider | None:
         query = sa.select(providers_table).where(providers_table.c.name == name)
@@ -210,7 +211,7 @@ class SqlStore:
 
     async def list_pop(self) -> list[PopSetting]:
         query = sa.select(pop_table).order_by(pop_table.c.name)
-        return records.intact(records.POP, self._cipher, await self._select(query))
+        return self._records.intact(records.POP, await self._select(query))
 
     async def get_pop(self, name: str) -> PopSetting | None:
         return await self._get(records.POP, sa.select(pop_table).where(pop_table.c.name == name))
@@ -253,13 +254,13 @@ class SqlStore:
         check_setting_id(setting_id)
         query = sa.select(tokens_table).where(tokens_table.c.setting_id == setting_id)
         rows = await self._select(query)
-        return records.token_record(self._cipher, setting_id, rows[0] if rows else None)
+        return self._records.token_record(setting_id, rows[0] if rows else None)
 
     async def load_tokens(self) -> list[TokenRecord]:
         """Every stored token in one query, each read as `load_token` reads it."""
         query = sa.select(tokens_table).order_by(tokens_table.c.setting_id)
         rows = await self._select(query)
-        return [records.token_record(self._cipher, str(row["setting_id"]), row) for row in rows]
+        return self._records.token_records(rows)
 
     async def save_token(
         self, setting_id: str, state: TokenState, *, binding: str, expected_version: int
@@ -370,7 +371,7 @@ class SqlStore:
 
     async def _get(self, kind: records.Kind[_T], query: sa.Select[Any]) -> _T | None:
         rows = await self._select(query)
-        return records.read(kind, self._cipher, rows[0]) if rows else None
+        return self._records.read(kind, rows[0]) if rows else None
 
     async def _select(self, query: sa.Select[Any]) -> list[dict[str, Any]]:
         async with self._read() as conn:

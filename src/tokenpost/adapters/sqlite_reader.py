@@ -119,6 +119,7 @@ class SqliteReader:
     def __init__(self, conn: sqlite3.Connection, cipher: Cipher, *, where: str) -> None:
         self._conn = conn
         self._cipher = cipher
+        self._records = records.RowReader(cipher)  # remembers what each row read to
         self._where = where
 
     async def close(self) -> None:
@@ -133,12 +134,12 @@ class SqliteReader:
         """The settings records that do not authenticate or cannot be decoded."""
         found: list[DamagedRecord] = []
         for kind, query in _SETTINGS_QUERIES:
-            found += records.damaged(kind, self._cipher, self._select(query))
+            found += self._records.damaged(kind, self._select(query))
         return found
 
     async def list_providers(self) -> list[Provider]:
         rows = self._select("SELECT * FROM providers ORDER BY name")
-        return records.intact(records.PROVIDERS, self._cipher, rows)
+        return self._records.intact(records.PROVIDERS, rows)
 
     async def get_provider(self, name: str) -> Provider | None:
         return self._get(records.PROVIDERS, "SELECT * FROM providers WHERE name = ?", name)
@@ -148,7 +149,7 @@ class SqliteReader:
 
     async def list_pop(self) -> list[PopSetting]:
         rows = self._select("SELECT * FROM pop ORDER BY name")
-        return records.intact(records.POP, self._cipher, rows)
+        return self._records.intact(records.POP, rows)
 
     async def get_pop(self, name: str) -> PopSetting | None:
         return self._get(records.POP, "SELECT * FROM pop WHERE name = ?", name)
@@ -163,12 +164,12 @@ class SqliteReader:
         damaged token as Invalid at its stored version."""
         check_setting_id(setting_id)
         rows = self._select("SELECT * FROM tokens WHERE setting_id = ?", setting_id)
-        return records.token_record(self._cipher, setting_id, rows[0] if rows else None)
+        return self._records.token_record(setting_id, rows[0] if rows else None)
 
     async def load_tokens(self) -> list[TokenRecord]:
         """Every stored token in one query, each read as `load_token` reads it."""
         rows = self._select("SELECT * FROM tokens ORDER BY setting_id")
-        return [records.token_record(self._cipher, str(row["setting_id"]), row) for row in rows]
+        return self._records.token_records(rows)
 
     # --- writes: refused --------------------------------------------------------------------------
 
@@ -202,7 +203,7 @@ class SqliteReader:
 
     def _get(self, kind: records.Kind[_T], query: str, *params: object) -> _T | None:
         rows = self._select(query, *params)
-        return records.read(kind, self._cipher, rows[0]) if rows else None
+        return self._records.read(kind, rows[0]) if rows else None
 
     def _select(self, query: str, *params: object) -> list[_Row]:
         """Rows as column-name mappings, the shape the codec reads."""

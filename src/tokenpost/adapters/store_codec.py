@@ -361,10 +361,13 @@ def _settings_from_row(
     cls: type[_T], row: Mapping[Any, Any], cipher: Cipher, aad: _AadFor, label: Text
 ) -> _T:
     kwargs: dict[str, object] = {}
-    for name, hint in _hints(cls).items():
+    for name, arm, nullable in _columns(cls):
         raw = row.get(name)
+        if type(raw) is arm:  # the common case: a plain str, int or float column, as stored
+            kwargs[name] = raw
+            continue
         try:
-            kwargs[name] = _column_value(raw, hint, cipher, aad(name), name)
+            kwargs[name] = _column_value(raw, arm, nullable, cipher, aad=aad, where=name)
         except _Mismatch as exc:
             raise StoreCorruptError(
                 "{what} in the store is unreadable: {problem}", what=label, problem=exc.text
@@ -372,18 +375,37 @@ def _settings_from_row(
     return cls(**kwargs)
 
 
-def _column_value(raw: object, hint: Any, cipher: Cipher, aad: bytes, where: str) -> object:
-    arms = typing.get_args(hint) if typing.get_origin(hint) is types.UnionType else (hint,)
+_COLUMNS: dict[type, tuple[tuple[str, Any, bool], ...]] = {}
+
+
+def _columns(cls: type) -> tuple[tuple[str, Any, bool], ...]:
+    """Per field of a settings class: its column name, its one non-None type, and whether it
+    may be NULL (settings fields are ``T`` or ``T | None``). Worked out once per class: a status
+    of ten thousand settings decodes each row's columns with these."""
+    columns = _COLUMNS.get(cls)
+    if columns is None:
+        found = []
+        for name, hint in _hints(cls).items():
+            union = typing.get_origin(hint) is types.UnionType
+            arms = typing.get_args(hint) if union else (hint,)
+            arm = next(a for a in arms if a is not types.NoneType)
+            found.append((name, arm, types.NoneType in arms))
+        columns = _COLUMNS[cls] = tuple(found)
+    return columns
+
+
+def _column_value(
+    raw: object, arm: Any, nullable: bool, cipher: Cipher, *, aad: _AadFor, where: str
+) -> object:
     if raw is None:
-        if types.NoneType in arms:
+        if nullable:
             return None
         raise _Mismatch(Text("{where}: missing", where=where))
-    arm = next(a for a in arms if a is not types.NoneType)  # settings fields have one type
     if arm is Secret:
         if not isinstance(raw, bytes | bytearray | memoryview):
             raise _Mismatch(Text("{where}: expected an encrypted value", where=where))
         try:
-            return Secret(cipher.decrypt(bytes(raw), aad=aad).decode())
+            return Secret(cipher.decrypt(bytes(raw), aad=aad(where)).decode())
         except (StoreCorruptError, UnicodeDecodeError):
             raise _Mismatch(
                 Text(

@@ -60,12 +60,21 @@ def canonical_row(table: str, row: Mapping[str, object]) -> bytes:
         TypeError: a value that is not a number, text or bytes.
     """
     parts = [_PREFIX, _framed(table.encode())]
+    add = parts.append
     for name in sorted(row):
         value = row[name]
         if name == MAC_COLUMN or value is None:
             continue
-        kind, data = _typed(value)
-        parts += [_framed(name.encode()), kind, _framed(data)]
+        if type(value) is str:  # most columns; inlined, as a status reads every row
+            kind, data = b"s", value.encode("utf-8", "surrogatepass")
+        else:
+            kind, data = _typed(value)
+        label = name.encode()
+        add(len(label).to_bytes(4, "big"))
+        add(label)
+        add(kind)
+        add(len(data).to_bytes(4, "big"))
+        add(data)
     return b"".join(parts)
 
 
