@@ -165,6 +165,82 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
+# A decoder turns a stored JSON value into a field's value, or raises _Mismatch naming `where`.
+_Decoder: TypeAlias = Callable[[object, Mapping[str, str], str], object]
+_DECODERS: dict[Any, _Decoder] = {}
+_FIELDS: dict[type, tuple[frozenset[str], tuple[tuple[str, _Decoder], ...]]] = {}
+
+
+def _decoder(hint: Any) -> _Decoder:
+    """The decoder of a type hint, worked out once per hint (a status decodes every token)."""
+    found = _DECODERS.get(hint)
+    if found is None:
+        found = _DECODERS[hint] = _make_decoder(hint)
+    return found
+
+
+def _make_decoder(hint: Any) -> _Decoder:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        return _union_decoder(typing.get_args(hint))
+    if hint is Secret:
+        return _decode_secret
+    if hint is Text:
+        return lambda raw, secrets, where: _decode_text(raw, where)
+    if origin is tuple:
+        item_hint, ellipsis = typing.get_args(hint)
+        return _tuple_decoder(_decoder(item_hint), is_tuple=ellipsis is Ellipsis)
+    if hint in _CLASS_BY_TAG.values():
+        return lambda raw, secrets, where: _decode_dataclass(raw, (hint,), secrets, where)
+    return _scalar_decoder(hint)
+
+
+def _scalar_decoder(hint: Any) -> _Decoder:
+    if hint not in (float, int, str):
+        return lambda raw, secrets, where: _decode_scalar(raw, hint, where)
+
+    def scalar(raw: object, secrets: Mapping[str, str], where: str) -> object:
+        return raw if type(raw) is hint else _decode_scalar(raw, hint, where)
+
+    return scalar
+
+
+def _union_decoder(arms: tuple[Any, ...]) -> _Decoder:
+    nullable = types.NoneType in arms
+    decoders = tuple(_decoder(arm) for arm in arms if arm is not types.NoneType)
+
+    def union(raw: object, secrets: Mapping[str, str], where: str) -> object:
+        if raw is None and nullable:
+            return None
+        for decode in decoders:
+            try:
+                return decode(raw, secrets, where)
+            except _Mismatch:
+                continue
+        raise _Mismatch(Text("{where}: value fits none of the expected types", where=where))
+
+    return union
+
+
+def _tuple_decoder(item: _Decoder, *, is_tuple: bool) -> _Decoder:
+    def items(raw: object, secrets: Mapping[str, str], where: str) -> object:
+        if not is_tuple or not isinstance(raw, list):
+            raise _Mismatch(Text("{where}: expected a list", where=where))
+        return tuple(item(value, secrets, f"{where}[]") for value in raw)
+
+    return items
+
+
+def _fields(cls: type) -> tuple[frozenset[str], tuple[tuple[str, _Decoder], ...]]:
+    """The keys a stored `cls` may hold, and each field's name and decoder."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        hints = _hints(cls)
+        fields = tuple((name, _decoder(hint)) for name, hint in hints.items())
+        found = _FIELDS[cls] = (frozenset(hints) | {TYPE_KEY}, fields)
+    return found
+
+
 def _decode_dataclass(
     raw: object, allowed: tuple[type, ...], secrets: Mapping[str, str], where: str
 ) -> object:
@@ -174,54 +250,21 @@ def _decode_dataclass(
     cls = _CLASS_BY_TAG.get(tag) if isinstance(tag, str) else None
     if cls is None or cls not in allowed:
         raise _Mismatch(Text("{where}: unexpected type tag", where=where))
-    hints = _hints(cls)
-    unknown = set(raw) - set(hints) - {TYPE_KEY}
-    if unknown:
+    known, fields = _fields(cls)
+    if not known.issuperset(raw):
+        unknown = set(raw) - known
         raise _Mismatch(
             Text("{where}: unknown fields {fields}", where=where, fields=", ".join(sorted(unknown)))
         )
     kwargs = {
-        name: _decode_value(raw[name], hints[name], secrets, f"{where}.{name}")
-        for name in hints
+        name: decode(raw[name], secrets, f"{where}.{name}")
+        for name, decode in fields
         if name in raw
     }
     try:
         return cls(**kwargs)
     except TypeError:
         raise _Mismatch(Text("{where}: required fields are missing", where=where)) from None
-
-
-def _decode_value(raw: object, hint: Any, secrets: Mapping[str, str], where: str) -> object:
-    origin = typing.get_origin(hint)
-    if origin in (types.UnionType, typing.Union):
-        return _decode_union(raw, typing.get_args(hint), secrets, where)
-    if hint is Secret:
-        return _decode_secret(raw, secrets, where)
-    if hint is Text:
-        return _decode_text(raw, where)
-    if origin is tuple:
-        item_hint, ellipsis = typing.get_args(hint)
-        if ellipsis is not Ellipsis or not isinstance(raw, list):
-            raise _Mismatch(Text("{where}: expected a list", where=where))
-        return tuple(_decode_value(item, item_hint, secrets, f"{where}[]") for item in raw)
-    if hint in _CLASS_BY_TAG.values():
-        return _decode_dataclass(raw, (hint,), secrets, where)
-    return _decode_scalar(raw, hint, where)
-
-
-def _decode_union(
-    raw: object, arms: tuple[Any, ...], secrets: Mapping[str, str], where: str
-) -> object:
-    if raw is None and types.NoneType in arms:
-        return None
-    for arm in arms:
-        if arm is types.NoneType:
-            continue
-        try:
-            return _decode_value(raw, arm, secrets, where)
-        except _Mismatch:
-            continue
-    raise _Mismatch(Text("{where}: value fits none of the expected types", where=where))
 
 
 def _decode_secret(raw: object, secrets: Mapping[str, str], where: str) -> Secret:
@@ -291,9 +334,11 @@ def provider_to_row(provider: Provider, cipher: Cipher) -> Row:
 
 
 def provider_from_row(row: Mapping[Any, Any], cipher: Cipher) -> Provider:
-    name = _row_key(row, "name", Text("a provider"))
+    name = _row_key(row, "name", lambda: Text("a provider"))
     aad = functools.partial(provider_aad, name)
-    return _settings_from_row(Provider, row, cipher, aad, Text("provider {name!r}", name=name))
+    return _settings_from_row(
+        Provider, row, cipher, aad, lambda: Text("provider {name!r}", name=name)
+    )
 
 
 def smtp_to_row(setting: SmtpSetting, cipher: Cipher) -> Row:
@@ -302,8 +347,9 @@ def smtp_to_row(setting: SmtpSetting, cipher: Cipher) -> Row:
 
 def smtp_from_row(row: Mapping[Any, Any], cipher: Cipher) -> SmtpSetting:
     aad = functools.partial(mail_aad, SMTP_ID)
-    label = Text("setting {setting}", setting=SMTP_ID)
-    return _settings_from_row(SmtpSetting, row, cipher, aad, label)
+    return _settings_from_row(
+        SmtpSetting, row, cipher, aad, lambda: Text("setting {setting}", setting=SMTP_ID)
+    )
 
 
 def pop_to_row(setting: PopSetting, cipher: Cipher) -> Row:
@@ -311,10 +357,11 @@ def pop_to_row(setting: PopSetting, cipher: Cipher) -> Row:
 
 
 def pop_from_row(row: Mapping[Any, Any], cipher: Cipher) -> PopSetting:
-    setting_id = POP_PREFIX + _row_key(row, "name", Text("a POP setting"))
+    setting_id = POP_PREFIX + _row_key(row, "name", lambda: Text("a POP setting"))
     aad = functools.partial(mail_aad, setting_id)
-    label = Text("setting {setting}", setting=setting_id)
-    return _settings_from_row(PopSetting, row, cipher, aad, label)
+    return _settings_from_row(
+        PopSetting, row, cipher, aad, lambda: Text("setting {setting}", setting=setting_id)
+    )
 
 
 def alerts_to_row(alerts: AlertSettings, cipher: Cipher) -> Row:
@@ -322,17 +369,19 @@ def alerts_to_row(alerts: AlertSettings, cipher: Cipher) -> Row:
 
 
 def alerts_from_row(row: Mapping[Any, Any], cipher: Cipher) -> AlertSettings:
-    return _settings_from_row(AlertSettings, row, cipher, _alerts_aad, Text("alert settings row"))
+    return _settings_from_row(
+        AlertSettings, row, cipher, _alerts_aad, lambda: Text("alert settings row")
+    )
 
 
 def _alerts_aad(field: str) -> bytes:
     return f"alerts:{field}".encode()  # binds a Secret field to this row, as for the others
 
 
-def _row_key(row: Mapping[Any, Any], column: str, what: Text) -> str:
+def _row_key(row: Mapping[Any, Any], column: str, what: Callable[[], Text]) -> str:
     value = row.get(column)
     if not isinstance(value, str):
-        raise StoreCorruptError("{what} in the store has no {column}", what=what, column=column)
+        raise StoreCorruptError("{what} in the store has no {column}", what=what(), column=column)
     return value
 
 
@@ -358,8 +407,9 @@ def _dumps_list(items: tuple[str, ...]) -> str:
 
 
 def _settings_from_row(
-    cls: type[_T], row: Mapping[Any, Any], cipher: Cipher, aad: _AadFor, label: Text
+    cls: type[_T], row: Mapping[Any, Any], cipher: Cipher, aad: _AadFor, label: Callable[[], Text]
 ) -> _T:
+    """A settings record from its row; `label()` names it in an error (made only then)."""
     kwargs: dict[str, object] = {}
     for name, arm, nullable in _columns(cls):
         raw = row.get(name)
@@ -370,7 +420,7 @@ def _settings_from_row(
             kwargs[name] = _column_value(raw, arm, nullable, cipher, aad=aad, where=name)
         except _Mismatch as exc:
             raise StoreCorruptError(
-                "{what} in the store is unreadable: {problem}", what=label, problem=exc.text
+                "{what} in the store is unreadable: {problem}", what=label(), problem=exc.text
             ) from None
     return cls(**kwargs)
 

@@ -59,23 +59,39 @@ def canonical_row(table: str, row: Mapping[str, object]) -> bytes:
     Raises:
         TypeError: a value that is not a number, text or bytes.
     """
+    columns = _COLUMNS.get(tuple(row))
+    if columns is None:
+        columns = _columns(tuple(row))
     parts = [_PREFIX, _framed(table.encode())]
     add = parts.append
-    for name in sorted(row):
+    for name, label in columns:
         value = row[name]
-        if name == MAC_COLUMN or value is None:
+        if value is None:
             continue
         if type(value) is str:  # most columns; inlined, as a status reads every row
             kind, data = b"s", value.encode("utf-8", "surrogatepass")
         else:
             kind, data = _typed(value)
-        label = name.encode()
-        add(len(label).to_bytes(4, "big"))
         add(label)
         add(kind)
         add(len(data).to_bytes(4, "big"))
         add(data)
     return b"".join(parts)
+
+
+# Per set of column names (in a row's order): the names but `mac`, sorted, each with its framed
+# encoding. A store's rows come in a few shapes, so this stays small.
+_COLUMNS: dict[tuple[str, ...], tuple[tuple[str, bytes], ...]] = {}
+
+
+def _columns(names: tuple[str, ...]) -> tuple[tuple[str, bytes], ...]:
+    columns = tuple((name, _framed(name.encode())) for name in sorted(names) if name != MAC_COLUMN)
+    if len(_COLUMNS) < _MAX_SHAPES:
+        _COLUMNS[names] = columns
+    return columns
+
+
+_MAX_SHAPES: Final = 64
 
 
 def _framed(data: bytes) -> bytes:

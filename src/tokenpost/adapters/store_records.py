@@ -106,7 +106,7 @@ def read(kind: Kind[_T], cipher: Cipher, row: Row) -> _T:
         DamagedRecordError: the row does not authenticate or cannot be decoded; the message
             names the record and the fix.
     """
-    problem = _problem(cipher, kind.table, row, kind.label(row))
+    problem = _problem(cipher, kind.table, row, lambda: kind.label(row))
     if problem is None:
         try:
             return kind.decode(row, cipher)
@@ -137,13 +137,14 @@ def damaged(kind: Kind[Any], cipher: Cipher, rows: Iterable[Row]) -> list[Damage
     return found
 
 
-def _problem(cipher: Cipher, table: str, row: Row, label: Text) -> Text | None:
+def _problem(cipher: Cipher, table: str, row: Row, label: Callable[[], Text]) -> Text | None:
+    """Why the row does not authenticate, naming it by `label()` (made only then), or None."""
     if authentic(cipher, table, row):
         return None
     return Text(
         "{what} in the store was changed outside tokenpost: it does not authenticate with the"
         " store's key",
-        what=label,
+        what=label(),
     )
 
 
@@ -265,8 +266,9 @@ def token_record(cipher: Cipher, setting_id: str, row: Row | None) -> TokenRecor
     if row is None:
         return TokenRecord(setting_id, NotAcquired(), binding="", version=0, updated_at=0.0)
     updated_at = _number(row.get("updated_at"))
-    label = Text("token of {setting}", setting=setting_id)
-    problem = _problem(cipher, TOKENS_TABLE, row, label)
+    problem = _problem(
+        cipher, TOKENS_TABLE, row, lambda: Text("token of {setting}", setting=setting_id)
+    )
     state: TokenState
     if problem is None:
         try:
