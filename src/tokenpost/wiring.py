@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from tokenpost.services.scheduler import Scheduler
     from tokenpost.services.send import Sender
     from tokenpost.services.settings import SettingsService
+    from tokenpost.services.status import Overview
     from tokenpost.services.status_cache import StatusCache
 
 
@@ -310,7 +311,13 @@ def _assemble(parts: _Parts, on_event: EventHook | None) -> App:
         await app.send_alert(recipients, subject, body)
 
     resolver = EndpointResolver(http)
-    alerter = Alerter(store, clock, SubprocessRunner(), send_alert, lang=parts.lang)
+
+    async def overview() -> Overview:
+        return await app.status_cache.overview()
+
+    alerter = Alerter(
+        store, clock, SubprocessRunner(), send_alert, lang=parts.lang, overview=overview
+    )
     hook = alerter.on_event if on_event is None else _both(on_event, alerter.on_event)
     deleter = Deleter(store, http, lock, clock, resolver, on_event=hook)
     app = App(

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import cast
 
 import pytest
 from service_world import provider, smtp_setting
+from test_alerts import RecordingMailer, RecordingRunner
 
-from fakes import FakeOwners
+from fakes import FakeClock, FakeOwners
 from store_support import Backend, CountingStore
 from tokenpost.adapters.sql_store import SqlStore, open_store
 from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.secret import Secret
+from tokenpost.services.alerts import Alerter
 from tokenpost.services.status import status
 from tokenpost.services.status_cache import StatusCache
 from tokenpost.services.targets import load_target
-from tokenpost.settings.model import AuthMethod, PopSetting, Security
+from tokenpost.settings.model import AlertSettings, AuthMethod, PopSetting, Security
 from tokenpost.tokens.state import Acquired, StateId, WaitingForAuthorization
 
 NOW = 1_800_000_000.0
@@ -161,3 +164,35 @@ async def test_a_pending_authorization_ends_when_its_owner_is_gone(store: SqlSto
     ended = await cache.snapshot(NOW)
     assert {r.setting_id: r.state for r in ended.rows}["pop:fax"] is StateId.NOT_ACQUIRED
     assert ended.key != pending.key
+
+
+@SQLITE_ONLY
+async def test_the_refresh_check_reads_the_store_again_only_after_a_change(
+    store: SqlStore,
+) -> None:
+    # The alerter's periodic check reads every token through the cache: on an unchanged store
+    # it costs the revision and the alert settings, whatever the number of settings.
+    counting = CountingStore(store)
+    cache = StatusCache(cast(Store, counting), FakeOwners())
+    runner = RecordingRunner()
+    await store.put_alerts(AlertSettings(hook="notify", refresh_failing_after=3600))
+    clock = FakeClock(NOW + 7200)
+    alerter = Alerter(
+        cast(Store, counting), clock, runner, RecordingMailer(), overview=cache.overview
+    )
+    await alerter.check_refresh()
+    read = status_reads(counting)
+    for _ in range(3):
+        await alerter.check_refresh()
+    assert status_reads(counting) == read
+    assert counting.calls["load_token"] == 0
+    assert runner.calls == []
+
+    record = await store.load_token("smtp")
+    assert isinstance(record.state, Acquired)
+    failing = replace(record.state, failures=3, last_error="HTTP 502", failing_since=NOW)
+    await store.save_token("smtp", failing, binding=record.binding, expected_version=1)
+    await alerter.check_refresh()
+    await alerter.drain()
+    assert [call[0][-3:] for call in runner.calls] == [["refresh_failing", "smtp", "HTTP 502"]]
+    assert status_reads(counting) > read

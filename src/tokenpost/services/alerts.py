@@ -16,7 +16,8 @@ for a command or a mail server. `run()` (the consumer task of `tokenpost serve`)
    episode: the token is kept in memory, so the mail can still go out through the SMTP setting).
 
 Refresh failures are noticed by `check_refresh()`, which `run()` calls every `check_every`
-seconds: it reads `Acquired.failing_since` of every OAuth 2.0 setting and emits
+seconds: it reads `Acquired.failing_since` of every OAuth 2.0 setting (from `overview`, in
+`serve` the status cache: the store is read again only after a change) and emits
 `refresh_failing` once per run of failures (a run ends when a refresh succeeds). Receive
 failures are counted from the first `receive_failed` of a POP setting until `receive_recovered`;
 the alert goes out with the first failure seen after the threshold, once per episode. Episodes
@@ -47,8 +48,8 @@ from tokenpost.services.alert_mails import (
     store_unwritable_mail,
 )
 from tokenpost.services.events import EVENTS, log_event
-from tokenpost.services.targets import load_current, oauth_settings, target_of
-from tokenpost.settings.model import AlertSettings, MailSetting
+from tokenpost.services.status import Overview, read_overview
+from tokenpost.settings.model import AlertSettings, AuthMethod, MailSetting
 from tokenpost.text import Text, as_text
 from tokenpost.tokens.state import Acquired, in_force
 
@@ -93,6 +94,9 @@ class Alerter:
     send_timeout: float = SEND_TIMEOUT
     check_every: float = CHECK_EVERY
     queue_limit: int = QUEUE_LIMIT
+    # Every setting and token, read again only after a change (`StatusCache.overview`); None
+    # reads them at each check, in one query per kind of record.
+    overview: Callable[[], Awaitable[Overview]] | None = None
     _queue: asyncio.Queue[_Event] = field(init=False)
     _dropped: int = field(default=0, init=False)
     _receive: dict[str, _Episode] = field(default_factory=dict, init=False)
@@ -153,13 +157,15 @@ class Alerter:
         once per run of failures."""
         try:
             alerts = await self.store.get_alerts()
-            settings = await oauth_settings(self.store)
+            overview = await (self.overview or self._read_overview)()
         except TokenpostError as error:
             log.warning("alerts: cannot read the settings: %s", error)
             return
         now = self.clock.now()
-        for setting in settings:
-            state = await self._state_of(setting)
+        for setting in overview.settings:
+            if setting.auth is not AuthMethod.OAUTH2:
+                continue
+            state = _in_force(overview, setting)
             setting_id = setting.setting_id
             if not isinstance(state, Acquired) or state.failing_since is None:
                 self._refresh_alerted.pop(setting_id, None)
@@ -262,14 +268,18 @@ class Alerter:
 
     # -- reading -------------------------------------------------------------------------------
 
-    async def _state_of(self, setting: MailSetting) -> Acquired | None:
-        try:
-            target = await target_of(self.store, setting)
-            state = (await load_current(self.store, target)).state
-        except TokenpostError as error:
-            log.debug("alerts: %s: %s", setting.setting_id, error)
-            return None
-        return in_force(state)  # a pending re-authorization keeps a token that can fail
+    async def _read_overview(self) -> Overview:
+        return await read_overview(self.store)
+
+
+def _in_force(overview: Overview, setting: MailSetting) -> Acquired | None:
+    """The token of `setting` that is in force, if it is an Acquired one."""
+    try:
+        state = overview.current(setting).state
+    except TokenpostError as error:
+        log.debug("alerts: %s: %s", setting.setting_id, error)
+        return None
+    return in_force(state)  # a pending re-authorization keeps a token that can fail
 
 
 def _last_line(output: str) -> str | Text:

@@ -131,6 +131,16 @@ class Overview:
             rows[index] = _row(setting, self.reads, now, owners)
         return rows
 
+    def current(self, setting: MailSetting) -> TokenRecord:
+        """The token record of an OAuth 2.0 `setting` as `targets.load_current` reads it without
+        a clock (a pending flow is not judged).
+
+        Raises:
+            TokenpostError: its provider is missing or damaged (as `targets.target_of`).
+        """
+        target = self.reads.target(setting)
+        return current_record(self.reads.token(setting.setting_id), target)
+
 
 async def read_overview(store: Store) -> Overview:
     """Every setting's `Overview`, from one read of each kind of record."""

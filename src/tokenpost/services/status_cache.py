@@ -43,6 +43,16 @@ class StatusCache:
 
     async def snapshot(self, now: float) -> Snapshot:
         """Every setting's status at `now`."""
+        number, overview = await self._current()
+        rows = overview.at(now, self._owners)
+        judged = tuple(rows[index] for index in overview.waiting)
+        return Snapshot((number, judged), rows, overview.settings)
+
+    async def overview(self) -> Overview:
+        """The `status.Overview` of the store as it is now (read again only after a change)."""
+        return (await self._current())[1]
+
+    async def _current(self) -> tuple[int, Overview]:
         revision = await self._store.revision()
         kept = self._kept_at(revision)
         if kept is None:
@@ -53,9 +63,7 @@ class StatusCache:
                     kept = (revision, self._reads, await read_overview(self._store))
                     self._kept = kept
         _, number, overview = kept
-        rows = overview.at(now, self._owners)
-        judged = tuple(rows[index] for index in overview.waiting)
-        return Snapshot((number, judged), rows, overview.settings)
+        return number, overview
 
     def _kept_at(self, revision: int) -> tuple[int, int, Overview] | None:
         if self._kept is None or self._kept[0] != revision:
