@@ -45,7 +45,11 @@ class SlowReceiver:
         self.finished = False
 
     async def run_due(
-        self, *, allow_plaintext: bool = False, stop: asyncio.Event | None = None
+        self,
+        settings: list[object] | None = None,
+        *,
+        allow_plaintext: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> float | None:
         self.started.set()
         await asyncio.sleep(0.2)

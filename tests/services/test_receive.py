@@ -386,8 +386,9 @@ async def test_once_stopping_no_other_setting_starts(rw: ReceiveWorld) -> None:
         return await connect(setting, **options)
 
     rw.connector.connect = stopping  # type: ignore[method-assign]
+    rw.receiver.concurrency = 1  # the others wait for a slot
     await rw.receiver.run_due(stop=stop)
-    assert rw.server.connections == 1  # the run in flight finished; no other started
+    assert rw.server.connections == 1  # the run in flight finished; none waiting started
 
 
 async def test_the_summary_and_the_reason_in_german(rw: ReceiveWorld) -> None:
@@ -523,3 +524,39 @@ async def _killed_runs(count: int, crashes: list[int], leave_on_server: bool) ->
         refetched = len(rw.server.retrieved)
         assert (await rw.receiver.receive()).ok
         assert len(rw.server.retrieved) == refetched
+
+
+async def test_a_server_that_never_answers_holds_up_only_its_own_settings(
+    rw: ReceiveWorld,
+) -> None:
+    # Three settings on a dead server, three on a live one, one slot per server: the live
+    # server's settings all run while the dead one's first connection hangs.
+    rw.receiver.per_server = 1
+    for n in range(3):
+        for server in ("dead.example.test", "pop.example.test"):
+            name = f"{server[:4]}{n}"
+            await rw.put(name=name, server=server, deliver_to=str(rw.folder.parent / name))
+            await rw.token(name=name)
+    connect = rw.connector.connect
+    hanging: list[str] = []
+
+    async def answering(setting: PopSetting, **options: Any) -> Any:
+        if setting.server.startswith("dead"):
+            hanging.append(setting.name)
+            await asyncio.Event().wait()  # no answer, ever
+        return await connect(setting, **options)
+
+    rw.connector.connect = answering  # type: ignore[method-assign]
+    settings = await rw.world.store.list_pop()
+    live = len([s for s in settings if s.server == "pop.example.test"])
+    assert live >= 3
+    task = asyncio.create_task(rw.receiver.run_due(settings))
+    for _ in range(500):  # the maildir's lock is taken in a thread: real time passes
+        await asyncio.sleep(0.01)
+        if rw.server.connections == live:
+            break
+    assert rw.server.connections == live  # every setting of the live server ran
+    assert hanging == ["dead0"]  # the dead server holds its one slot, not the others'
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

@@ -98,7 +98,11 @@ class Daemon:
             await _first_of(stop, wake, seconds=max(0.05, wait))
 
     async def _receive_due(self, stop: asyncio.Event) -> float:
-        next_due = await self.receiver.run_due(allow_plaintext=self.allow_plaintext, stop=stop)
+        overview = await self.status.overview()  # the store again only after a change
+        pops = [s for s in overview.settings if isinstance(s, PopSetting)]
+        next_due = await self.receiver.run_due(
+            pops, allow_plaintext=self.allow_plaintext, stop=stop
+        )
         if next_due is None:
             return RECEIVE_RESCAN_S
         return min(RECEIVE_RESCAN_S, max(0.0, next_due - self.clock.now()))

@@ -43,6 +43,7 @@ from tokenpost.ports import (
     SettingsStore,
 )
 from tokenpost.secret import Secret
+from tokenpost.services.bounded import run_bounded
 from tokenpost.services.mailauth import authenticate_with_refresh, require_encryption
 from tokenpost.services.receive_commands import CommandTally, run_owed
 from tokenpost.services.refresh import EventHook, Refresher, ignore_event
@@ -98,6 +99,8 @@ class Receiver:
     on_event: EventHook = ignore_event
     command_timeout: float = DEFAULT_COMMAND_TIMEOUT_S
     timeout: float = DEFAULT_TIMEOUT_S
+    concurrency: int = 32  # due settings checked at once by `run_due`, in all
+    per_server: int = 8  # and of one POP server
     _last_run: dict[str, float] = field(default_factory=dict, init=False)
     _failing: set[str] = field(default_factory=set, init=False)
 
@@ -119,20 +122,33 @@ class Receiver:
         return self.clock.now() if last is None else last + setting.check_interval
 
     async def run_due(
-        self, *, allow_plaintext: bool = False, stop: asyncio.Event | None = None
+        self,
+        settings: list[PopSetting] | None = None,
+        *,
+        allow_plaintext: bool = False,
+        stop: asyncio.Event | None = None,
     ) -> float | None:
-        """For the scheduler: run every POP setting that is due; returns when the next one is
-        due (None: there are no POP settings). Once `stop` is set no other setting starts: only
-        the run in flight is finished, so a stop keeps its grace at any number of settings."""
-        next_due: float | None = None
-        for setting in await self.store.list_pop():
-            if stop is not None and stop.is_set():
-                break
-            if self.due_at(setting) <= self.clock.now():
-                await self.receive_setting(setting, allow_plaintext=allow_plaintext)
-            due = self.due_at(setting)
-            next_due = due if next_due is None else min(next_due, due)
-        return next_due
+        """For the scheduler: run every POP setting of `settings` (None: read them) that is
+        due, at most `concurrency` at once and `per_server` of one server; returns when the next
+        one is due (None: there are no POP settings). Once `stop` is set no other setting
+        starts: only the runs in flight are finished, so a stop keeps its grace at any number of
+        settings."""
+        if settings is None:
+            settings = await self.store.list_pop()
+        now = self.clock.now()
+
+        async def run(setting: PopSetting) -> None:
+            await self.receive_setting(setting, allow_plaintext=allow_plaintext)
+
+        await run_bounded(
+            [s for s in settings if self.due_at(s) <= now],
+            run,
+            peer=lambda setting: setting.server.lower(),
+            concurrency=self.concurrency,
+            per_peer=self.per_server,
+            stop=stop,
+        )
+        return min((self.due_at(s) for s in settings), default=None)
 
     async def receive_setting(
         self, setting: PopSetting, *, allow_plaintext: bool = False

@@ -33,6 +33,7 @@ from tokenpost.errors import TokenpostError
 from tokenpost.oauth.pending import DevicePending
 from tokenpost.ports import Store
 from tokenpost.services.authorize import Authorizer
+from tokenpost.services.bounded import run_bounded
 from tokenpost.services.refresh import Refresher
 from tokenpost.services.targets import (
     current_record,
@@ -161,22 +162,22 @@ class Scheduler:
     ) -> list[float | None]:
         """Serve the due settings concurrently within the bounds, none once `stop` is set; each
         one's next due time."""
-        overall = asyncio.Semaphore(self.concurrency)
-        by_provider: dict[str, asyncio.Semaphore] = {}
 
         async def serve(setting: MailSetting) -> float | None:
-            name = setting.provider or ""
-            own = by_provider.setdefault(name, asyncio.Semaphore(self.per_provider))
-            async with own, overall:
-                if stop is not None and stop.is_set():
-                    return None
-                try:
-                    return await self._serve_one(setting)
-                except TokenpostError as error:
-                    log.warning("%s: %s", setting.setting_id, error)
-                    return None
+            try:
+                return await self._serve_one(setting)
+            except TokenpostError as error:
+                log.warning("%s: %s", setting.setting_id, error)
+                return None
 
-        return list(await asyncio.gather(*(serve(s) for s in due)))
+        return await run_bounded(
+            due,
+            serve,
+            peer=lambda setting: setting.provider or "",
+            concurrency=self.concurrency,
+            per_peer=self.per_provider,
+            stop=stop,
+        )
 
     async def _serve_one(self, setting: MailSetting) -> float | None:
         """Do what the setting is due for; return when it is next due (None: nothing pending)."""
