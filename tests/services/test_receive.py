@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from service_world import TOKEN_URL, World, provider
 
-from fakes import json_response
+from fakes import FakeClock, json_response
 from kill_points import KillPoints
 from pop3_fakes import FakeConnector, FakeMaildrop, Pop3Crash
 from tokenpost.adapters.maildir import MaildirDrop, ledger_name, open_maildir
@@ -560,3 +560,15 @@ async def test_a_server_that_never_answers_holds_up_only_its_own_settings(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_setting_never_run_is_due_while_the_clock_moves(rw: ReceiveWorld) -> None:
+    # A real clock moves between reads: a setting never run is due at the first pass anyway.
+    class MovingClock(FakeClock):
+        def now(self) -> float:
+            self.t += 0.001
+            return self.t
+
+    rw.receiver.clock = MovingClock(rw.world.clock.now())
+    await rw.receiver.run_due()
+    assert rw.server.connections == 1

@@ -121,6 +121,10 @@ class Receiver:
         last = self._last_run.get(setting.setting_id)
         return self.clock.now() if last is None else last + setting.check_interval
 
+    def _due(self, setting: PopSetting, now: float) -> bool:
+        last = self._last_run.get(setting.setting_id)
+        return last is None or last + setting.check_interval <= now
+
     async def run_due(
         self,
         settings: list[PopSetting] | None = None,
@@ -141,7 +145,7 @@ class Receiver:
             await self.receive_setting(setting, allow_plaintext=allow_plaintext)
 
         await run_bounded(
-            [s for s in settings if self.due_at(s) <= now],
+            [s for s in settings if self._due(s, now)],
             run,
             peer=lambda setting: setting.server.lower(),
             concurrency=self.concurrency,
