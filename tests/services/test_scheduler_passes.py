@@ -13,6 +13,7 @@ import dataclasses
 from pathlib import Path
 from typing import cast
 
+import pytest
 from service_world import TOKEN_URL, World, provider, smtp_setting
 
 from fakes import MemoryStore, RefusingStore, ScriptedHttp, json_response
@@ -132,6 +133,24 @@ async def test_a_pass_over_many_due_tokens_refreshes_each_once() -> None:
     assert 0 < wait <= scheduler.max_tick
     await scheduler.tick()
     assert world.http.count(TOKEN_URL) == 41  # nothing is due again
+
+
+async def test_a_due_token_costs_one_read_and_one_write_beyond_the_plan() -> None:
+    # The plan read every setting, provider and token; a due token is then read once more,
+    # under its flight lock, and written once: nothing is read again before the lock or after.
+    world = World(MemoryStore())
+    world.http.routes[TOKEN_URL] = granted
+    await with_tokens(world, {f"box{n:02d}": "as" for n in range(30)}, expires_in=30)
+    counting = CountingStore(world.store)
+    store = cast(Store, counting)
+    world.refresher.store = store
+    scheduler = Scheduler(store, world.clock, world.refresher, world.authorizer, max_tick=1e9)
+    wait = await scheduler.tick()
+    assert world.http.count(TOKEN_URL) == 31
+    per_token = {"load_token": 31, "save_token": 31}
+    plan = {"revision": 1, "list_pop": 1, "get_smtp": 1, "list_providers": 1, "load_tokens": 1}
+    assert dict(counting.calls) == per_token | plan
+    assert wait == pytest.approx(3600 - world.refresher.margin, abs=1)  # the new tokens' due
 
 
 async def test_a_pass_on_an_unchanged_store_reads_only_its_revision(tmp_path: Path) -> None:

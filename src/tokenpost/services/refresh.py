@@ -170,14 +170,21 @@ class Refresher:
             raise _unavailable(setting_id, state)
         return token
 
-    async def refresh_if_due(self, setting_id: str) -> None:
-        """For the scheduler: refresh when due; failures are recorded in the state, not raised."""
+    async def refresh_if_due(
+        self, setting_id: str, *, known: tuple[Target, Acquired] | None = None
+    ) -> Acquired | None:
+        """For the scheduler: refresh when due; failures are recorded in the state, not raised.
+        Returns the token in force afterwards, None when refreshing failed or there is none.
+        `known`: the setting's target and token as the caller read them (the scheduler's plan),
+        so they are not read again before the flight lock; under it the record is read as
+        always, so a caller's stale reading costs nothing but the lock."""
         try:
-            await self.access_token(setting_id)
+            return await self._token(setting_id, rejected=None, known=known)
         except TokenUnavailableError:
-            return
+            return None
         except TokenpostError as error:
             log.warning("refresh of %s failed: %s", setting_id, error)
+            return None
 
     def held_state(self, setting_id: str) -> TokenState | None:
         """The state this process holds for the setting because the store refused it, if any:
@@ -202,13 +209,21 @@ class Refresher:
     # -- one token -----------------------------------------------------------------------------
 
     async def _token(
-        self, setting_id: str, rejected: Secret | None, *, strict: bool = False
+        self,
+        setting_id: str,
+        rejected: Secret | None,
+        *,
+        strict: bool = False,
+        known: tuple[Target, Acquired] | None = None,
     ) -> Acquired:
         target: Target | None = None
         serving: Acquired | None = None
         if self._holdings.get(setting_id) is None:
-            target = await load_target(self.store, setting_id)
-            serving = in_force((await self._load(target)).state)
+            if known is None:
+                target = await load_target(self.store, setting_id)
+                serving = in_force((await self._load(target)).state)
+            else:
+                target, serving = known
             if serving is not None and not self._due(serving, rejected):
                 return serving
         async with self._holdings.turn(setting_id):

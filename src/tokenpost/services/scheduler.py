@@ -36,6 +36,7 @@ from tokenpost.services.authorize import Authorizer
 from tokenpost.services.bounded import run_bounded
 from tokenpost.services.refresh import Refresher
 from tokenpost.services.targets import (
+    Target,
     current_record,
     flow_ended,
     load_current,
@@ -46,7 +47,7 @@ from tokenpost.services.targets import (
 )
 from tokenpost.settings.model import MailSetting
 from tokenpost.tokens.policy import refresh_due_at
-from tokenpost.tokens.state import TokenState, WaitingForAuthorization, in_force
+from tokenpost.tokens.state import Acquired, TokenState, WaitingForAuthorization, in_force
 
 log = logging.getLogger("tokenpost.scheduler")
 
@@ -104,7 +105,7 @@ class Scheduler:
                 due.append(setting)
             elif judged is not None:
                 next_due = min(next_due, judged)
-        for after in await self._serve_all(due, stop):
+        for after in await self._serve_all(plan, due, stop):
             if after is not None:
                 next_due = min(next_due, after)
         return max(self.min_tick, next_due - self.clock.now())
@@ -128,14 +129,14 @@ class Scheduler:
                 found.append((setting, state))
         return found
 
-    async def _stored_states(self) -> list[tuple[MailSetting, TokenState]]:
+    async def _stored_states(self) -> list[tuple[MailSetting, Target, TokenState]]:
         """Every OAuth 2.0 setting with its stored state (read through its binding only), from
         one read of each kind of record. A setting whose provider is gone or damaged is logged
         and left out."""
         settings = await oauth_settings(self.store)
         providers = {p.name: p for p in await self.store.list_providers()}
         tokens = {r.setting_id: r for r in await self.store.load_tokens()}
-        found: list[tuple[MailSetting, TokenState]] = []
+        found: list[tuple[MailSetting, Target, TokenState]] = []
         for setting in settings:
             provider = providers.get(setting.provider or "")
             try:
@@ -149,7 +150,7 @@ class Scheduler:
                 log.warning("%s: %s", setting.setting_id, error)
                 continue
             record = tokens.get(setting.setting_id) or never_written(setting.setting_id)
-            found.append((setting, current_record(record, target).state))
+            found.append((setting, target, current_record(record, target).state))
         return found
 
     def _fixed_due(self, state: TokenState) -> float | None:
@@ -158,14 +159,14 @@ class Scheduler:
         return None if token is None else refresh_due_at(token, self.refresher.margin)
 
     async def _serve_all(
-        self, due: list[MailSetting], stop: asyncio.Event | None
+        self, plan: _Plan, due: list[MailSetting], stop: asyncio.Event | None
     ) -> list[float | None]:
         """Serve the due settings concurrently within the bounds, none once `stop` is set; each
         one's next due time."""
 
         async def serve(setting: MailSetting) -> float | None:
             try:
-                return await self._serve_one(setting)
+                return await self._serve_one(setting, plan.refreshable(setting.setting_id))
             except TokenpostError as error:
                 log.warning("%s: %s", setting.setting_id, error)
                 return None
@@ -179,9 +180,20 @@ class Scheduler:
             stop=stop,
         )
 
-    async def _serve_one(self, setting: MailSetting) -> float | None:
-        """Do what the setting is due for; return when it is next due (None: nothing pending)."""
+    async def _serve_one(
+        self, setting: MailSetting, planned: tuple[Target, Acquired] | None
+    ) -> float | None:
+        """Do what the setting is due for; return when it is next due (None: nothing pending).
+
+        A token the plan holds in force (`planned`) is refreshed without reading it again
+        first (the refresher reads it under the flight lock). Its next due time is the new
+        token's; after a failure (recorded in the store, which changes its revision) it is
+        now: the next pass plans it again from one read."""
         setting_id = setting.setting_id
+        if planned is not None and self.refresher.held_state(setting_id) is None:
+            token = await self.refresher.refresh_if_due(setting_id, known=planned)
+            now = self.clock.now()
+            return now if token is None else self._due_at(setting, token, now)
         state = await self._state(setting)
         if in_force(state) is not None:
             await self.refresher.refresh_if_due(setting_id)
@@ -226,23 +238,25 @@ class Scheduler:
 @dataclass(frozen=True, slots=True)
 class _Plan:
     """The due times the store's `revision` implies: `fixed` (soonest first) for the settings
-    whose stored state alone fixes them; the `waiting` ones are judged at each pass."""
+    whose stored state alone fixes them; the `waiting` ones are judged at each pass. `stored`:
+    each setting's target and stored state, as read for this revision."""
 
     revision: int
     settings: dict[str, MailSetting]
     fixed: list[tuple[float, MailSetting]]
     waiting: list[tuple[MailSetting, TokenState]]
+    stored: dict[str, tuple[Target, TokenState]]
 
     @classmethod
     def of(
         cls,
         revision: int,
-        states: list[tuple[MailSetting, TokenState]],
+        states: list[tuple[MailSetting, Target, TokenState]],
         fixed_due: Callable[[TokenState], float | None],
     ) -> _Plan:
         fixed: list[tuple[float, MailSetting]] = []
         judged: list[tuple[MailSetting, TokenState]] = []
-        for setting, state in states:
+        for setting, _, state in states:
             if isinstance(state, WaitingForAuthorization):
                 judged.append((setting, state))
                 continue
@@ -250,5 +264,15 @@ class _Plan:
             if when is not None:
                 fixed.append((when, setting))
         fixed.sort(key=lambda pair: pair[0])
-        settings = {setting.setting_id: setting for setting, _ in states}
-        return cls(revision, settings, fixed, judged)
+        settings = {setting.setting_id: setting for setting, _, _ in states}
+        stored = {setting.setting_id: (target, state) for setting, target, state in states}
+        return cls(revision, settings, fixed, judged, stored)
+
+    def refreshable(self, setting_id: str) -> tuple[Target, Acquired] | None:
+        """The setting's target and stored token when the state is not waiting and a token is
+        in force (then a refresh is all it may be due for)."""
+        stored = self.stored.get(setting_id)
+        if stored is None or isinstance(stored[1], WaitingForAuthorization):
+            return None
+        token = in_force(stored[1])
+        return None if token is None else (stored[0], token)
