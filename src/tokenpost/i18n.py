@@ -35,7 +35,7 @@ from typing import Final
 
 from tokenpost.errors import OperationError, UsageError
 from tokenpost.text import translate
-from tokenpost.tokens.state import LABELS, StateId
+from tokenpost.tokens.state_id import LABELS, StateId
 
 __all__ = [
     "DEFAULT",
@@ -67,7 +67,7 @@ def state_label(state_id: str, lang: str) -> str:
     """The device manual's label of a token state in `lang` ("Acquired", "Abgerufen", …).
 
     Args:
-        state_id: a `tokens.state.StateId` (or its value).
+        state_id: a `tokens.state_id.StateId` (or its value).
         lang: one of `SUPPORTED`.
 
     Raises:

@@ -36,7 +36,8 @@ from tokenpost.settings.model import (
     Security,
     SmtpSetting,
 )
-from tokenpost.tokens.state import Acquired, NotAcquired, StateId, WaitingForAuthorization
+from tokenpost.tokens.state import Acquired, NotAcquired, WaitingForAuthorization
+from tokenpost.tokens.state_id import StateId
 from tokenpost.wiring import App, open_app
 
 CALLBACK = "https://device.example.test:8025/oauth/callback"

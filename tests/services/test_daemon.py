@@ -20,7 +20,7 @@ from tokenpost.services.status import SettingStatus
 from tokenpost.services.status_cache import StatusCache
 from tokenpost.settings.model import AuthMethod
 from tokenpost.text import Gettext
-from tokenpost.tokens.state import StateId
+from tokenpost.tokens.state_id import StateId
 
 
 class FlakyScheduler:

@@ -32,7 +32,8 @@ from tokenpost.services.settings import SettingsService
 from tokenpost.services.status import SettingStatus, status
 from tokenpost.services.targets import load_target
 from tokenpost.settings.model import AuthMethod, PopSetting, Security
-from tokenpost.tokens.state import Acquired, NotAcquired, StateId
+from tokenpost.tokens.state import Acquired, NotAcquired
+from tokenpost.tokens.state_id import StateId
 
 CLOCK_START = 1_800_000_000.0
 

@@ -26,7 +26,8 @@ from tokenpost.services.status import status
 from tokenpost.services.status_cache import StatusCache
 from tokenpost.services.targets import load_target
 from tokenpost.settings.model import AlertSettings, AuthMethod, PopSetting, Security
-from tokenpost.tokens.state import Acquired, StateId, WaitingForAuthorization
+from tokenpost.tokens.state import Acquired, WaitingForAuthorization
+from tokenpost.tokens.state_id import StateId
 
 NOW = 1_800_000_000.0
 READS = ("list_pop", "load_tokens", "damaged_records")  # what reading every status calls

@@ -24,10 +24,10 @@ from tokenpost.tokens.state import (
     Acquired,
     Invalid,
     NotAcquired,
-    StateId,
     TokenState,
     WaitingForAuthorization,
 )
+from tokenpost.tokens.state_id import StateId
 
 OWNER = "1" * 32
 

@@ -25,7 +25,7 @@ from tokenpost.i18n import (
     translator,
 )
 from tokenpost.text import N_
-from tokenpost.tokens.state import StateId
+from tokenpost.tokens.state_id import StateId
 
 PACKAGE_DIR = Path(tokenpost.__file__).parent
 GERMAN_PO = LOCALE_DIR / "de" / "LC_MESSAGES" / "tokenpost.po"

@@ -38,10 +38,10 @@ from tokenpost.tokens.state import (
     Invalid,
     NotAcquired,
     PendingFlow,
-    StateId,
     TokenState,
     WaitingForAuthorization,
 )
+from tokenpost.tokens.state_id import StateId
 
 DEVICE = DevicePending(
     device_code=Secret("s3cr3t-dc-1"),

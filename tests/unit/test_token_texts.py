@@ -15,7 +15,8 @@ from tokenpost.services.status import SettingStatus
 from tokenpost.settings.model import AuthMethod
 from tokenpost.text import Text
 from tokenpost.tokens.machine import SETTINGS_CHANGED
-from tokenpost.tokens.state import Acquired, Invalid, NotAcquired, StateId
+from tokenpost.tokens.state import Acquired, Invalid, NotAcquired
+from tokenpost.tokens.state_id import StateId
 
 GERMAN = translator("de").gettext
 

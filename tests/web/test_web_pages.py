@@ -18,7 +18,7 @@ from web_support import (
     served,
 )
 
-from tokenpost.tokens.state import StateId
+from tokenpost.tokens.state_id import StateId
 from tokenpost.web.config import WebConfig
 from tokenpost.web.templating import iso_time
 

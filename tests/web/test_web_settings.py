@@ -19,7 +19,7 @@ from web_support import (
 from tokenpost.i18n import translator
 from tokenpost.settings.model import AuthMethod, Security
 from tokenpost.settings.validate import ADDRESS_RULE, PORT_RULE, SERVER_RULE
-from tokenpost.tokens.state import StateId
+from tokenpost.tokens.state_id import StateId
 
 SMTP_FORM = {
     "server": "smtp.example.test",

@@ -56,7 +56,7 @@ def status_table(rows: Sequence[SettingStatus], lang: str, _: Gettext) -> str:
 def status_reason(row: SettingStatus, _: Gettext) -> str:
     """The Reason column: the state's reason, and for a pending re-authorization the token it
     keeps in force (or the reason that token is invalid)."""
-    from tokenpost.tokens.state import StateId
+    from tokenpost.tokens.state_id import StateId
 
     parts = [translate(row.reason, _)] if row.reason is not None else []
     if row.previous_state is StateId.ACQUIRED:

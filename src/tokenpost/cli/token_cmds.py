@@ -284,7 +284,7 @@ async def _cancelled(app: App, ctx: CliContext, setting: str, *, as_json: bool) 
 
 
 def _in_force_until(row: SettingStatus) -> float | None:
-    from tokenpost.tokens.state import StateId
+    from tokenpost.tokens.state_id import StateId
 
     return row.expires_at if row.state is StateId.ACQUIRED else row.previous_expires_at
 

@@ -34,10 +34,10 @@ from tokenpost.tokens.state import (
     Acquired,
     Invalid,
     NotAcquired,
-    StateId,
     TokenState,
     WaitingForAuthorization,
 )
+from tokenpost.tokens.state_id import StateId
 
 
 @dataclass(frozen=True, slots=True)

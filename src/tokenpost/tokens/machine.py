@@ -34,15 +34,14 @@ from tokenpost.errors import OperationError
 from tokenpost.oauth.grant import TokenGrant
 from tokenpost.text import Text
 from tokenpost.tokens.state import (
-    LABELS,
     Acquired,
     Invalid,
     NotAcquired,
     PendingFlow,
-    StateId,
     TokenState,
     WaitingForAuthorization,
 )
+from tokenpost.tokens.state_id import LABELS, StateId
 
 SETTINGS_CHANGED: Final = Text("settings changed")
 """The note of the NotAcquired state `BindingChanged` leads to."""

@@ -14,35 +14,12 @@ The ids and labels are a contract (DESIGN.md): CLI, JSON, web, logs and metrics 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import StrEnum
-from types import MappingProxyType
-from typing import Final
 
 from tokenpost.oauth.pending import BrowserPending, DevicePending
 from tokenpost.secret import Secret
-from tokenpost.text import N_, Text
-
-
-class StateId(StrEnum):
-    NOT_ACQUIRED = "not_acquired"
-    WAITING_FOR_AUTHORIZATION = "waiting_for_authorization"
-    ACQUIRED = "acquired"
-    INVALID = "invalid"
-
-
-# The device manual's label of each state (DESIGN.md "Token state"): the English msgids, shown
-# translated by `i18n.state_label` ("Abgerufen"…). A contract: never reword one.
-LABELS: Final[Mapping[StateId, str]] = MappingProxyType(
-    {
-        StateId.NOT_ACQUIRED: N_("Not acquired"),
-        StateId.WAITING_FOR_AUTHORIZATION: N_("Waiting for authorization"),
-        StateId.ACQUIRED: N_("Acquired"),
-        StateId.INVALID: N_("Invalid"),
-    }
-)
-
+from tokenpost.text import Text
+from tokenpost.tokens.state_id import StateId
 
 PendingFlow = DevicePending | BrowserPending
 
