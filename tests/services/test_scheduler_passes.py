@@ -178,6 +178,63 @@ async def test_a_pass_on_an_unchanged_store_reads_only_its_revision(tmp_path: Pa
         assert refreshed.access_token == Secret("AT-new")
 
 
+async def test_after_its_own_refreshes_the_plan_is_read_again_only_when_paced(
+    tmp_path: Path,
+) -> None:
+    # Refreshing changes the revision; the scheduler moves what it refreshed in its plan and
+    # reads every record again only after the pacing interval, so others' changes show then.
+    async with await open_store(open_home(tmp_path / "home", {})) as sql:
+        world = World(cast(MemoryStore, sql))
+        world.http.routes[TOKEN_URL] = granted
+        await with_tokens(world, {f"box{n:02d}": "as" for n in range(5)}, expires_in=30)
+        counting = CountingStore(sql)
+        store = cast(Store, counting)
+        scheduler = Scheduler(store, world.clock, world.refresher, world.authorizer)
+        await scheduler.tick()  # all six due: refreshed
+        assert world.http.count(TOKEN_URL) == 6
+        counting.calls.clear()
+        for _ in range(3):
+            await scheduler.tick()
+        assert world.http.count(TOKEN_URL) == 6  # nothing refreshed twice
+        assert counting.calls == {"revision": 3}  # the plan was not read again
+        async with await open_store(open_home(tmp_path / "home", {})) as other:
+            await other.put_pop(pop("late", "as"))  # another process adds a setting
+            target = await load_target(other, "pop:late")
+            now = world.clock.now()
+            due = Acquired(Secret("AT-late"), now + 10, now - 60, Secret("RT"))
+            await other.save_token("pop:late", due, binding=target.binding, expected_version=0)
+        await scheduler.tick()
+        assert world.http.count(TOKEN_URL) == 6  # not yet: the plan is paced
+        world.clock.t += scheduler.max_replan
+        await scheduler.tick()
+        assert world.http.count(TOKEN_URL) == 7  # read again, and the new token refreshed
+        assert counting.calls["load_tokens"] == 1
+
+
+async def test_a_failed_refresh_is_planned_again_from_the_store(tmp_path: Path) -> None:
+    # The provider refuses for now: the retry time is in the store, and the next pass reads it
+    # at once instead of asking the provider again at every pass.
+    async with await open_store(open_home(tmp_path / "home", {})) as sql:
+        world = World(cast(MemoryStore, sql))
+        world.http.routes[TOKEN_URL] = lambda request: json_response(
+            503, {"error": "temporarily_unavailable"}
+        )
+        await with_tokens(world, {"box00": "as"}, expires_in=30)
+        scheduler = Scheduler(sql, world.clock, world.refresher, world.authorizer)
+        await scheduler.tick()
+        asked = world.http.count(TOKEN_URL)
+        assert asked == 2
+        wait = await scheduler.tick()
+        for _ in range(3):
+            await scheduler.tick()
+        assert world.http.count(TOKEN_URL) == asked  # not again before the retry time
+        retries = [cast(Acquired, (await sql.load_token(sid)).state).retry_at
+                   for sid in ("smtp", "pop:box00")]  # fmt: skip
+        assert None not in retries
+        soonest = min(cast(list[float], retries))
+        assert wait == pytest.approx(soonest - world.clock.now(), abs=0.5)
+
+
 class SteadyStore(RefusingStore):
     """A store whose revision changes only with a token written (nothing else changes here)."""
 

@@ -167,6 +167,7 @@ class RowReader:
         self.cipher = cipher
         self._recent: dict[object, object] = {}
         self._older: dict[object, object] = {}
+        # One tuple of column names per row shape (a table has one): shared by every key.
         self._names: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._turnover = MIN_TURNOVER
 

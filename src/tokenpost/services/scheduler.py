@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -62,6 +63,12 @@ class Scheduler:
     min_tick: float = 0.2
     concurrency: int = 32  # due settings served at once, in all
     per_provider: int = 8  # and of one provider
+    # After this scheduler's own refreshes, the plan is read again at most this often (see
+    # `_current_plan`): at least `min_replan` seconds, and `replan_factor` times the CPU time
+    # the last read took, at most `max_replan` seconds.
+    min_replan: float = 1.0
+    max_replan: float = 5.0
+    replan_factor: float = 20.0
     _plan: _Plan | None = field(default=None, init=False, repr=False)
 
     @property
@@ -93,12 +100,19 @@ class Scheduler:
         next_due = now + self.max_tick
         due: list[MailSetting] = []
         for when, setting in plan.fixed:  # soonest first: stops at the first not yet due
-            if setting.setting_id in held:
+            if setting.setting_id in held or setting.setting_id in plan.moved:
                 continue
             if when > now:
                 next_due = min(next_due, when)
                 break
             due.append(setting)
+        for setting_id, when in plan.moved.items():  # served since the plan was read
+            if setting_id in held:
+                continue
+            if when <= now:
+                due.append(plan.settings[setting_id])
+            else:
+                next_due = min(next_due, when)
         for setting, state in self._judged_each_pass(plan, held):
             judged = self._due_at(setting, state, now)
             if judged is not None and judged <= now:
@@ -111,11 +125,30 @@ class Scheduler:
         return max(self.min_tick, next_due - self.clock.now())
 
     async def _current_plan(self) -> _Plan:
-        """The plan of the store as it is now: read again only when its revision changed."""
+        """The plan of the store as it is now: read again when its revision changed.
+
+        A token this scheduler refreshed is moved in the plan (`_Plan.moved`) to the new
+        token's due time; the write changed the revision, but reading every record again after
+        each refresh would cost, at ten thousand settings, a read of them all every few tenths
+        of a second. So once the plan has moved entries it is read again only when the pacing
+        interval has passed (others' changes show within it); a refresh that failed forces the
+        next read (its retry time is in the store)."""
         revision = await self.store.revision()
-        if self._plan is None or self._plan.revision != revision:
-            self._plan = _Plan.of(revision, await self._stored_states(), self._fixed_due)
+        plan = self._plan
+        if plan is not None and (plan.revision == revision or self._paced(plan)):
+            return plan
+        started = time.process_time()
+        states = await self._stored_states()
+        cost = time.process_time() - started
+        self._plan = _Plan.of(revision, states, self._fixed_due, self.clock.now(), cost)
         return self._plan
+
+    def _paced(self, plan: _Plan) -> bool:
+        """True while a plan that holds this scheduler's own moves is kept despite a change."""
+        if not plan.moved or plan.failed:
+            return False
+        interval = min(self.max_replan, max(self.min_replan, self.replan_factor * plan.cost))
+        return self.clock.now() - plan.read_at < interval
 
     def _judged_each_pass(
         self, plan: _Plan, held: set[str]
@@ -171,7 +204,7 @@ class Scheduler:
                 log.warning("%s: %s", setting.setting_id, error)
                 return None
 
-        return await run_bounded(
+        nexts = await run_bounded(
             due,
             serve,
             peer=lambda setting: setting.provider or "",
@@ -179,6 +212,9 @@ class Scheduler:
             per_peer=self.per_provider,
             stop=stop,
         )
+        for setting, after in zip(due, nexts, strict=True):
+            plan.move(setting.setting_id, after, now=self.clock.now())
+        return nexts
 
     async def _serve_one(
         self, setting: MailSetting, planned: tuple[Target, Acquired] | None
@@ -239,13 +275,19 @@ class Scheduler:
 class _Plan:
     """The due times the store's `revision` implies: `fixed` (soonest first) for the settings
     whose stored state alone fixes them; the `waiting` ones are judged at each pass. `stored`:
-    each setting's target and stored state, as read for this revision."""
+    each setting's target and stored state, as read for this revision. `moved`: the settings
+    served since, with their next due time as serving them told (they are not in `fixed` any
+    more); `failed` once serving one failed (its next due time is only in the store)."""
 
     revision: int
     settings: dict[str, MailSetting]
     fixed: list[tuple[float, MailSetting]]
     waiting: list[tuple[MailSetting, TokenState]]
     stored: dict[str, tuple[Target, TokenState]]
+    read_at: float  # when it was read (the scheduler's clock)
+    cost: float  # the CPU seconds reading it took
+    moved: dict[str, float] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
 
     @classmethod
     def of(
@@ -253,6 +295,8 @@ class _Plan:
         revision: int,
         states: list[tuple[MailSetting, Target, TokenState]],
         fixed_due: Callable[[TokenState], float | None],
+        read_at: float,
+        cost: float,
     ) -> _Plan:
         fixed: list[tuple[float, MailSetting]] = []
         judged: list[tuple[MailSetting, TokenState]] = []
@@ -266,7 +310,18 @@ class _Plan:
         fixed.sort(key=lambda pair: pair[0])
         settings = {setting.setting_id: setting for setting, _, _ in states}
         stored = {setting.setting_id: (target, state) for setting, target, state in states}
-        return cls(revision, settings, fixed, judged, stored)
+        return cls(revision, settings, fixed, judged, stored, read_at, cost)
+
+    def move(self, setting_id: str, after: float | None, *, now: float) -> None:
+        """Record what serving a setting of `fixed` told: its next due time (None: nothing
+        pending; `now` or before: it failed, and only a read of the store tells when next)."""
+        if setting_id not in self.stored or isinstance(
+            self.stored[setting_id][1], WaitingForAuthorization
+        ):
+            return  # a waiting one is judged at every pass from the store's record
+        if after is not None and after <= now:
+            self.failed.append(setting_id)
+        self.moved[setting_id] = float("inf") if after is None else after
 
     def refreshable(self, setting_id: str) -> tuple[Target, Acquired] | None:
         """The setting's target and stored token when the state is not waiting and a token is
