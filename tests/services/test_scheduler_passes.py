@@ -209,6 +209,10 @@ async def test_after_its_own_refreshes_the_plan_is_read_again_only_when_paced(
         await scheduler.tick()
         assert world.http.count(TOKEN_URL) == 7  # read again, and the new token refreshed
         assert counting.calls["load_tokens"] == 1
+        counting.calls.clear()
+        world.authorizer.flows_started += 1  # `begin` started a device flow in this process
+        await scheduler.tick()
+        assert counting.calls["load_tokens"] == 1  # read at once, so its first poll is on time
 
 
 async def test_a_failed_refresh_is_planned_again_from_the_store(tmp_path: Path) -> None:

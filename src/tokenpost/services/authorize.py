@@ -136,6 +136,7 @@ class Authorizer:
     # Set when `begin` starts a device flow for the scheduler to poll: `serve`'s token loop
     # wakes at once instead of at the next due time it knew of (`Scheduler.wakeup`).
     flow_started: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+    flows_started: int = field(default=0, repr=False)  # how many times it was set
 
     async def obtain(
         self, setting_id: str, on_prompt: PromptHook, browser: BrowserHooks = NO_BROWSER_HOOKS
@@ -201,6 +202,7 @@ class Authorizer:
         flow = started[0]
         if isinstance(flow, DevicePending):
             self._device_started(target, flow)
+            self.flows_started += 1
             self.flow_started.set()
         return prompt_of(flow)
 

@@ -3,11 +3,13 @@
 One loop, one pass per tick: each OAuth 2.0 setting gets what it is due. The due times come from
 a plan: the settings, providers and tokens read once each, however many settings there are, with
 each setting's due time sorted; the plan is read again only when the store's revision changed
-(`Store.revision`), so a pass with nothing due costs the same at any size. A pending flow may end
-without a write, and a state held because the store refused it is not in the store: those are
-judged at every pass. The due settings are served concurrently: at most `concurrency` at once,
-and at most `per_provider` of one provider, so a slow or dead provider holds up only its own
-settings (each request has the HTTP port's timeout).
+(`Store.revision`), so a pass with nothing due costs the same at any size. What the scheduler
+refreshed itself it moves in the plan; after such moves the plan is read again only at a paced
+interval (`_current_plan`), unless a refresh failed or a device flow was started here. A pending
+flow may end without a write, and a state held because the store refused it is not in the
+store: those are judged at every pass. The due settings are served concurrently: at most
+`concurrency` at once, and at most `per_provider` of one provider, so a slow or dead provider
+holds up only its own settings (each request has the HTTP port's timeout).
 Everything a pass does goes through the same single-flight paths as the CLI, so `serve` and a
 concurrent `token get` or `send` never refresh or poll the same token at once. The next tick
 comes at the earliest due time of any setting, but at least every `max_tick` seconds so new
@@ -27,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from tokenpost.clock import Clock
 from tokenpost.errors import TokenpostError
@@ -140,13 +142,14 @@ class Scheduler:
         started = time.process_time()
         states = await self._stored_states()
         cost = time.process_time() - started
-        self._plan = _Plan.of(revision, states, self._fixed_due, self.clock.now(), cost)
+        plan = _Plan.of(revision, states, self._fixed_due, self.clock.now(), cost)
+        self._plan = replace(plan, flows_started=self.authorizer.flows_started)
         return self._plan
 
     def _paced(self, plan: _Plan) -> bool:
         """True while a plan that holds this scheduler's own moves is kept despite a change."""
-        if not plan.moved or plan.failed:
-            return False
+        if not plan.moved or plan.failed or plan.flows_started != self.authorizer.flows_started:
+            return False  # a device flow started here is polled on time (`wakeup`)
         interval = min(self.max_replan, max(self.min_replan, self.replan_factor * plan.cost))
         return self.clock.now() - plan.read_at < interval
 
@@ -288,6 +291,7 @@ class _Plan:
     cost: float  # the CPU seconds reading it took
     moved: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
+    flows_started: int = 0  # `Authorizer.flows_started` when it was read
 
     @classmethod
     def of(
