@@ -48,7 +48,7 @@ from tokenpost.services.targets import (
     resolve_target,
     target_of,
 )
-from tokenpost.settings.model import MailSetting
+from tokenpost.settings.model import MailSetting, Provider
 from tokenpost.tokens.policy import refresh_due_at
 from tokenpost.tokens.state import Acquired, TokenState, WaitingForAuthorization, in_force
 
@@ -72,6 +72,7 @@ class Scheduler:
     max_replan: float = 5.0
     replan_factor: float = 20.0
     _plan: _Plan | None = field(default=None, init=False, repr=False)
+    _targets: dict[str, Target] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def wakeup(self) -> asyncio.Event:
@@ -173,21 +174,34 @@ class Scheduler:
         providers = {p.name: p for p in await self.store.list_providers()}
         tokens = {r.setting_id: r for r in await self.store.load_tokens()}
         found: list[tuple[MailSetting, Target, TokenState]] = []
+        targets: dict[str, Target] = {}
         for setting in settings:
             provider = providers.get(setting.provider or "")
             try:
                 # Not listed: gone or damaged; reading it alone tells which.
                 target = (
-                    resolve_target(setting, provider)
+                    self._resolved(setting, provider)
                     if provider is not None
                     else await target_of(self.store, setting)
                 )
+                targets[setting.setting_id] = target
             except TokenpostError as error:
                 log.warning("%s: %s", setting.setting_id, error)
                 continue
             record = tokens.get(setting.setting_id) or never_written(setting.setting_id)
             found.append((setting, target, current_record(record, target).state))
+        self._targets = targets
         return found
+
+    def _resolved(self, setting: MailSetting, provider: Provider) -> Target:
+        """`resolve_target`, or the target resolved at the last read when it was resolved from
+        these very records: the store hands out the same record objects for rows that did not
+        change (`store_records.RowReader`), so a plan read again after a change resolves (and
+        hashes the binding of) only the settings that changed."""
+        kept = self._targets.get(setting.setting_id)
+        if kept is not None and kept.setting is setting and kept.provider is provider:
+            return kept
+        return resolve_target(setting, provider)
 
     def _fixed_due(self, state: TokenState) -> float | None:
         """The due time of a stored state that is not waiting: its refresh (None: none)."""
