@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "scale.py"
 ROW = (
     r" +{size} \| +\d+ ms \(\d+\.\d+x\) \| +\d+ ms \| +\d+ ms \(\d+\.\d+x\)"
-    r" \| +\d+\.\d ms, +\d+\.\d ms"
+    r" \| +\d+\.\d ms, +\d+\.\d ms, +\d+\.\d ms"
 )
 
 
