@@ -68,8 +68,13 @@ def canonical_row(table: str, row: Mapping[str, object]) -> bytes:
         value = row[name]
         if value is None:
             continue
-        if type(value) is str:  # most columns; inlined, as a status reads every row
+        # The common types inlined (as `_typed` encodes them): a status reads every row.
+        if type(value) is str:
             kind, data = b"s", value.encode("utf-8", "surrogatepass")
+        elif type(value) is int:
+            kind, data = b"n", str(value).encode()
+        elif type(value) is bytes:
+            kind, data = b"b", value
         else:
             kind, data = _typed(value)
         add(label)
