@@ -29,7 +29,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from tokenpost.clock import Clock
 from tokenpost.errors import TokenpostError
@@ -72,7 +72,6 @@ class Scheduler:
     max_replan: float = 5.0
     replan_factor: float = 20.0
     _plan: _Plan | None = field(default=None, init=False, repr=False)
-    _targets: dict[str, Target] = field(default_factory=dict, init=False, repr=False)
 
     @property
     def wakeup(self) -> asyncio.Event:
@@ -113,7 +112,7 @@ class Scheduler:
             if setting_id in held:
                 continue
             if when <= now:
-                due.append(plan.settings[setting_id])
+                due.append(plan.stored[setting_id][0].setting)
             else:
                 next_due = min(next_due, when)
         for setting, state in self._judged_each_pass(plan, held):
@@ -143,8 +142,14 @@ class Scheduler:
         started = time.process_time()
         states = await self._stored_states()
         cost = time.process_time() - started
-        plan = _Plan.of(revision, states, self._fixed_due, self.clock.now(), cost)
-        self._plan = replace(plan, flows_started=self.authorizer.flows_started)
+        self._plan = _Plan.of(
+            revision,
+            states,
+            self._fixed_due,
+            read_at=self.clock.now(),
+            cost=cost,
+            flows_started=self.authorizer.flows_started,
+        )
         return self._plan
 
     def _paced(self, plan: _Plan) -> bool:
@@ -161,9 +166,9 @@ class Scheduler:
         end), and a state this process holds (the store has not got it)."""
         found = [(s, state) for s, state in plan.waiting if s.setting_id not in held]
         for setting_id in held:
-            setting, state = plan.settings.get(setting_id), self.refresher.held_state(setting_id)
-            if setting is not None and state is not None:
-                found.append((setting, state))
+            stored, state = plan.stored.get(setting_id), self.refresher.held_state(setting_id)
+            if stored is not None and state is not None:
+                found.append((stored[0].setting, state))
         return found
 
     async def _stored_states(self) -> list[tuple[MailSetting, Target, TokenState]]:
@@ -174,7 +179,6 @@ class Scheduler:
         providers = {p.name: p for p in await self.store.list_providers()}
         tokens = {r.setting_id: r for r in await self.store.load_tokens()}
         found: list[tuple[MailSetting, Target, TokenState]] = []
-        targets: dict[str, Target] = {}
         for setting in settings:
             provider = providers.get(setting.provider or "")
             try:
@@ -184,23 +188,21 @@ class Scheduler:
                     if provider is not None
                     else await target_of(self.store, setting)
                 )
-                targets[setting.setting_id] = target
             except TokenpostError as error:
                 log.warning("%s: %s", setting.setting_id, error)
                 continue
             record = tokens.get(setting.setting_id) or never_written(setting.setting_id)
             found.append((setting, target, current_record(record, target).state))
-        self._targets = targets
         return found
 
     def _resolved(self, setting: MailSetting, provider: Provider) -> Target:
-        """`resolve_target`, or the target resolved at the last read when it was resolved from
-        these very records: the store hands out the same record objects for rows that did not
-        change (`store_records.RowReader`), so a plan read again after a change resolves (and
-        hashes the binding of) only the settings that changed."""
-        kept = self._targets.get(setting.setting_id)
-        if kept is not None and kept.setting is setting and kept.provider is provider:
-            return kept
+        """`resolve_target`, or the target of the last plan when it was resolved from these
+        very records: the store hands out the same record objects for rows that did not change
+        (`store_records.RowReader`), so a plan read again after a change resolves (and hashes
+        the binding of) only the settings that changed."""
+        kept = None if self._plan is None else self._plan.stored.get(setting.setting_id)
+        if kept is not None and kept[0].setting is setting and kept[0].provider is provider:
+            return kept[0]
         return resolve_target(setting, provider)
 
     def _fixed_due(self, state: TokenState) -> float | None:
@@ -292,20 +294,20 @@ class Scheduler:
 class _Plan:
     """The due times the store's `revision` implies: `fixed` (soonest first) for the settings
     whose stored state alone fixes them; the `waiting` ones are judged at each pass. `stored`:
-    each setting's target and stored state, as read for this revision. `moved`: the settings
-    served since, with their next due time as serving them told (they are not in `fixed` any
-    more); `failed` once serving one failed (its next due time is only in the store)."""
+    each setting's target (its setting and provider records among it) and stored state, as
+    read for this revision. `moved`: the settings served since, with their next due time as
+    serving them told (they are not in `fixed` any more); `failed` once serving one failed (its
+    next due time is only in the store)."""
 
     revision: int
-    settings: dict[str, MailSetting]
     fixed: list[tuple[float, MailSetting]]
     waiting: list[tuple[MailSetting, TokenState]]
     stored: dict[str, tuple[Target, TokenState]]
     read_at: float  # when it was read (the scheduler's clock)
     cost: float  # the CPU seconds reading it took
+    flows_started: int  # `Authorizer.flows_started` when it was read
     moved: dict[str, float] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
-    flows_started: int = 0  # `Authorizer.flows_started` when it was read
 
     @classmethod
     def of(
@@ -313,8 +315,10 @@ class _Plan:
         revision: int,
         states: list[tuple[MailSetting, Target, TokenState]],
         fixed_due: Callable[[TokenState], float | None],
+        *,
         read_at: float,
         cost: float,
+        flows_started: int,
     ) -> _Plan:
         fixed: list[tuple[float, MailSetting]] = []
         judged: list[tuple[MailSetting, TokenState]] = []
@@ -326,9 +330,8 @@ class _Plan:
             if when is not None:
                 fixed.append((when, setting))
         fixed.sort(key=lambda pair: pair[0])
-        settings = {setting.setting_id: setting for setting, _, _ in states}
         stored = {setting.setting_id: (target, state) for setting, target, state in states}
-        return cls(revision, settings, fixed, judged, stored, read_at, cost)
+        return cls(revision, fixed, judged, stored, read_at, cost, flows_started)
 
     def move(self, setting_id: str, after: float | None, *, now: float) -> None:
         """Record what serving a setting of `fixed` told: its next due time (None: nothing
