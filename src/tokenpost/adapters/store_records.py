@@ -117,24 +117,12 @@ def read(kind: Kind[_T], cipher: Cipher, row: Row) -> _T:
 
 def intact(kind: Kind[_T], cipher: Cipher, rows: Iterable[Row]) -> list[_T]:
     """The records of the rows that are not damaged, in the rows' order."""
-    found = []
-    for row in rows:
-        try:
-            found.append(read(kind, cipher, row))
-        except DamagedRecordError:
-            continue
-    return found
+    return RowReader(cipher).intact(kind, list(rows))
 
 
 def damaged(kind: Kind[Any], cipher: Cipher, rows: Iterable[Row]) -> list[DamagedRecord]:
     """The damaged rows among `rows`, each with the reason and the fix, in the rows' order."""
-    found = []
-    for row in rows:
-        try:
-            read(kind, cipher, row)
-        except DamagedRecordError as error:
-            found.append(DamagedRecord(kind.record_id(row), error.text))
-    return found
+    return RowReader(cipher).damaged(kind, list(rows))
 
 
 def _problem(cipher: Cipher, table: str, row: Row, label: Callable[[], Text]) -> Text | None:
@@ -179,7 +167,7 @@ class RowReader:
         return cast(_T, outcome)  # what `_outcome` returned for this kind
 
     def intact(self, kind: Kind[_T], rows: Sequence[Row]) -> list[_T]:
-        """As the module's `intact`."""
+        """The records of the rows that are not damaged, in the rows' order."""
         self._expect(len(rows))
         found = []
         for row in rows:
@@ -190,7 +178,8 @@ class RowReader:
         return found
 
     def damaged(self, kind: Kind[Any], rows: Sequence[Row]) -> list[DamagedRecord]:
-        """As the module's `damaged`."""
+        """The damaged rows among `rows`, each with the reason and the fix, in the rows'
+        order."""
         self._expect(len(rows))
         found = []
         for row in rows:
