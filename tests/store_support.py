@@ -1,7 +1,8 @@
 """The store's test backends: a SQLite file in a temporary home, and PostgreSQL at 127.0.0.1:5432
 (user postgres, trust auth) in a database made for the test session; raw SQL on them, to
-inspect or damage what the store wrote (the fixtures are in tests/adapters/conftest.py); and a
-store wrapper counting the calls made to it."""
+inspect or damage what the store wrote (the fixtures are in tests/adapters/conftest.py and
+tests/services/conftest.py, both through `fresh_backend`); and a store wrapper counting the
+calls made to it."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pg_support import PG_HOST, PG_PORT
+from pg_support import PG_HOST, PG_PORT, store_url
 from tokenpost.adapters.crypto import load_key
 from tokenpost.adapters.home import Home
 from tokenpost.adapters.store_mac import MAC_COLUMN, row_mac
@@ -58,6 +59,17 @@ class Backend:
             " ORDER BY ordinal_position",
             (table,),
         )
+
+
+def fresh_backend(kind: str, home: Home, database: str | None = None) -> Backend:
+    """`kind` "sqlite": the home's SQLite file; "postgres": `database`, its schema emptied."""
+    if kind == "sqlite":
+        return Backend("sqlite", home, None)
+    assert database is not None
+    reset = Backend("postgres", home, None, database)
+    reset.execute("DROP SCHEMA public CASCADE")
+    reset.execute("CREATE SCHEMA public")
+    return Backend("postgres", home, store_url(database), database)
 
 
 def reseal(backend: Backend, table: str, key: str, value: object) -> None:

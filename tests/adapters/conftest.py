@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from pg_support import PG_HOST, PG_PORT, fresh_database
-from store_support import Backend
+from pg_support import fresh_database
+from store_support import Backend, fresh_backend
 from tokenpost.adapters.home import Home, open_home
 from tokenpost.adapters.sql_store import SqlStore, open_store
 
@@ -28,13 +28,8 @@ def home(tmp_path: Path) -> Home:
 @pytest.fixture(params=["sqlite", "postgres"])
 def backend(request: pytest.FixtureRequest, home: Home) -> Backend:
     if request.param == "sqlite":
-        return Backend("sqlite", home, None)
-    database: str = request.getfixturevalue("postgres_database")
-    reset = Backend("postgres", home, None, database)
-    reset.execute("DROP SCHEMA public CASCADE")
-    reset.execute("CREATE SCHEMA public")
-    url = f"postgresql+psycopg://postgres@{PG_HOST}:{PG_PORT}/{database}"
-    return Backend("postgres", home, url, database)
+        return fresh_backend("sqlite", home)
+    return fresh_backend("postgres", home, request.getfixturevalue("postgres_database"))
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from service_world import World, provider, smtp_setting
 
-from pg_support import fresh_database, store_url
-from store_support import Backend
+from pg_support import fresh_database
+from store_support import Backend, fresh_backend
 from tokenpost.adapters.home import open_home
 
 
@@ -30,9 +30,5 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     """A real store's backend: the home's SQLite file, or PostgreSQL with an empty schema."""
     home = open_home(tmp_path / "home", {})
     if request.param == "sqlite":
-        return Backend("sqlite", home, None)
-    database: str = request.getfixturevalue("pg_database")
-    reset = Backend("postgres", home, None, database)
-    reset.execute("DROP SCHEMA public CASCADE")
-    reset.execute("CREATE SCHEMA public")
-    return Backend("postgres", home, store_url(database), database)
+        return fresh_backend("sqlite", home)
+    return fresh_backend("postgres", home, request.getfixturevalue("pg_database"))
