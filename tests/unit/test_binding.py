@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import replace
 
@@ -20,7 +21,15 @@ from tokenpost.settings.model import (
     Security,
     SmtpSetting,
 )
-from tokenpost.tokens.binding import NO_BINDING, binding_of
+from tokenpost.tokens.binding import (
+    _ACCOUNT,
+    _SERVER,
+    _SETTING,
+    NO_BINDING,
+    binding_of,
+    canonical_fields,
+    canonical_text,
+)
 
 PROVIDER = Provider(
     name="m365",
@@ -190,3 +199,69 @@ def test_distinct_accounts_give_distinct_bindings(first: str, second: str) -> No
     one = binding_of(PROVIDER, replace(SMTP, account=first), scope=SCOPE)
     other = binding_of(PROVIDER, replace(SMTP, account=second), scope=SCOPE)
     assert (one == other) == (first == second)
+
+
+def _reference(
+    provider: Provider, setting: MailSetting, *, endpoints: str = "", scope: tuple[str, ...]
+) -> str:
+    """The binding by its definition: the fields' canonical JSON hashed whole."""
+    fields = canonical_fields(provider, setting, endpoints=endpoints, scope=scope)
+    return hashlib.sha256(canonical_text(fields).encode("utf-8")).hexdigest()
+
+
+_FIELD_TEXT = st.text(max_size=12) | st.sampled_from([_ACCOUNT, _SERVER, _SETTING, "", '"', "é"])
+
+
+@given(
+    tenant=st.none() | _FIELD_TEXT,
+    issuer=st.none() | _FIELD_TEXT,
+    client_id=_FIELD_TEXT,
+    endpoints=_FIELD_TEXT,
+    scope=st.lists(_FIELD_TEXT, max_size=3),
+    account=st.none() | _FIELD_TEXT,
+    server=_FIELD_TEXT,
+    name=_FIELD_TEXT,
+)
+def test_the_template_writes_the_definition(
+    *,
+    tenant: str | None,
+    issuer: str | None,
+    client_id: str,
+    endpoints: str,
+    scope: list[str],
+    account: str | None,
+    server: str,
+    name: str,
+) -> None:
+    """Whatever the fields hold (markers, quotes, control characters, non-ASCII), the binding
+    made from a provider's template is the hash of the whole canonical text; and a second
+    setting of the same provider (the template remembered) too."""
+    provider = replace(PROVIDER, tenant=tenant, issuer=issuer, client_id=client_id)
+    setting = replace(POP, name=name, account=account, server=server)
+    for each in (setting, replace(SMTP, account=name, server=server.upper())):
+        expected = _reference(provider, each, endpoints=endpoints, scope=tuple(scope))
+        assert binding_of(provider, each, endpoints=endpoints, scope=tuple(scope)) == expected
+
+
+def test_a_provider_field_equal_to_a_marker_is_hashed_whole() -> None:
+    provider = replace(PROVIDER, tenant=_ACCOUNT)
+    assert binding_of(provider, SMTP, scope=SCOPE) == _reference(provider, SMTP, scope=SCOPE)
+    assert binding_of(provider, SMTP, scope=SCOPE) != BASE
+
+
+def test_the_binding_is_pinned() -> None:
+    """A fixed vector: every stored token's binding was made this way; a change to the
+    canonical text would drop every token (raise `_VERSION` instead, on purpose)."""
+    assert BASE == "6f1e741a81d49e75a9abff8239cac9fcb05cad41358e4e21ba0e923cdbed0c40"
+    assert _reference(PROVIDER, SMTP, scope=SCOPE) == BASE
+    assert canonical_text(canonical_fields(PROVIDER, SMTP, endpoints="", scope=SCOPE)) == (
+        '{"account":"printer@contoso.example",'
+        '"authorization_endpoint":"https://login.example/authorize",'
+        '"client_id":"11111111-2222-3333-4444-555555555555",'
+        '"device_authorization_endpoint":"https://login.example/devicecode","flow":"device",'
+        '"issuer":"https://login.microsoftonline.com/contoso/v2.0","preset":"microsoft",'
+        '"resolved_endpoints":"","revocation_endpoint":"https://login.example/revoke",'
+        '"scope":["https://outlook.office.com/SMTP.Send","offline_access"],'
+        '"server":"smtp.office365.com","setting":"smtp","tenant":"contoso.onmicrosoft.com",'
+        '"token_endpoint":"https://login.example/token","v":1}'
+    )
