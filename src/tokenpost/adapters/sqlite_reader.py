@@ -19,11 +19,13 @@ each); `damaged_records` reads each settings table once.
 from __future__ import annotations
 
 import sqlite3
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from tokenpost.adapters import store_records as records
 from tokenpost.adapters.crypto import Cipher, load_key
 from tokenpost.adapters.home import Home
+from tokenpost.adapters.store_records import RowReader
 from tokenpost.adapters.store_schema import (
     BUSY_TIMEOUT_S,
     HEAD_REVISION,
@@ -67,14 +69,7 @@ def open_sqlite_reader(home: Home) -> SqliteReader | None:
     if not path.is_file():
         return None
     where = str(path)
-    with sqlite_errors(where):
-        conn = sqlite3.connect(
-            path.absolute().as_uri() + "?mode=ro",
-            uri=True,
-            timeout=BUSY_TIMEOUT_S,
-            isolation_level=None,  # autocommit: every SELECT is its own read transaction
-            check_same_thread=False,
-        )
+    conn = connect_read_only(path, where)
     try:
         cipher = _checked_cipher(conn, home, where)
     except BaseException:
@@ -84,6 +79,23 @@ def open_sqlite_reader(home: Home) -> SqliteReader | None:
         conn.close()
         return None
     return SqliteReader(conn, cipher, where=where)
+
+
+def connect_read_only(path: Path, where: str) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file `path`, in autocommit: every SELECT is its
+    own read transaction and sees the latest commit. Usable from any thread.
+
+    Raises:
+        StoreError: the file cannot be opened.
+    """
+    with sqlite_errors(where):
+        return sqlite3.connect(
+            path.absolute().as_uri() + "?mode=ro",
+            uri=True,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+        )
 
 
 def _checked_cipher(conn: sqlite3.Connection, home: Home, where: str) -> Cipher | None:
@@ -116,10 +128,18 @@ class SqliteReader:
     Build it with `open_sqlite_reader`; close it when done.
     """
 
-    def __init__(self, conn: sqlite3.Connection, cipher: Cipher, *, where: str) -> None:
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        cipher: Cipher,
+        *,
+        where: str,
+        row_reader: RowReader | None = None,
+    ) -> None:
         self._conn = conn
         self._cipher = cipher
-        self._records = records.RowReader(cipher)  # remembers what each row read to
+        # Remembers what each row read to; a store that also reads otherwise shares its own.
+        self._records = row_reader or RowReader(cipher)
         self._where = where
 
     async def close(self) -> None:
